@@ -1,0 +1,229 @@
+"""Turn swept values into findings: bad points, ranges on the float lattice, exact
+boundaries by bisection, a first classification and a message. Pure NumPy; the framework is
+reached only through the `Probe` callback the worker passes in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gradsafe.floats import F64, I64, DTypeInfo, display, info, keys_to_values, shortest_repr
+from gradsafe.model import DTypeName, Finding, Kind, Location, Range, Severity
+from gradsafe.probes import ProbePlan
+
+BoolArray = npt.NDArray[np.bool_]
+MAX_RANGES = 8  # per kind and dtype; more are summarised in the message of the last one
+BISECT_WIDTH = 1023  # candidates per bisection step (one full-width vector with its pad)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Forward, gradient and float64 reference forward at a set of inputs."""
+
+    x: F64
+    forward: F64
+    gradient: F64 | None
+    reference: F64  # float64 forward where the forward is non-finite, else the forward
+
+
+# evaluates inputs of the plan's dtype and returns the same Sample the sweep produced
+Probe = Callable[[F64], Sample]
+
+
+@dataclass(frozen=True)
+class Context:
+    dtype: DTypeName
+    framework: str
+    operating_range: float
+    location: Location | None
+    features: frozenset[str]
+
+
+@dataclass
+class Counter:
+    evaluations: int = 0
+
+
+def bad_masks(s: Sample, d: DTypeInfo) -> dict[Kind, BoolArray]:
+    finite_x = np.isfinite(s.x)
+    fwd_finite = np.isfinite(s.forward)
+    with np.errstate(invalid="ignore"):
+        representable = np.isfinite(s.reference) & (np.abs(s.reference) <= d.max)
+    fwd_bad = ~np.isnan(s.x) & (np.isnan(s.forward) | (np.isinf(s.forward) & representable))
+    fwd_bad &= finite_x | np.isnan(s.forward)
+    if s.gradient is None:
+        grad_bad = np.zeros_like(finite_x)
+    else:
+        grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient)
+    return {"gradient": grad_bad, "forward": fwd_bad}
+
+
+def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
+            counter: Counter | None = None) -> list[Finding]:
+    d = info(plan.dtype)
+    counter = counter or Counter()
+    masks = bad_masks(sample, d)
+    findings: list[Finding] = []
+    finite = np.isfinite(plan.values)
+    infinite = np.isinf(plan.values)
+    for kind in ("gradient", "forward"):
+        kind_t: Kind = kind  # type: ignore[assignment]
+        bad = masks[kind_t]
+        runs = _runs(bad & finite, finite)
+        for i, (lo, hi) in enumerate(runs[:MAX_RANGES]):
+            lo_key = _edge(plan, lo, -1, finite, probe, d, kind_t, counter)
+            hi_key = _edge(plan, hi, +1, finite, probe, d, kind_t, counter)
+            extra = len(runs) - MAX_RANGES if i == MAX_RANGES - 1 else 0
+            findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, kind_t, ctx, d,
+                                     extra))
+        for idx in np.flatnonzero(bad & infinite):
+            findings.append(_finding(plan, sample, int(idx), int(idx), int(plan.keys[idx]),
+                                     int(plan.keys[idx]), kind_t, ctx, d, 0, info_only=True))
+    return findings
+
+
+def _runs(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
+    """Index ranges [lo, hi] of consecutive bad probes among the considered ones."""
+    idx = np.flatnonzero(considered)
+    flags = bad[idx]
+    if not flags.any():
+        return []
+    padded = np.concatenate([[False], flags, [False]])
+    starts = np.flatnonzero(~padded[:-1] & padded[1:])
+    ends = np.flatnonzero(padded[:-1] & ~padded[1:]) - 1
+    return [(int(idx[s]), int(idx[e])) for s, e in zip(starts, ends, strict=True)]
+
+
+def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d: DTypeInfo,
+          kind: Kind, counter: Counter) -> int:
+    """Exact key of the outermost bad value of the run ending at probe i in direction step,
+    by k-ary bisection between it and the neighbouring good probe."""
+    j = i + step
+    while 0 <= j < plan.values.size and not finite[j]:
+        j += step
+    bad_key = int(plan.keys[i])
+    if not 0 <= j < plan.values.size:
+        return bad_key
+    good_key = int(plan.keys[j])
+    while abs(good_key - bad_key) > 1:
+        lo, hi = sorted((good_key, bad_key))
+        n = min(hi - lo - 1, BISECT_WIDTH)
+        cand = np.unique(np.linspace(lo, hi, n + 2)[1:-1].round().astype(np.int64))
+        cand = cand[(cand > lo) & (cand < hi)]
+        counter.evaluations += 1
+        sub = bad_masks(probe(keys_to_values(cand, d)), d)[kind]
+        # walk from the good side: the first bad candidate is the new bad end
+        order = cand if good_key < bad_key else cand[::-1]
+        flags = sub if good_key < bad_key else sub[::-1]
+        hit = np.flatnonzero(flags)
+        if hit.size == 0:
+            good_key = int(order[-1])
+        else:
+            k = int(hit[0])
+            bad_key = int(order[k])
+            if k > 0:
+                good_key = int(order[k - 1])
+    return bad_key
+
+
+def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: int,
+             kind: Kind, ctx: Context, d: DTypeInfo, extra: int,
+             info_only: bool = False) -> Finding:
+    bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
+    low, high = float(bounds[0]), float(bounds[1])
+    members = np.arange(lo, hi + 1)
+    masks = bad_masks(_take(s, members), d)[kind]
+    members = members[masks]
+    ex = _example(plan.values[members], ctx.operating_range, plan.dtype)
+    ex_idx = int(members[ex])
+    x = float(plan.values[ex_idx])
+    fwd = float(s.forward[ex_idx])
+    grad = float(s.gradient[ex_idx]) if s.gradient is not None else float("nan")
+    r = ctx.operating_range
+    severity: Severity
+    if info_only:
+        severity = "info"
+    else:
+        severity = "error" if low <= r and high >= -r else "warning"
+    boundary = _boundary(low, high, d)
+    code = classify(kind, s, members, ctx.features)
+    message = _message(kind, low, high, d, plan.dtype, x, fwd, grad,
+                       float(s.reference[ex_idx]), extra)
+    return Finding(code, kind, severity, plan.dtype, ctx.framework, x, fwd, grad,
+                   Range(low, high), boundary, ctx.location, message)
+
+
+def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:
+    return Sample(s.x[idx], s.forward[idx], None if s.gradient is None else s.gradient[idx],
+                  s.reference[idx])
+
+
+def _example(values: F64, r: float, dtype: str) -> int:
+    """A readable bad input: inside the operating range if possible, short, small."""
+    inside = np.flatnonzero(np.abs(values) <= r)
+    pool = inside if inside.size else np.arange(values.size)
+    best = min(pool.tolist(), key=lambda i: (len(shortest_repr(float(values[i]), dtype)),
+                                              abs(float(values[i])), float(values[i])))
+    return int(best)
+
+
+def _boundary(low: float, high: float, d: DTypeInfo) -> float:
+    """The edge of the range that is a threshold, not the end of the dtype."""
+    low_end, high_end = abs(low) >= d.max, abs(high) >= d.max
+    if low_end and not high_end:
+        return high
+    if high_end and not low_end:
+        return low
+    return low if abs(low) <= abs(high) else high
+
+
+def classify(kind: Kind, s: Sample, members: npt.NDArray[np.int64],
+             features: frozenset[str]) -> str:
+    """A first cause from the values and the source's shape; `locate` refines it."""
+    if kind == "forward":
+        nan = np.isnan(s.forward[members]).any()
+        return "GS202" if nan and "mask_multiply" in features else "GS201"
+    if "where" in features:
+        return "GS101"
+    grads = s.gradient[members] if s.gradient is not None else np.array([np.nan])
+    if np.isinf(grads).all() and members.size <= 4:
+        return "GS103"
+    return "GS102"
+
+
+def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
+    lo, hi = display(low, dtype), display(high, dtype)
+    if low == high:
+        return f"x = {lo}"
+    if abs(high) >= d.max and high > 0 and not np.isinf(low):
+        return f"x >= {lo}"
+    if abs(low) >= d.max and low < 0 and not np.isinf(high):
+        return f"x <= {hi}"
+    return f"{lo} <= x <= {hi}"
+
+
+def _message(kind: Kind, low: float, high: float, d: DTypeInfo, dtype: str, x: float,
+             fwd: float, grad: float, ref: float, extra: int) -> str:
+    where = describe_range(low, high, d, dtype)
+    xs, fs, gs = (display(v, dtype) for v in (x, fwd, grad))
+    if kind == "gradient":
+        text = (f"gradient is {_what(grad)} for {where} in {dtype} while the forward is "
+                f"finite (at x = {xs}: forward {fs}, gradient {gs})")
+    else:
+        text = (f"forward is {_what(fwd)} for {where} in {dtype} where the float64 value "
+                f"is {shortest_repr(ref, 'float64')} (at x = {xs})")
+        if np.isinf(x):
+            text = f"forward is {_what(fwd)} at x = {xs} in {dtype}"
+    if extra:
+        text += f"; {extra} more bad ranges not listed"
+    return text
+
+
+def _what(v: float) -> str:
+    return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+
+
+__all__ = ["I64", "Context", "Counter", "Probe", "Sample", "analyse", "bad_masks"]

@@ -1,0 +1,106 @@
+"""The interface every framework backend implements, and the shared chunking around it."""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradsafe.floats import F64
+
+# Every evaluation uses vectors whose length is a multiple of WIDTH: CPU kernels take
+# different code paths for short tails and vectorized bodies (torch.cosh(89.0) is finite
+# in a 16-element tensor and inf in a 64-element one), so sweeps and bisections must see
+# every value in the same kind of vector.
+WIDTH = 1024
+CHUNK = 1 << 16
+
+
+class TargetError(Exception):
+    """The target broke its contract (raised, returned None, wrong shape...)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    forward: F64
+    gradient: F64 | None  # None: the output does not depend differentiably on the input
+    note: str | None = None
+
+
+Fn = Callable[[Any], Any]
+
+
+def resolve_dotted(dotted: str) -> Any:
+    """Import the longest importable prefix of a dotted name, then walk attributes."""
+    parts = dotted.split(".")
+    if parts[0] == "tf":
+        parts[0] = "tensorflow"
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            raise TargetError(f"'{dotted}' has no attribute '{attr}'") from None
+        return obj
+    raise TargetError(f"cannot import '{dotted}'")
+
+
+def pad(xs: F64) -> tuple[F64, int]:
+    n = int(xs.size)
+    width = max(WIDTH, -(-n // WIDTH) * WIDTH)
+    if width == n:
+        return xs, n
+    filler = xs[0] if n else 0.0
+    return np.concatenate([xs, np.full(width - n, filler)]), n
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    def version(self) -> str:
+        """The framework's version string."""
+
+    @abstractmethod
+    def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
+        """A callable for one dtype, and a note on how it was built (e.g. a dtype policy)."""
+
+    @abstractmethod
+    def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
+        """Forward (and one VJP with a ones cotangent when grad) of a padded chunk."""
+
+    def evaluate(self, fn: Fn, xs: F64, dtype: str, grad: bool = True) -> Evaluation:
+        """Forward and gradient at every point, in chunks of full-width vectors."""
+        forwards: list[F64] = []
+        grads: list[F64] = []
+        no_grad = False
+        note = None
+        for start in range(0, max(int(xs.size), 1), CHUNK):
+            chunk, n = pad(xs[start:start + CHUNK])
+            ev = self.run_chunk(fn, chunk, dtype, grad)
+            note = note or ev.note
+            forwards.append(ev.forward[:n])
+            if ev.gradient is None:
+                no_grad = True
+            else:
+                grads.append(ev.gradient[:n])
+        forward = np.concatenate(forwards) if forwards else np.zeros(0)
+        if not grad or no_grad:
+            return Evaluation(forward, None, note)
+        return Evaluation(forward, np.concatenate(grads), note)
+
+
+def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object) -> None:
+    if y is None:
+        raise TargetError("returned None instead of a tensor")
+    if tuple(y_shape) != tuple(x_shape):
+        raise TargetError(f"returned shape {tuple(y_shape)} for an input of shape "
+                          f"{tuple(x_shape)} (expected an elementwise function)")

@@ -1,0 +1,59 @@
+"""Model dataclasses to plain JSON data and back (the worker protocol and reports)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from gradsafe.model import (
+    Finding,
+    Location,
+    Options,
+    Range,
+    Suggestion,
+    Target,
+    TargetResult,
+)
+
+
+def encode(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, frozenset):
+        return sorted(encode(v) for v in obj)
+    if isinstance(obj, (tuple, list)):
+        return [encode(v) for v in obj]
+    return obj
+
+
+def _location(d: dict[str, Any] | None) -> Location | None:
+    return Location(**d) if d else None
+
+
+def finding(d: dict[str, Any]) -> Finding:
+    s = d.get("suggestion")
+    return Finding(
+        d["code"], d["kind"], d["severity"], d["dtype"], d["framework"],
+        float(d["example_input"]), float(d["forward"]), float(d["gradient"]),
+        Range(float(d["range"]["low"]), float(d["range"]["high"])), float(d["boundary"]),
+        _location(d.get("location")), d["message"], Suggestion(**s) if s else None,
+    )
+
+
+def target_result(d: dict[str, Any]) -> TargetResult:
+    return TargetResult(
+        d["name"], d["file"], d["line"], d["framework"], d["status"], d["error"],
+        tuple(finding(f) for f in d["findings"]), tuple(d.get("notes", ())),
+    )
+
+
+def target(d: dict[str, Any]) -> Target:
+    return Target(d["name"], d["file"], d["line"], d["kind"], tuple(d["frameworks"]),
+                  tuple(d["constants"]), frozenset(d["features"]), d["error"])
+
+
+def options(d: dict[str, Any]) -> Options:
+    fws = d["frameworks"]
+    return Options(tuple(fws) if fws is not None else None, tuple(d["dtypes"]),
+                   tuple(d["targets"]), d["operating_range"], d["fail_on"], d["timeout"],
+                   d["seed"])

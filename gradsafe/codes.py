@@ -1,0 +1,172 @@
+"""The one table of finding codes. Reporters, `explain`, SARIF rules and docs read it from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    name: str
+    summary: str
+    explanation: str
+    before: str
+    after: str
+    links: tuple[str, ...] = ()
+
+
+HELP_URI = "https://github.com/gradsafe/gradsafe#codes"
+
+CODES: tuple[Code, ...] = (
+    Code(
+        "GS101",
+        "branch-leak",
+        "gradient is NaN/inf because a where/select discards a branch whose value or "
+        "local derivative is not finite (0 x inf in the backward)",
+        "where(c, a, b) evaluates both branches. In the backward, the discarded branch gets a "
+        "zero cotangent, and the chain rule multiplies that zero by the branch's local "
+        "derivative. When the discarded branch overflowed (exp(100) = inf in float32), "
+        "0 * inf = NaN reaches the input gradient although the forward value is finite. "
+        "Fix it by making the discarded branch safe: feed it an input that cannot overflow "
+        "(the 'double where'), or mask inside the exponential.",
+        "torch.where(x > 0, x, torch.exp(x) - 1)",
+        "torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))",
+        (
+            "https://github.com/pytorch/pytorch/issues/68425",
+            "https://jax.readthedocs.io/en/latest/faq.html"
+            "#gradients-contain-nan-where-using-where",
+            "https://www.tensorflow.org/api_docs/python/tf/where",
+        ),
+    ),
+    Code(
+        "GS102",
+        "backward-overflow",
+        "gradient is NaN/inf from an overflow inside the backward of the selected computation",
+        "The forward value is finite, but an intermediate value overflows and the backward "
+        "divides or multiplies infinities: log(1 + exp(x)) at x = 100 has forward inf in "
+        "float32 already, and in x * tanh(log(1 + exp(x))) the forward saturates to x while "
+        "the backward computes exp(x) / (1 + exp(x)) = inf / inf = NaN. Use the framework's "
+        "stable primitive (softplus, logaddexp, log_sigmoid) instead.",
+        "x * torch.tanh(torch.log(1 + torch.exp(x)))",
+        "x * torch.tanh(torch.nn.functional.softplus(x))",
+    ),
+    Code(
+        "GS103",
+        "infinite-derivative",
+        "the derivative is infinite or undefined at a point (sqrt at 0, log at 0)",
+        "The function is finite at the point but its derivative is not: sqrt'(0) = inf, "
+        "d/dx x**0.5 at 0, log at 0. Training that visits the point gets inf or NaN. Add an "
+        "epsilon inside the singular operation, guard the input, or write a custom gradient.",
+        "torch.sqrt(x * x)",
+        "torch.sqrt(x * x + 1e-12)",
+    ),
+    Code(
+        "GS104",
+        "no-gradient",
+        "the gradient is None, disconnected, or the output is not differentiable",
+        "The target's output does not depend differentiably on its input: it returned an "
+        "integer or boolean tensor, detached the graph, or went through NumPy. Gradients "
+        "are None or zero everywhere.",
+        "(x > 0).float() * x.detach()",
+        "torch.relu(x)",
+    ),
+    Code(
+        "GS201",
+        "forward-overflow",
+        "forward is inf/NaN for a finite input where the true value is finite",
+        "An intermediate value overflows the dtype, so the forward returns inf or NaN where "
+        "the same formula in float64 is finite and representable: tanh written with exps "
+        "gives inf/inf = NaN for |x| > 88.7 in float32.",
+        "(torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))",
+        "torch.tanh(x)",
+    ),
+    Code(
+        "GS202",
+        "mask-multiply",
+        "forward NaN from mask * f(x) where f(x) is inf (0 x inf in the forward)",
+        "Selecting with a multiplication, mask * f(x) + (1 - mask) * g(x), computes both "
+        "branches; where the mask is 0 and the branch overflowed, 0 * inf = NaN.",
+        "m = x > 0\nm * x + (~m) * (torch.exp(x) - 1)",
+        "torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))",
+    ),
+    Code(
+        "GS203",
+        "forward-inaccurate",
+        "forward deviates from a float64 evaluation beyond the dtype's tolerance",
+        "The forward is finite but wrong: an intermediate overflowed or underflowed and the "
+        "result lost all digits (x / sqrt(1 + x*x) returns 0 once x*x overflows).",
+        "x / torch.sqrt(1 + x * x)",
+        "x * torch.rsqrt(1 + x * x)  # or rescale before squaring",
+    ),
+    Code(
+        "GS301",
+        "wrong-custom-gradient",
+        "a hand-written backward disagrees with the numeric derivative",
+        "The gradient returned by a custom backward differs from autodiff of the forward and "
+        "from a float64 numeric derivative beyond the dtype's tolerance.",
+        "return grad * y  # d/dx sigmoid is y * (1 - y)",
+        "return grad * y * (1 - y)",
+    ),
+    Code(
+        "GS302",
+        "backward-mutates-input",
+        "a hand-written backward changes its incoming gradient in place",
+        "The incoming gradient array can be shared with other consumers; writing into it "
+        "corrupts their gradients.",
+        "dout[self.mask] = 0\nreturn dout",
+        "dx = dout.copy()\ndx[self.mask] = 0\nreturn dx",
+    ),
+    Code(
+        "GS303",
+        "backward-contract",
+        "a hand-written backward returns nothing, or the wrong shape/dtype",
+        "A backward must return one gradient per input, with the input's shape and dtype.",
+        "dx = dout * mask  # and no return",
+        "return dout * mask",
+    ),
+    Code(
+        "GS401",
+        "framework-disagreement",
+        "the same definition gives different values or gradients in different frameworks",
+        "Two ports of one activation differ beyond the dtype's tolerance.",
+        "jnp.where(x > 0, x, 0.1 * x)  vs  torch.where(x > 0, x, 0.01 * x)",
+        "use the same constant in both ports",
+    ),
+    Code(
+        "GS402",
+        "kink-convention",
+        "frameworks pick different valid subgradients at a non-differentiable point",
+        "At a kink (abs, max, clip at 0) any subgradient is valid; frameworks differ, which "
+        "matters when inputs sit exactly on the kink.",
+        "jnp.abs(x)  # d/dx at 0: 1 in JAX, 0 in torch",
+        "document the convention, or use where(x > 0, ...) explicitly",
+    ),
+    Code(
+        "GS501",
+        "parameter-gradient",
+        "non-finite gradient with respect to a learnable parameter",
+        "The input gradient is finite but the gradient of a learnable parameter is not, so "
+        "the optimizer writes NaN into the weights.",
+        "self.alpha * (torch.exp(x) - 1)  # inside a where",
+        "self.alpha * torch.expm1(torch.where(x > 0, 0.0, x))",
+    ),
+    Code(
+        "GS502",
+        "degenerate-parameter",
+        "a constructor argument value makes the function non-finite",
+        "Some parameter values (alpha = 0, beta = 0) divide by zero and make the function NaN "
+        "for every input.",
+        "x + torch.sin(a * x) ** 2 / a",
+        "x + torch.sin(a * x) ** 2 / (a + 1e-9)",
+    ),
+)
+
+BY_CODE: dict[str, Code] = {c.code: c for c in CODES}
+
+
+def lookup(code: str) -> Code:
+    try:
+        return BY_CODE[code.upper()]
+    except KeyError:
+        raise KeyError(f"unknown code {code!r}; known: {', '.join(BY_CODE)}") from None

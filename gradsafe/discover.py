@@ -1,0 +1,279 @@
+"""Find targets statically: parse files with `ast`, never import them.
+
+The CLI process must stay free of frameworks and of user code (which may hang or crash), so
+targets, their frameworks and the constants in their source are read from the syntax tree.
+The worker imports the file later and looks the targets up by name.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gradsafe.model import Target
+
+# module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
+_ROOTS = {
+    "torch": "torch",
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+    "keras": "tensorflow",
+    "tf_keras": "tensorflow",
+    "jax": "jax",
+    "flax": "jax",
+    "numpy": "numpy",
+}
+_SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", ".tox", ".mypy_cache"}
+_WHERE_NAMES = {"where", "select", "masked_fill", "masked_fill_", "cond", "switch_case"}
+
+
+class DiscoveryError(Exception):
+    """A path given on the command line cannot be read at all."""
+
+
+def framework_of_module(module: str) -> str | None:
+    root = module.split(".", 1)[0]
+    if module.startswith("tensorflow.experimental.numpy"):
+        return "tensorflow"
+    return _ROOTS.get(root)
+
+
+def builtin_target(dotted: str) -> Target:
+    framework = framework_of_module(dotted)
+    if framework is None or framework == "numpy" or "." not in dotted:
+        return Target(dotted, None, None, "builtin", (),
+                      error=f"'{dotted}' is not a file, directory or dotted name of a "
+                            "torch, tensorflow, keras or jax function")
+    return Target(dotted, None, None, "builtin", (framework,))
+
+
+def looks_dotted(arg: str) -> bool:
+    parts = arg.split(".")
+    return len(parts) >= 2 and all(p.isidentifier() for p in parts)
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[str]:
+    """Files and dotted names in a stable order; directories recurse into *.py."""
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                for name in sorted(files):
+                    if name.endswith(".py"):
+                        yield str(Path(root) / name)
+        elif p.is_file():
+            yield str(p)
+        elif looks_dotted(arg) and not arg.endswith(".py"):
+            yield arg
+        else:
+            raise DiscoveryError(f"no such file or directory: {arg}")
+
+
+def discover(paths: Iterable[str]) -> list[Target]:
+    targets: list[Target] = []
+    for item in expand_paths(paths):
+        if Path(item).is_file():
+            targets.extend(discover_file(item))
+        else:
+            targets.append(builtin_target(item))
+    return targets
+
+
+@dataclass
+class _Scope:
+    aliases: dict[str, str] = field(default_factory=dict)  # local name -> module path
+    functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
+    classes: dict[str, ast.ClassDef] = field(default_factory=dict)
+    constants: dict[str, ast.expr] = field(default_factory=dict)
+
+
+def discover_file(path: str) -> list[Target]:
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Target("<module>", path, None, "function", (),
+                       error=f"cannot read file: {exc.__class__.__name__}: {exc}")]
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        return [Target("<module>", path, exc.lineno, "function", (),
+                       error=f"SyntaxError: {exc.msg} (line {exc.lineno})")]
+    scope = _collect(tree)
+    targets = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and _is_target_function(node):
+            frameworks = _frameworks(node, scope, set())
+            targets.append(Target(node.name, path, node.lineno, "function", frameworks,
+                                  _constants(node, scope), _features(node, scope)))
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            kind = _class_kind(node, scope, set())
+            if kind is None:
+                continue
+            frameworks = ("tensorflow",) if kind == "layer" else _frameworks(node, scope, set())
+            if kind == "module":
+                frameworks = ("torch",)
+            targets.append(Target(node.name, path, node.lineno, kind, frameworks,
+                                  _constants(node, scope), _features(node, scope)))
+    return targets
+
+
+def _collect(tree: ast.Module) -> _Scope:
+    scope = _Scope()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    scope.aliases[a.asname] = a.name
+                else:
+                    root = a.name.split(".", 1)[0]
+                    scope.aliases[root] = root
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            scope.functions[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            scope.classes[node.name] = node
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    scope.constants[t.id] = node.value
+    return scope
+
+
+def _is_target_function(node: ast.FunctionDef) -> bool:
+    if node.name.startswith("_") or node.name.startswith("test"):
+        return False
+    args = node.args
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    kw_required = any(d is None for d in args.kw_defaults)
+    return len(positional) >= 1 and required == 1 and not kw_required
+
+
+def _dotted(node: ast.expr) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def resolve(name: str, scope: _Scope) -> str:
+    head, _, rest = name.partition(".")
+    base = scope.aliases.get(head)
+    if base is None:
+        return name
+    return f"{base}.{rest}" if rest else base
+
+
+def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]:
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            if sub.id in scope.aliases:
+                fw = framework_of_module(scope.aliases[sub.id])
+                if fw:
+                    found.add(fw)
+            elif sub.id in scope.functions and sub.id not in seen:
+                seen.add(sub.id)
+                found.update(_frameworks(scope.functions[sub.id], scope, seen))
+            elif sub.id in scope.classes and sub.id not in seen:
+                seen.add(sub.id)
+                found.update(_frameworks(scope.classes[sub.id], scope, seen))
+    ml = found - {"numpy"}
+    if ml:
+        return tuple(sorted(ml, key=("torch", "tensorflow", "jax").index))
+    return tuple(sorted(found))
+
+
+def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+    for base in node.bases:
+        dotted = _dotted(base)
+        if dotted is None:
+            continue
+        if dotted in scope.classes and dotted not in seen:
+            seen.add(dotted)
+            kind = _class_kind(scope.classes[dotted], scope, seen)
+            if kind:
+                return kind
+            continue
+        full = resolve(dotted, scope)
+        if full.startswith("torch.nn.") and full != "torch.nn.functional":
+            return "module"
+        if "keras" in full and full.rsplit(".", 1)[-1] == "Layer":
+            return "layer"
+    return None
+
+
+def _number(node: ast.expr) -> float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return -inner if inner is not None else None
+    return None
+
+
+def _constants(node: ast.AST, scope: _Scope) -> tuple[float, ...]:
+    """Numeric literals in the target and the module-level names it reads."""
+    values: set[float] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.expr):
+            v = _number(sub)
+            if v is not None and v == v and abs(v) not in (0.0, float("inf")):
+                values.add(abs(v))
+        if isinstance(sub, ast.Name) and sub.id in scope.constants:
+            v = _number(scope.constants[sub.id])
+            if v is not None and v != 0:
+                values.add(abs(v))
+    return tuple(sorted(values))
+
+
+def _features(node: ast.AST, scope: _Scope) -> frozenset[str]:
+    """Syntactic hints used to name a finding before the tracer refines it."""
+    feats: set[str] = set()
+    masks: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and _is_mask(sub.value, masks):
+            masks.update(t.id for t in sub.targets if isinstance(t, ast.Name))
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            d = _dotted(sub.func)
+            if d and d.rsplit(".", 1)[-1] in _WHERE_NAMES:
+                feats.add("where")
+            if d and d.rsplit(".", 1)[-1] in scope.functions:
+                feats.update(_features(scope.functions[d.rsplit(".", 1)[-1]], scope))
+        if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Mult) and (
+                _is_mask(sub.left, masks) or _is_mask(sub.right, masks)):
+            feats.add("mask_multiply")
+    return frozenset(feats)
+
+
+def _is_mask(node: ast.expr, masks: set[str]) -> bool:
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in masks
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.Not)):
+        return _is_mask(node.operand, masks)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
+        return _is_mask(node.right, masks)  # 1 - mask
+    if isinstance(node, ast.Call):
+        d = _dotted(node.func) or ""
+        last = d.rsplit(".", 1)[-1]
+        if last in {"float", "double", "half", "type", "to", "astype", "cast", "logical_not"}:
+            inner = node.func.value if isinstance(node.func, ast.Attribute) else None
+            if inner is not None and _is_mask(inner, masks):
+                return True
+            return any(_is_mask(a, masks) for a in node.args)
+    return False

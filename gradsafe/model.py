@@ -1,0 +1,108 @@
+"""The data model: every value that flows through the pipeline, as frozen dataclasses.
+
+Numbers are Python floats (float64 holds every float16/bfloat16/float32 value exactly);
+reporters format them for the dtype they belong to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Framework = Literal["torch", "tensorflow", "jax", "numpy"]
+FRAMEWORKS: tuple[Framework, ...] = ("torch", "tensorflow", "jax")
+DTypeName = Literal["float16", "bfloat16", "float32", "float64"]
+DTYPES: tuple[DTypeName, ...] = ("float16", "bfloat16", "float32", "float64")
+DEFAULT_DTYPES: tuple[DTypeName, ...] = ("float32", "float16", "bfloat16")
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+Kind = Literal["gradient", "forward"]
+Status = Literal["pass", "fail", "error"]
+TargetKind = Literal["function", "module", "layer", "builtin"]
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+@dataclass(frozen=True)
+class Range:
+    """Closed interval of bad inputs on the dtype's float lattice."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    title: str
+    diff: str
+    verified: bool
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    kind: Kind
+    severity: Severity
+    dtype: DTypeName
+    framework: str
+    example_input: float
+    forward: float
+    gradient: float
+    range: Range
+    boundary: float
+    location: Location | None
+    message: str
+    suggestion: Suggestion | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something to check, found statically (the CLI process never imports user code)."""
+
+    name: str
+    file: str | None
+    line: int | None
+    kind: TargetKind
+    frameworks: tuple[str, ...]
+    constants: tuple[float, ...] = ()
+    features: frozenset[str] = field(default_factory=frozenset)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    frameworks: tuple[str, ...] | None = None
+    dtypes: tuple[DTypeName, ...] = DEFAULT_DTYPES
+    targets: tuple[str, ...] = ()
+    operating_range: float = 1e4
+    fail_on: Severity = "error"
+    timeout: float = 60.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    name: str
+    file: str | None
+    line: int | None
+    framework: str | None
+    status: Status
+    error: str | None
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    targets: tuple[TargetResult, ...]
+    dtypes: tuple[DTypeName, ...]
+    operating_range: float
+    fail_on: Severity
+    schema: str = "gradsafe-report/1"

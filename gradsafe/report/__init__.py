@@ -1,0 +1,29 @@
+"""Reporters: render a Report. The only part of gradsafe that produces output text."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from gradsafe.model import Report
+
+
+class Format(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+Renderer = Callable[[Report, bool], str]
+
+
+def renderer(fmt: Format) -> Renderer:
+    """The reporter for a format (every Format member has one; a test checks it)."""
+    if fmt is Format.TEXT:
+        from gradsafe.report.text import render as text
+
+        return text
+    if fmt is Format.JSON:
+        from gradsafe.report.json_report import render as js
+
+        return js
+    raise ValueError(f"no reporter for {fmt}")

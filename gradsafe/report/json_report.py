@@ -1,0 +1,77 @@
+"""JSON report, schema "gradsafe-report/1": deterministic bytes for the same input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gradsafe import __version__
+from gradsafe.engine import exit_code
+from gradsafe.floats import json_number
+from gradsafe.model import SEVERITIES, Finding, Location, Report, TargetResult
+
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+
+
+def _location(loc: Location | None) -> dict[str, Any] | None:
+    if loc is None:
+        return None
+    return {"file": loc.file, "line": loc.line, "col": loc.col, "end_line": loc.end_line,
+            "end_col": loc.end_col}
+
+
+def finding_data(f: Finding) -> dict[str, Any]:
+    n = f.dtype
+    return {
+        "code": f.code,
+        "kind": f.kind,
+        "severity": f.severity,
+        "dtype": f.dtype,
+        "framework": f.framework,
+        "example_input": json_number(f.example_input, n),
+        "forward": json_number(f.forward, n),
+        "gradient": json_number(f.gradient, n),
+        "range": {"low": json_number(f.range.low, n), "high": json_number(f.range.high, n)},
+        "boundary": json_number(f.boundary, n),
+        "location": _location(f.location),
+        "message": f.message,
+        "suggestion": None if f.suggestion is None else {
+            "title": f.suggestion.title, "diff": f.suggestion.diff,
+            "verified": f.suggestion.verified},
+    }
+
+
+def target_data(t: TargetResult) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "file": t.file,
+        "line": t.line,
+        "framework": t.framework,
+        "status": t.status,
+        "error": t.error,
+        "notes": list(t.notes),
+        "findings": [finding_data(f) for f in t.findings],
+    }
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    counts = {s: 0 for s in SEVERITIES}
+    for t in report.targets:
+        for f in t.findings:
+            counts[f.severity] += 1
+    statuses = [t.status for t in report.targets]
+    return {
+        "schema": report.schema,
+        "gradsafe_version": __version__,
+        "options": {"dtypes": list(report.dtypes), "range": report.operating_range,
+                    "fail_on": report.fail_on},
+        "summary": {"targets": len(statuses), "passed": statuses.count("pass"),
+                    "failed": statuses.count("fail"), "errors": statuses.count("error"),
+                    "findings": counts, "exit_code": exit_code(report)},
+        "targets": [target_data(t) for t in report.targets],
+    }
+
+
+def render(report: Report, color: bool = False) -> str:
+    return json.dumps(report_data(report), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,97 @@
+"""Terminal report: one block per target, a compact table of ranges, a summary line."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from itertools import groupby
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from gradsafe.analyse import describe_range
+from gradsafe.codes import BY_CODE
+from gradsafe.engine import exit_code
+from gradsafe.floats import display, info
+from gradsafe.model import Finding, Report, TargetResult
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _range_text(f: Finding) -> str:
+    return describe_range(f.range.low, f.range.high, info(f.dtype), f.dtype)
+
+
+def _example(f: Finding) -> str:
+    n = f.dtype
+    return (f"x={display(f.example_input, n)}  f={display(f.forward, n)}  "
+            f"f'={display(f.gradient, n)}")
+
+
+def _where(t: TargetResult) -> str:
+    if t.file is None:
+        return "built-in"
+    return f"{t.file}:{t.line}" if t.line else t.file
+
+
+def _block(console: Console, results: list[TargetResult]) -> None:
+    head = results[0]
+    failed = [r for r in results if r.status == "fail"]
+    errored = [r for r in results if r.status == "error"]
+    mark, style = ("✗", "bold red") if failed else (("!", "bold magenta") if errored
+                                                    else ("✓", "bold green"))
+    fws = ", ".join(r.framework or "?" for r in results)
+    line = Text()
+    line.append(f"{mark} ", style=style)
+    line.append(head.name, style="bold")
+    line.append(f"  {_where(head)}  ", style="dim")
+    line.append(fws)
+    console.print(line)
+    for r in errored:
+        console.print(Text(f"    error ({r.framework or 'no framework'}): {r.error}",
+                           style="magenta"))
+    findings = [f for r in results for f in r.findings]
+    for r in results:
+        for note in r.notes:
+            console.print(Text(f"    note ({r.framework}): {note}", style="dim"))
+    if not findings:
+        return
+    table = Table(box=None, padding=(0, 1), show_header=True, header_style="dim",
+                  pad_edge=False)
+    for col in ("", "code", "framework", "dtype", "what", "bad inputs", "example"):
+        table.add_column(col, no_wrap=col not in ("bad inputs", "example"))
+    for f in findings:
+        what = f"{f.kind} {'NaN' if f.kind == 'gradient' and f.gradient != f.gradient else ''}"
+        table.add_row(Text(f.severity, style=_STYLE[f.severity]), f.code, f.framework,
+                      f.dtype, what.strip(), _range_text(f), _example(f))
+    console.print(table)
+    for code in sorted({f.code for f in findings}):
+        c = BY_CODE[code]
+        console.print(Text(f"    {code} {c.name}: {c.summary}", style="dim"))
+    first = findings[0]
+    console.print(Text(f"    {first.message}"))
+
+
+def render(report: Report, color: bool = False) -> str:
+    buf = io.StringIO()
+    width = shutil.get_terminal_size((110, 24)).columns if color else 110
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=width,
+                      highlight=False, soft_wrap=False, emoji=False)
+    key = lambda r: (r.file or "", r.line or 0, r.name)  # noqa: E731
+    for _, group in groupby(report.targets, key=key):
+        _block(console, list(group))
+    statuses = [t.status for t in report.targets]
+    counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
+              for s in ("error", "warning", "info")}
+    summary = Text()
+    code = exit_code(report)
+    summary.append("\n" if report.targets else "")
+    summary.append(f"{len(statuses)} checked", style="bold")
+    summary.append(f", {statuses.count('fail')} failed, {statuses.count('error')} "
+                   f"could not be checked; findings: {counts['error']} errors, "
+                   f"{counts['warning']} warnings, {counts['info']} info "
+                   f"(dtypes {', '.join(report.dtypes)}; range ±{report.operating_range:g}; "
+                   f"exit {code})")
+    console.print(summary)
+    return buf.getvalue()

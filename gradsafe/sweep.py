@@ -1,0 +1,89 @@
+"""Check one target on one framework: sweep every dtype's probe plan, then analyse.
+
+Runs inside a worker (it touches the framework through a Backend); returns model data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradsafe.analyse import Context, Counter, Sample, analyse
+from gradsafe.backends.base import Backend, Fn, resolve_dotted
+from gradsafe.floats import F64, info
+from gradsafe.load import load_target
+from gradsafe.model import DTypeName, Finding, Location, Options, Range, Target, TargetResult
+from gradsafe.probes import plan
+
+
+def resolve(target: Target) -> Any:
+    if target.kind == "builtin":
+        return resolve_dotted(target.name)
+    assert target.file is not None
+    return load_target(target.file, target.name)
+
+
+def target_location(target: Target) -> Location | None:
+    if target.file is None or target.line is None:
+        return None
+    line = Path(target.file).read_text(encoding="utf-8").splitlines()[target.line - 1]
+    col = line.find(target.name) + 1 if target.name in line else 1
+    return Location(target.file, target.line, col, target.line, col + len(target.name))
+
+
+class Sampler:
+    """Evaluates a target in one dtype, adding the float64 reference where needed."""
+
+    def __init__(self, backend: Backend, fn: Fn, fn64: Fn, dtype: DTypeName) -> None:
+        self.backend, self.fn, self.fn64, self.dtype = backend, fn, fn64, dtype
+
+    def __call__(self, xs: F64) -> Sample:
+        ev = self.backend.evaluate(self.fn, xs, self.dtype)
+        ref = ev.forward.copy()
+        bad = ~np.isfinite(ref)
+        if bad.any() and self.dtype != "float64":
+            ref[bad] = self.backend.evaluate(self.fn64, xs[bad], "float64", grad=False).forward
+        return Sample(xs, ev.forward, ev.gradient, ref)
+
+
+def check(backend: Backend, target: Target, options: Options,
+          counter: Counter | None = None) -> TargetResult:
+    obj = resolve(target)
+    location = target_location(target)
+    findings: list[Finding] = []
+    notes: list[str] = []
+    fn64, _ = backend.instantiate(obj, target.kind, "float64")
+    for dtype in options.dtypes:
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        if note:
+            notes.append(f"{dtype}: {note}")
+        sampler = Sampler(backend, fn, fn64, dtype)
+        probes = plan(dtype, target.constants, options.operating_range, options.seed)
+        sample = sampler(probes.values)
+        if sample.gradient is None:
+            findings.append(no_gradient(target, backend.name, dtype, location))
+            continue
+        ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
+        findings.extend(analyse(probes, sample, sampler, ctx, counter))
+    return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def no_gradient(target: Target, framework: str, dtype: DTypeName,
+                location: Location | None) -> Finding:
+    mx = info(dtype).max
+    return Finding("GS104", "gradient", "error", dtype, framework, 1.0, float("nan"),
+                   float("nan"), Range(-mx, mx), -mx, location,
+                   f"the output does not depend differentiably on the input in {dtype} "
+                   "(the gradient is None: integer/boolean output or a detached graph)")
+
+
+def result(target: Target, framework: str, findings: tuple[Finding, ...],
+           notes: tuple[str, ...], options: Options) -> TargetResult:
+    from gradsafe.model import SEVERITIES
+
+    limit = SEVERITIES.index(options.fail_on)
+    failing = any(SEVERITIES.index(f.severity) <= limit for f in findings)
+    return TargetResult(target.name, target.file, target.line, framework,
+                        "fail" if failing else "pass", None, findings, notes)

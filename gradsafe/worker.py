@@ -1,0 +1,70 @@
+"""Worker process: imports one framework once, then checks targets sent as JSON lines.
+
+Protocol (one JSON object per line): the worker first writes {"ready": version} or
+{"fatal": reason}; then for each request {"target": ..., "options": ...} it writes
+{"result": ...}. The protocol uses a private copy of stdout; the user's prints and the
+framework's chatter go to stderr, which the pool keeps away from the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import IO, Any
+
+
+def _protocol_stream() -> IO[str]:
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    return os.fdopen(fd, "w", buffering=1)
+
+
+def _send(stream: IO[str], payload: dict[str, Any]) -> None:
+    stream.write(json.dumps(payload) + "\n")
+    stream.flush()
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    out = _protocol_stream()
+    framework = argv[0]
+    from gradsafe import codec
+    from gradsafe.load import LoadError, one_line
+    from gradsafe.model import TargetResult
+
+    try:
+        from gradsafe.backends import get_backend
+
+        backend = get_backend(framework)
+    except ImportError as exc:
+        _send(out, {"fatal": f"{framework} is not installed ({exc}); "
+                             f"install it with: pip install 'gradsafe[{framework}]'"})
+        return 1
+    from gradsafe.backends.base import TargetError
+    from gradsafe.sweep import check
+
+    _send(out, {"ready": backend.version()})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        target = codec.target(request["target"])
+        options = codec.options(request["options"])
+        try:
+            res = check(backend, target, options)
+        except (LoadError, TargetError) as exc:
+            res = TargetResult(target.name, target.file, target.line, framework, "error",
+                               str(exc))
+        except Exception as exc:  # noqa: BLE001 - the user's code raised: report, go on
+            user = os.path.realpath(target.file) if target.file else None
+            res = TargetResult(target.name, target.file, target.line, framework, "error",
+                               f"raised {one_line(exc, user)}")
+        _send(out, {"result": codec.encode(res)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
