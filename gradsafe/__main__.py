@@ -1,0 +1,5 @@
+"""`python -m gradsafe` runs the CLI."""
+
+from gradsafe.cli import main
+
+main()

@@ -1,0 +1,76 @@
+"""Every fixture under fixtures/ gives exactly the findings written beside it.
+
+`fixtures/<group>/<case>.py` is checked through the real CLI; `<case>.expected.json` holds:
+  "args":      extra command-line arguments (optional; fixtures sharing args run together)
+  "exit_code": the expected exit code
+  "findings":  [{target, framework, dtype, code, kind, severity, range: [low, high], ...}]
+               compared as a multiset on the keys given (any finding field, plus "line"/"col"
+               of its location)
+  "errors":    [{target, framework, contains}] targets that could not be checked
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import FIXTURES, ROOT, run_json
+
+CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
+
+
+def _expected(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _source(path: Path) -> Path:
+    return path.with_name(path.name.replace(".expected.json", ".py"))
+
+
+@cache
+def _run_single(rel: str, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
+    return run_json("check", rel, *args)
+
+
+def _project(target: dict[str, Any], finding: dict[str, Any], keys: list[str]) -> tuple[Any, ...]:
+    row = []
+    for k in keys:
+        if k == "target":
+            row.append(target["name"])
+        elif k == "range":
+            row.append((finding["range"]["low"], finding["range"]["high"]))
+        elif k in ("line", "col", "end_col"):
+            row.append((finding["location"] or {}).get(k))
+        else:
+            row.append(finding[k])
+    return tuple(row)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(p.relative_to(FIXTURES)) for p in CASES])
+def test_fixture(case: Path) -> None:
+    exp = _expected(case)
+    args = tuple(exp.get("args", []))
+    rel = str(_source(case).relative_to(ROOT))
+    code, report = _run_single(rel, args)
+    assert code == exp["exit_code"], json.dumps(report["targets"], indent=1)[:4000]
+    targets = report["targets"]
+    want = exp.get("findings", [])
+    keys = sorted({k for f in want for k in f}) or ["target", "framework", "dtype", "code"]
+    got = Counter(_project(t, f, keys) for t in targets for f in t["findings"])
+    expected = Counter(tuple(tuple(f[k]) if k == "range" else f[k] for k in keys) for f in want)
+    assert got == expected, f"keys {keys}\n got: {sorted(got.elements())}\nwant: {sorted(expected.elements())}"
+    errors = [t for t in targets if t["status"] == "error"]
+    want_errors = exp.get("errors", [])
+    assert len(errors) == len(want_errors), [t["error"] for t in errors]
+    for w in want_errors:
+        match = [t for t in errors if t["name"] == w["target"]
+                 and t["framework"] == w.get("framework", t["framework"])]
+        assert match, (w, errors)
+        assert w["contains"] in match[0]["error"], match[0]["error"]
+        assert "\n" not in match[0]["error"]
