@@ -69,8 +69,9 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     findings: list[Finding] = []
     finite = np.isfinite(plan.values)
     infinite = np.isinf(plan.values)
-    for kind in ("gradient", "forward"):
-        kind_t: Kind = kind  # type: ignore[assignment]
+    kinds: tuple[Kind, ...] = ("gradient", "forward")
+    for kind in kinds:
+        kind_t: Kind = kind
         bad = masks[kind_t]
         runs = _runs(bad & finite, finite)
         for i, (lo, hi) in enumerate(runs[:MAX_RANGES]):

@@ -9,16 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Framework = Literal["torch", "tensorflow", "jax", "numpy"]
+Framework = str  # "torch", "tensorflow", "jax", "numpy"
 FRAMEWORKS: tuple[Framework, ...] = ("torch", "tensorflow", "jax")
-DTypeName = Literal["float16", "bfloat16", "float32", "float64"]
+DTypeName = str  # one of DTYPES
 DTYPES: tuple[DTypeName, ...] = ("float16", "bfloat16", "float32", "float64")
 DEFAULT_DTYPES: tuple[DTypeName, ...] = ("float32", "float16", "bfloat16")
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 Kind = Literal["gradient", "forward"]
 Status = Literal["pass", "fail", "error"]
-TargetKind = Literal["function", "module", "layer", "builtin"]
+TargetKind = str  # "function", "module", "layer", "builtin", ...
 
 
 @dataclass(frozen=True)

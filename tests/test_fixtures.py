@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import FIXTURES, ROOT, run_json
 
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
@@ -64,7 +63,8 @@ def test_fixture(case: Path) -> None:
     keys = sorted({k for f in want for k in f}) or ["target", "framework", "dtype", "code"]
     got = Counter(_project(t, f, keys) for t in targets for f in t["findings"])
     expected = Counter(tuple(tuple(f[k]) if k == "range" else f[k] for k in keys) for f in want)
-    assert got == expected, f"keys {keys}\n got: {sorted(got.elements())}\nwant: {sorted(expected.elements())}"
+    assert got == expected, (
+        f"keys {keys}\n got: {sorted(got.elements())}\nwant: {sorted(expected.elements())}")
     errors = [t for t in targets if t["status"] == "error"]
     want_errors = exp.get("errors", [])
     assert len(errors) == len(want_errors), [t["error"] for t in errors]

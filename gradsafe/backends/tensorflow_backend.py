@@ -8,17 +8,17 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from gradsafe.backends.base import (  # noqa: E402
+from gradsafe.backends.base import (
     Backend,
     Evaluation,
     Fn,
     TargetError,
     check_output,
 )
-from gradsafe.floats import F64  # noqa: E402
+from gradsafe.floats import F64
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
            "float32": tf.float32, "float64": tf.float64}
