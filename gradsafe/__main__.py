@@ -1,5 +1,5 @@
 """`python -m gradsafe` runs the CLI."""
 
-from gradsafe.cli import main
+from gradsafe.cli import run
 
-main()
+run()

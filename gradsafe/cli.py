@@ -136,5 +136,17 @@ def explain(code: str | None) -> None:
             click.echo(f"    {link}")
 
 
+def run() -> None:
+    """Console entry point: internal errors become one line unless GRADSAFE_DEBUG is set."""
+    try:
+        main()
+    except Exception as exc:  # noqa: BLE001 - last line of defence for users
+        if os.environ.get("GRADSAFE_DEBUG"):
+            raise
+        click.echo(f"gradsafe: internal error: {type(exc).__name__}: {exc} "
+                   "(set GRADSAFE_DEBUG=1 for the traceback)", err=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    run()

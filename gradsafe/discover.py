@@ -103,10 +103,17 @@ def discover_file(path: str) -> list[Target]:
         return [Target("<module>", path, exc.lineno, "function", (),
                        error=f"SyntaxError: {exc.msg} (line {exc.lineno})")]
     scope = _collect(tree)
+    # A function that calls no framework API (plain operators) runs on the tensors of the
+    # one framework its file imports, if there is exactly one.
+    module_fws = {fw for m in scope.aliases.values()
+                  if (fw := framework_of_module(m)) and fw != "numpy"}
+    fallback = tuple(module_fws) if len(module_fws) == 1 else ()
     targets = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and _is_target_function(node):
             frameworks = _frameworks(node, scope, set())
+            if not set(frameworks) - {"numpy"}:
+                frameworks = fallback or frameworks
             targets.append(Target(node.name, path, node.lineno, "function", frameworks,
                                   _constants(node, scope), _features(node, scope)))
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
@@ -239,8 +246,9 @@ def _constants(node: ast.AST, scope: _Scope) -> tuple[float, ...]:
     return tuple(sorted(values))
 
 
-def _features(node: ast.AST, scope: _Scope) -> frozenset[str]:
+def _features(node: ast.AST, scope: _Scope, seen: set[str] | None = None) -> frozenset[str]:
     """Syntactic hints used to name a finding before the tracer refines it."""
+    seen = set() if seen is None else seen
     feats: set[str] = set()
     masks: set[str] = set()
     for sub in ast.walk(node):
@@ -251,8 +259,9 @@ def _features(node: ast.AST, scope: _Scope) -> frozenset[str]:
             d = _dotted(sub.func)
             if d and d.rsplit(".", 1)[-1] in _WHERE_NAMES:
                 feats.add("where")
-            if d and d.rsplit(".", 1)[-1] in scope.functions:
-                feats.update(_features(scope.functions[d.rsplit(".", 1)[-1]], scope))
+            if d in scope.functions and d not in seen:  # a helper in the same file
+                seen.add(d)
+                feats.update(_features(scope.functions[d], scope, seen))
         if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Mult) and (
                 _is_mask(sub.left, masks) or _is_mask(sub.right, masks)):
             feats.add("mask_multiply")

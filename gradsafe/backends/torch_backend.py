@@ -36,6 +36,8 @@ class TorchBackend(Backend):
         x.requires_grad_(grad)
         with torch.set_grad_enabled(grad):
             y = fn(x)
+        if y is None:
+            raise TargetError("returned None instead of a tensor")
         if not isinstance(y, torch.Tensor):
             raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
         check_output(tuple(y.shape), tuple(x.shape), y)
