@@ -92,6 +92,8 @@ def check(paths: tuple[str, ...], frameworks: tuple[str, ...], dtypes: tuple[str
     Exit code: 0 clean; bit 1 findings at or above --fail-on; bit 2 something could not be
     checked (so 3 = both).
     """
+    if output and not Path(output).resolve().parent.is_dir():
+        raise click.UsageError(f"cannot write --output {output}: its directory does not exist")
     fws = _split(frameworks, FRAMEWORKS, "framework") or None
     dts = _split(dtypes, DTYPES, "dtype") or Options().dtypes
     options = Options(fws, dts, targets, operating_range, fail_on, timeout, seed)  # type: ignore[arg-type]
@@ -111,7 +113,7 @@ def check(paths: tuple[str, ...], frameworks: tuple[str, ...], dtypes: tuple[str
     if output:
         write_atomic(output, text)
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=colored)
     sys.exit(engine.exit_code(report))
 
 
@@ -140,7 +142,7 @@ def run() -> None:
     """Console entry point: internal errors become one line unless GRADSAFE_DEBUG is set."""
     try:
         main()
-    except Exception as exc:  # noqa: BLE001 - last line of defence for users
+    except Exception as exc:
         if os.environ.get("GRADSAFE_DEBUG"):
             raise
         click.echo(f"gradsafe: internal error: {type(exc).__name__}: {exc} "

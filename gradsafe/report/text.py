@@ -35,7 +35,7 @@ def _where(t: TargetResult) -> str:
     return f"{t.file}:{t.line}" if t.line else t.file
 
 
-def _block(console: Console, results: list[TargetResult]) -> None:
+def _block(console: Console, results: list[TargetResult], show_info: bool) -> None:
     head = results[0]
     failed = [r for r in results if r.status == "fail"]
     errored = [r for r in results if r.status == "error"]
@@ -52,9 +52,16 @@ def _block(console: Console, results: list[TargetResult]) -> None:
         console.print(Text(f"    error ({r.framework or 'no framework'}): {r.error}",
                            style="magenta"))
     findings = [f for r in results for f in r.findings]
+    hidden = [f for f in findings if f.severity == "info" and not show_info]
+    findings = [f for f in findings if f not in hidden]
     for r in results:
         for note in r.notes:
             console.print(Text(f"    note ({r.framework}): {note}", style="dim"))
+    if hidden:
+        # info is mostly +-inf inputs; listed with --fail-on info, always in JSON
+        console.print(Text(f"    {len(hidden)} info finding{'s' * (len(hidden) != 1)} "
+                           "(e.g. NaN at x = ±inf) not listed; --fail-on info lists them",
+                           style="dim"))
     if not findings:
         return
     table = Table(box=None, padding=(0, 1), show_header=True, header_style="dim",
@@ -77,10 +84,11 @@ def render(report: Report, color: bool = False) -> str:
     buf = io.StringIO()
     width = shutil.get_terminal_size((110, 24)).columns if color else 110
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width,
+                      color_system="standard" if color else None,
                       highlight=False, soft_wrap=False, emoji=False)
     key = lambda r: (r.file or "", r.line or 0, r.name)  # noqa: E731
     for _, group in groupby(report.targets, key=key):
-        _block(console, list(group))
+        _block(console, list(group), report.fail_on == "info")
     statuses = [t.status for t in report.targets]
     counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
               for s in ("error", "warning", "info")}

@@ -1,0 +1,64 @@
+"""Ranges and exact boundaries on the lattice, using a NumPy float32 where-ELU whose backward
+is written out the way autograd computes it (0 * inf in the discarded branch)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradsafe.analyse import Context, Counter, Sample, analyse
+from gradsafe.floats import F64, info
+from gradsafe.probes import plan
+
+
+def where_elu(xs: F64) -> Sample:
+    x = xs.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(x)
+        forward = np.where(x > 0, x, e - np.float32(1))
+        keep = (x > 0).astype(np.float32)
+        gradient = keep * np.float32(1) + (np.float32(1) - keep) * e
+        reference = np.where(xs > 0, xs, np.expm1(xs))
+    return Sample(xs, forward.astype(np.float64), gradient.astype(np.float64), reference)
+
+
+def ctx(features: frozenset[str] = frozenset({"where"})) -> Context:
+    return Context("float32", "numpy", 1e4, None, features)
+
+
+def test_where_leak_boundary_is_exact_and_cheap() -> None:
+    p = plan("float32")
+    counter = Counter()
+    findings = analyse(p, where_elu(p.values), where_elu, ctx(), counter)
+    grads = [f for f in findings if f.kind == "gradient" and f.severity != "info"]
+    assert len(grads) == 1
+    f = grads[0]
+    b = np.float32(f.boundary)
+    with np.errstate(over="ignore"):  # the first float32 whose exp overflows
+        assert np.isinf(np.exp(b)) and np.isfinite(np.exp(np.nextafter(b, np.float32(0))))
+    assert f.range.low == f.boundary == np.float32(88.72284)
+    assert f.range.high == info("float32").max
+    assert f.code == "GS101" and f.severity == "error"
+    assert np.isnan(f.gradient) and np.isfinite(f.forward)
+    assert "x >= 88.72284" in f.message
+    assert counter.evaluations <= 64
+    # the value just below the boundary is good: the boundary is the first bad one
+    below = where_elu(np.array([float(np.nextafter(np.float32(f.boundary), np.float32(0)))]))
+    assert np.isfinite(below.gradient).all()  # type: ignore[union-attr]
+
+
+def test_severity_follows_operating_range() -> None:
+    p = plan("float32")
+    narrow = Context("float32", "numpy", 50.0, None, frozenset({"where"}))
+    f = [f for f in analyse(p, where_elu(p.values), where_elu, narrow) if f.kind == "gradient"]
+    assert f[0].severity == "warning"
+
+
+def test_clean_function_has_no_findings() -> None:
+    def relu(xs: F64) -> Sample:
+        x = xs.astype(np.float32)
+        fwd = np.maximum(x, 0).astype(np.float64)
+        grad = (x > 0).astype(np.float64)
+        return Sample(xs, fwd, grad, fwd)
+
+    p = plan("float16")
+    assert analyse(p, relu(p.values), relu, ctx()) == []
