@@ -5,32 +5,18 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
-from gradsafe import __version__, engine
+from gradsafe import __version__, baseline, config, engine
 from gradsafe.codes import CODES, lookup
 from gradsafe.discover import DiscoveryError
-from gradsafe.model import DTYPES, FRAMEWORKS, SEVERITIES, Options
+from gradsafe.model import SEVERITIES
 from gradsafe.report import Format, renderer
-
-
-def _split(values: tuple[str, ...], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
-    out: list[str] = []
-    for v in values:
-        for item in v.split(","):
-            item = item.strip().lower()
-            if item == "tf":
-                item = "tensorflow"
-            if not item:
-                continue
-            if item not in allowed:
-                raise click.BadParameter(f"unknown {what} '{item}' (choose from "
-                                         f"{', '.join(allowed)})")
-            if item not in out:
-                out.append(item)
-    return tuple(out)
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -60,61 +46,157 @@ def main() -> None:
     """Find NaN/inf gradients in activation functions before you train."""
 
 
+def _fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr and exit 2, never a traceback."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def _config_options(f: Callable[..., None]) -> Callable[..., None]:
+    """Options that [tool.gradsafe] can also set; shared by `check` and `config`.
+
+    Defaults are None/empty so that config.resolve can tell what the command line gave."""
+    decorators = [
+        click.argument("paths", nargs=-1),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help="Read [tool.gradsafe] from this file instead of the nearest "
+                          "pyproject.toml."),
+        click.option("--framework", "frameworks", multiple=True, metavar="NAME[,NAME]",
+                     help="torch, tensorflow, jax (default: every framework the target uses)."),
+        click.option("--dtype", "dtypes", multiple=True, metavar="NAME[,NAME]",
+                     help="float16, bfloat16, float32, float64 "
+                          "(default: float32,float16,bfloat16)."),
+        click.option("--range", "operating_range", type=float, default=None,
+                     help="Operating range R: findings with |x| <= R are errors, beyond are "
+                          "warnings [default: 10000]."),
+        click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+                     help="Lowest severity that makes the exit code non-zero [default: error]."),
+        click.option("--select", multiple=True, metavar="CODE[,CODE]",
+                     help="Report only these codes or prefixes (GS1, GS101)."),
+        click.option("--ignore", multiple=True, metavar="CODE[,CODE]",
+                     help="Never report these codes or prefixes."),
+        click.option("--exclude", multiple=True, metavar="GLOB",
+                     help="Skip files matching this glob (relative to the project root)."),
+        click.option("--timeout", type=float, default=None,
+                     help="Seconds allowed per target and framework [default: 60]."),
+        click.option("--jobs", "-j", type=int, default=None,
+                     help="Worker processes (default: one per framework)."),
+        click.option("--seed", type=int, default=None,
+                     help="Seed for the random probe points [default: 0]."),
+        click.option("--baseline", "baseline_file", metavar="FILE", default=None,
+                     help="Findings recorded in FILE do not fail the run (see "
+                          "--update-baseline)."),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...],
+             **given: Any) -> config.Resolved:
+    names = {"frameworks": "frameworks", "dtypes": "dtypes", "operating_range": "range",
+             "fail_on": "fail-on", "select": "select", "ignore": "ignore",
+             "exclude": "exclude", "timeout": "timeout", "jobs": "jobs", "seed": "seed",
+             "baseline_file": "baseline"}
+    cli = {names[k]: v for k, v in given.items() if v is not None and v != ()}
+    if paths:
+        cli["paths"] = paths
+    try:
+        return config.resolve(cli, config_file, targets=targets)
+    except config.ConfigError as exc:
+        _fail(str(exc))
+
+
 @main.command()
-@click.argument("paths", nargs=-1, required=True)
-@click.option("--framework", "frameworks", multiple=True, metavar="NAME[,NAME]",
-              help="torch, tensorflow, jax (default: every framework the target uses).")
-@click.option("--dtype", "dtypes", multiple=True, metavar="NAME[,NAME]",
-              help="float16, bfloat16, float32, float64 (default: float32,float16,bfloat16).")
+@_config_options
 @click.option("--target", "targets", multiple=True, metavar="NAME",
               help="Check only this function or class (repeatable).")
-@click.option("--range", "operating_range", type=click.FloatRange(min=0, min_open=True),
-              default=1e4, show_default=True,
-              help="Operating range: findings with |x| <= R are errors, beyond are warnings.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True,
-              help="Lowest severity that makes the exit code non-zero.")
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="text",
               show_default=True, help="Report format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to this file instead of stdout.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
-              show_default=True, help="Seconds allowed per target and framework.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed for the random probe points.")
+@click.option("--update-baseline", is_flag=True,
+              help="Write every current finding to the baseline file and exit 0.")
+@click.option("--show-suppressed", is_flag=True,
+              help="List findings hidden by comments or the baseline, and bare ignores.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the findings.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Print every finding's message, suggestions and notes.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour in the text report.")
 @click.option("--no-color", is_flag=True, help="Same as --color never (NO_COLOR works too).")
-def check(paths: tuple[str, ...], frameworks: tuple[str, ...], dtypes: tuple[str, ...],
-          targets: tuple[str, ...], operating_range: float, fail_on: str, fmt: str,
-          output: str | None, timeout: float, seed: int, color: str, no_color: bool) -> None:
+def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...], fmt: str,
+          output: str | None, update_baseline: bool, show_suppressed: bool, quiet: bool,
+          verbose: bool, color: str, no_color: bool, **given: Any) -> None:
     """Check files, directories (*.py inside) or dotted built-ins like torch.nn.functional.elu.
 
-    Exit code: 0 clean; bit 1 findings at or above --fail-on; bit 2 something could not be
-    checked (so 3 = both).
+    PATHS default to `paths` in [tool.gradsafe]. Exit code: 0 clean; bit 1 findings at or
+    above --fail-on; bit 2 something could not be checked (so 3 = both); 2 also for bad
+    configuration.
     """
     if output and not Path(output).resolve().parent.is_dir():
-        raise click.UsageError(f"cannot write --output {output}: its directory does not exist")
-    fws = _split(frameworks, FRAMEWORKS, "framework") or None
-    dts = _split(dtypes, DTYPES, "dtype") or Options().dtypes
-    options = Options(fws, dts, targets, operating_range, fail_on, timeout, seed)  # type: ignore[arg-type]
+        _fail(f"cannot write --output {output}: its directory does not exist")
+    resolved = _resolve(paths, config_file, targets, **given)
+    options = resolved.options
+    if not options.paths:
+        _fail("no paths to check: pass PATHS or set paths in [tool.gradsafe]")
+    if update_baseline and not options.baseline:
+        _fail("--update-baseline needs a file: pass --baseline FILE or set baseline in "
+              "[tool.gradsafe]")
+    if options.baseline and not update_baseline:
+        try:
+            baseline.load(options.baseline)  # fail before the sweep, not after it
+        except baseline.BaselineError as exc:
+            _fail(str(exc))
+    run_options = replace(options, baseline=None) if update_baseline else options
     progress = None
-    if sys.stderr.isatty() and fmt == "text" and output is None:
+    if sys.stderr.isatty() and fmt == "text" and output is None and not quiet:
         def progress(job: object) -> None:
             t = getattr(job, "target", None)
             click.echo(f"checked {getattr(t, 'name', '?')} ({getattr(job, 'framework', '')})",
                        err=True)
     try:
-        report = engine.check(paths, options, progress)
+        report = engine.check(options.paths, run_options, progress)
     except DiscoveryError as exc:
-        raise click.UsageError(str(exc)) from None
+        _fail(str(exc))
+    except baseline.BaselineError as exc:
+        _fail(str(exc))
+    if update_baseline:
+        assert options.baseline is not None
+        write_atomic(options.baseline, baseline.dumps(report))
+        count = sum(len(t.findings) for t in report.targets)
+        click.echo(f"gradsafe: wrote {count} finding{'s' * (count != 1)} to "
+                   f"{options.baseline}", err=True)
+        sys.exit(engine.exit_code(report) & 2)
+    if not quiet:
+        for s in report.unused_suppressions:
+            what = f"ignore[{', '.join(s.codes)}]" if s.codes else "ignore"
+            click.echo(f"{s.file}:{s.line}: warning: unused suppression "
+                       f"'# gradsafe: {what}' (nothing to suppress here)", err=True)
     colored = _use_color("never" if no_color else color,
                          output is None and sys.stdout.isatty())
-    text = renderer(Format(fmt))(report, colored and fmt == "text")
+    if Format(fmt) is Format.TEXT:
+        from gradsafe.report.text import render as render_text
+
+        text = render_text(report, colored, quiet=quiet, verbose=verbose,
+                           show_suppressed=show_suppressed)
+    else:
+        text = renderer(Format(fmt))(report, False)
     if output:
-        write_atomic(output, text)
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}")
     else:
         click.echo(text, nl=False, color=colored)
     sys.exit(engine.exit_code(report))
+
+
+@main.command("config")
+@_config_options
+def config_command(paths: tuple[str, ...], config_file: str | None, **given: Any) -> None:
+    """Print the effective configuration and where each value came from."""
+    click.echo(config.render(_resolve(paths, config_file, (), **given)), nl=False)
 
 
 @main.command()

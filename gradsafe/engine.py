@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from gradsafe import pool
+from gradsafe import filters, pool
 from gradsafe.discover import discover
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
 
@@ -48,11 +48,14 @@ def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
 
 def check(paths: Iterable[str], options: Options,
           progress: Callable[[pool.Job], None] | None = None) -> Report:
-    targets = discover(paths)
+    targets = [t for t in discover(paths) if not filters.excluded(t, options)]
     jobs, errors = plan_jobs(targets, options)
     results, _versions = pool.run(jobs, options, progress)
     ordered = sorted([*errors, *results.values()], key=sort_key)
-    return Report(tuple(ordered), options.dtypes, options.operating_range, options.fail_on)
+    kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
+    return Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
+                  suppressed=kept.suppressed, unused_suppressions=kept.unused,
+                  root=options.root)
 
 
 def exit_code(report: Report) -> int:

@@ -85,6 +85,15 @@ class Options:
     fail_on: Severity = "error"
     timeout: float = 60.0
     seed: int = 0
+    # CI-gate settings ([tool.gradsafe] or the command line; see config.py, filters.py)
+    paths: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    jobs: int | None = None
+    baseline: str | None = None
+    root: str = ""  # project root: file paths in fingerprints and patterns are relative to it
 
 
 @dataclass(frozen=True)
@@ -100,9 +109,34 @@ class TargetResult:
 
 
 @dataclass(frozen=True)
+class Suppression:
+    """A `# gradsafe: ignore[...]` comment; no codes means a bare ignore (every code)."""
+
+    file: str
+    line: int
+    codes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """A finding kept out of the exit code by a comment or by the baseline file."""
+
+    target: str
+    file: str | None
+    line: int | None
+    framework: str | None
+    finding: Finding
+    reason: Literal["comment", "baseline"]
+    comment: Suppression | None = None
+
+
+@dataclass(frozen=True)
 class Report:
     targets: tuple[TargetResult, ...]
     dtypes: tuple[DTypeName, ...]
     operating_range: float
     fail_on: Severity
     schema: str = "gradsafe-report/1"
+    suppressed: tuple[Suppressed, ...] = ()
+    unused_suppressions: tuple[Suppression, ...] = ()
+    root: str = ""

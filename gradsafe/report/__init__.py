@@ -11,6 +11,9 @@ from gradsafe.model import Report
 class Format(str, enum.Enum):
     TEXT = "text"
     JSON = "json"
+    SARIF = "sarif"
+    JUNIT = "junit"
+    GITHUB = "github"
 
 
 Renderer = Callable[[Report, bool], str]
@@ -26,4 +29,16 @@ def renderer(fmt: Format) -> Renderer:
         from gradsafe.report.json_report import render as js
 
         return js
+    if fmt is Format.SARIF:
+        from gradsafe.report.sarif import render as sarif
+
+        return sarif
+    if fmt is Format.JUNIT:
+        from gradsafe.report.junit import render as junit
+
+        return junit
+    if fmt is Format.GITHUB:
+        from gradsafe.report.github import render as github
+
+        return github
     raise ValueError(f"no reporter for {fmt}")

@@ -9,7 +9,7 @@ from typing import Any
 from gradsafe import __version__
 from gradsafe.engine import exit_code
 from gradsafe.floats import json_number
-from gradsafe.model import SEVERITIES, Finding, Location, Report, TargetResult
+from gradsafe.model import SEVERITIES, Finding, Location, Report, Suppressed, TargetResult
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
@@ -70,7 +70,17 @@ def report_data(report: Report) -> dict[str, Any]:
                     "failed": statuses.count("fail"), "errors": statuses.count("error"),
                     "findings": counts, "exit_code": exit_code(report)},
         "targets": [target_data(t) for t in report.targets],
+        "suppressed": [suppressed_data(s) for s in report.suppressed],
+        "unused_suppressions": [{"file": s.file, "line": s.line, "codes": list(s.codes)}
+                                for s in report.unused_suppressions],
     }
+
+
+def suppressed_data(s: Suppressed) -> dict[str, Any]:
+    comment = None if s.comment is None else {
+        "file": s.comment.file, "line": s.comment.line, "codes": list(s.comment.codes)}
+    return {"target": s.target, "file": s.file, "line": s.line, "framework": s.framework,
+            "reason": s.reason, "comment": comment, "finding": finding_data(s.finding)}
 
 
 def render(report: Report, color: bool = False) -> str:

@@ -35,7 +35,8 @@ def _where(t: TargetResult) -> str:
     return f"{t.file}:{t.line}" if t.line else t.file
 
 
-def _block(console: Console, results: list[TargetResult], show_info: bool) -> None:
+def _block(console: Console, results: list[TargetResult], show_info: bool,
+           verbose: bool = False) -> None:
     head = results[0]
     failed = [r for r in results if r.status == "fail"]
     errored = [r for r in results if r.status == "error"]
@@ -76,19 +77,71 @@ def _block(console: Console, results: list[TargetResult], show_info: bool) -> No
     for code in sorted({f.code for f in findings}):
         c = BY_CODE[code]
         console.print(Text(f"    {code} {c.name}: {c.summary}", style="dim"))
+    if verbose:
+        _details(console, findings)
+        return
     first = findings[0]
     console.print(Text(f"    {first.message}"))
 
 
-def render(report: Report, color: bool = False) -> str:
+def _details(console: Console, findings: list[Finding]) -> None:
+    """--verbose: every distinct message with its place, then each suggestion once."""
+    seen: set[str] = set()
+    for f in findings:
+        where = f" ({f.location.file}:{f.location.line})" if f.location else ""
+        text = f"    {f.code} {f.framework} {f.dtype}: {f.message}{where}"
+        if text not in seen:
+            seen.add(text)
+            console.print(Text(text))
+    diffs: set[str] = set()
+    for f in findings:
+        if f.suggestion is not None and f.suggestion.diff not in diffs:
+            diffs.add(f.suggestion.diff)
+            state = "verified" if f.suggestion.verified else "not verified"
+            console.print(Text(f"    suggestion ({state}): {f.suggestion.title}"))
+            console.print(Text("      " + f.suggestion.diff.rstrip().replace("\n", "\n      ")))
+
+
+def _suppressed(console: Console, report: Report) -> None:
+    """--show-suppressed: what comments and the baseline hid, and every bare ignore."""
+    if report.suppressed:
+        console.print(Text(f"\nsuppressed ({len(report.suppressed)}):", style="bold"))
+    for s in report.suppressed:
+        f = s.finding
+        if s.comment is not None:
+            codes = f"[{', '.join(s.comment.codes)}]" if s.comment.codes else ""
+            why = f"by '# gradsafe: ignore{codes}' at line {s.comment.line}"
+        else:
+            why = "by the baseline"
+        console.print(Text(f"    {f.code} {s.target}  {s.file or 'built-in'}:{s.line or ''}  "
+                           f"{f.framework} {f.dtype} {f.kind}  {why}", style="dim"))
+    bare = sorted({(s.comment.file, s.comment.line) for s in report.suppressed
+                   if s.comment is not None and not s.comment.codes})
+    for file, line in bare:
+        console.print(Text(f"{file}:{line}: bare '# gradsafe: ignore' hides every code; "
+                           "name them: '# gradsafe: ignore[GS101]'", style="yellow"))
+
+
+def render(report: Report, color: bool = False, *, quiet: bool = False, verbose: bool = False,
+           show_suppressed: bool = False) -> str:
+    """quiet: only targets with findings or errors, no summary; verbose: every message."""
     buf = io.StringIO()
     width = shutil.get_terminal_size((110, 24)).columns if color else 110
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width,
                       color_system="standard" if color else None,
                       highlight=False, soft_wrap=False, emoji=False)
     key = lambda r: (r.file or "", r.line or 0, r.name)  # noqa: E731
+    show_info = report.fail_on == "info" or verbose
     for _, group in groupby(report.targets, key=key):
-        _block(console, list(group), report.fail_on == "info")
+        results = list(group)
+        if quiet and not any(r.status == "error" or any(
+                f.severity != "info" or show_info for f in r.findings) for r in results):
+            continue
+        _block(console, results, show_info, verbose)
+    if show_suppressed:
+        _suppressed(console, report)
+    if quiet:
+        return buf.getvalue()
     statuses = [t.status for t in report.targets]
     counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
               for s in ("error", "warning", "info")}
@@ -101,5 +154,8 @@ def render(report: Report, color: bool = False) -> str:
                    f"{counts['warning']} warnings, {counts['info']} info "
                    f"(dtypes {', '.join(report.dtypes)}; range ±{report.operating_range:g}; "
                    f"exit {code})")
+    if report.suppressed:
+        by_baseline = sum(s.reason == "baseline" for s in report.suppressed)
+        summary.append(f"; {len(report.suppressed)} suppressed ({by_baseline} by the baseline)")
     console.print(summary)
     return buf.getvalue()
