@@ -157,7 +157,7 @@ KEYS: dict[str, tuple[str, Callable[[Any, str], Any], Any]] = {
     "baseline": ("baseline", _string, None),
     "seed": ("seed", _integer, 0),
 }
-_PATH_KEYS = ("paths", "baseline")  # relative to the config file when they come from it
+CLI_FLAGS = {"frameworks": "--framework", "dtypes": "--dtype", "paths": "PATHS"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -246,7 +246,7 @@ def resolve(cli: Mapping[str, Any], config: str | None = None, cwd: Path | None 
     fields: dict[str, Any] = {}
     for key, (field_name, parse, default) in KEYS.items():
         if key in cli:
-            value, source = parse(cli[key], f"--{key}"), CLI_SOURCE
+            value, source = parse(cli[key], CLI_FLAGS.get(key, f"--{key}")), CLI_SOURCE
         elif key in file_values:
             value, source = file_values[key], str(path)
         else:

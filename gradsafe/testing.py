@@ -75,6 +75,7 @@ def assert_grad_safe(fn: Any, frameworks: str | Sequence[str] | None = None,
                      seed: int = 0) -> None:
     """Fail (AssertionError with the text report) if fn has findings at or above fail_on or
     could not be checked; return None when it is safe."""
+    __tracebackhide__ = True  # pytest shows the caller's line, not this function's body
     report = check_object(fn, frameworks, dtypes, range, fail_on, timeout, seed)
     if engine.exit_code(report) != 0:
         from gradsafe.report.text import render

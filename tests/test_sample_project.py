@@ -11,7 +11,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from conftest import ROOT, run_cli
 
 SAMPLE = ROOT / "tests" / "sample_project"
