@@ -15,6 +15,7 @@ from conftest import ROOT, run_cli
 
 SAMPLE = ROOT / "tests" / "sample_project"
 SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"
+REPORT_SCHEMA = ROOT / "gradsafe" / "report" / "schema.json"
 
 NEW_BAD = '''"""A new activation added after the baseline was written."""
 import torch
@@ -54,6 +55,7 @@ def test_clean_with_baseline_and_suppression() -> None:
                     for s in report["suppressed"])
     assert hidden == [("celu", "comment", "GS101"), ("elu", "baseline", "GS101")]
     assert report["unused_suppressions"] == []
+    jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
 
 
 def test_new_finding_fails(project: Path) -> None:
@@ -89,6 +91,7 @@ def test_stale_suppression_is_a_warning(project: Path) -> None:
     report = _json(proc)
     assert report["unused_suppressions"] == [
         {"file": "activations/celu.py", "line": 5, "codes": ["GS101"]}]
+    jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
     assert proc.stderr.strip() == ("activations/celu.py:5: warning: unused suppression "
                                    "'# gradsafe: ignore[GS101]' (nothing to suppress here)")
 

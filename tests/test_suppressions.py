@@ -71,3 +71,27 @@ def test_selected_codes(tmp_path: Path) -> None:
     assert not selected("GS101", str(tmp_path / "legacy" / "old.py"), opts)
     assert selected("GS102", str(tmp_path / "legacy" / "old.py"), opts)
     assert selected("GS501", None, Options())
+
+
+def test_culprit_line_comment_and_stale_def_line_comment(tmp_path: Path) -> None:
+    """A finding located at its culprit expression is suppressed by a comment on that line;
+    a comment on the def line that then matches nothing is reported as unused."""
+    from gradsafe.filters import apply
+    from gradsafe.model import Finding, Location, Range, TargetResult
+
+    src = tmp_path / "acts.py"
+    src.write_text("import torch\n\n\n"
+                   "def elu(x):  # gradsafe: ignore[GS102]\n"
+                   "    e = torch.exp(x) - 1  # gradsafe: ignore[GS101]\n"
+                   "    return torch.where(x > 0, x, e)\n")
+    culprit = Location(str(src), 5, 9, 5, 21)
+    finding = Finding("GS101", "gradient", "error", "float32", "torch", 89.0, 89.0,
+                      float("nan"), Range(88.72284, 3.4028235e38), 88.72284, culprit,
+                      "gradient is NaN for x >= 88.72284 in float32")
+    result = TargetResult("elu", str(src), 4, "torch", "fail", None, (finding,))
+    out = apply([result], Options(root=str(tmp_path)))
+    assert out.results[0].findings == () and out.results[0].status == "pass"
+    [hidden] = out.suppressed
+    assert hidden.comment is not None and (hidden.comment.line, hidden.comment.codes) == (
+        5, ("GS101",))
+    assert [(s.line, s.codes) for s in out.unused] == [(4, ("GS102",))]
