@@ -94,7 +94,7 @@ def test_bad_config_is_one_line_exit_2(tmp_path: Path, toml: str, message: str) 
         assert proc.returncode == 2, proc.stdout
         assert proc.stdout == ""
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
-        assert proc.stderr.startswith(f"gradsafe: error: {pyproject}: "), proc.stderr
+        assert proc.stderr.startswith(f"Error: {pyproject}: "), proc.stderr
         assert message in proc.stderr
 
 
@@ -109,16 +109,16 @@ def test_bad_command_line_values_are_one_line(tmp_path: Path, args: tuple[str, .
                                               message: str) -> None:
     proc = run_cli("check", "x.py", *args, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"gradsafe: error: {message}"), proc.stderr
+    assert proc.stderr.startswith(f"Error: {message}"), proc.stderr
     assert proc.stderr.count("\n") == 1
 
 
 def test_missing_config_file_and_missing_paths(tmp_path: Path) -> None:
     proc = run_cli("check", "--config", "nope.toml", cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (
-        2, "gradsafe: error: config file not found: nope.toml\n")
+        2, "Error: config file not found: nope.toml\n")
     proc = run_cli("check", cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (
-        2, "gradsafe: error: no paths to check: pass PATHS or set paths in [tool.gradsafe]\n")
+        2, "Error: no paths to check: pass PATHS or set paths in [tool.gradsafe]\n")
     proc = run_cli("check", "x.py", "--update-baseline", cwd=tmp_path)
     assert proc.returncode == 2 and "--update-baseline needs a file" in proc.stderr

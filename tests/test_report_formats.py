@@ -23,14 +23,20 @@ SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"
 DTYPES = ("float32", "float16")
 
 
+CASES = ("fixtures/seed000", "fixtures/where_elu", "fixtures/errors/syntax_error.py",
+         "fixtures/errors/no_framework.py", "fixtures/errors/import_error.py")
+
+
 @pytest.fixture(scope="module")
 def report() -> Report:
-    """The real engine over every fixture (torch, TensorFlow and JAX workers)."""
-    return engine.check([str(ROOT / "fixtures")], Options(dtypes=DTYPES, root=str(ROOT)))
+    """The real engine over fixtures with findings in torch, TensorFlow and JAX, and over
+    fixtures that cannot be checked (errors must render in every format too)."""
+    return engine.check([str(ROOT / c) for c in CASES], Options(dtypes=DTYPES, root=str(ROOT)))
 
 
 def test_every_format_has_a_deterministic_reporter(report: Report) -> None:
-    assert report.targets and any(t.findings for t in report.targets)
+    assert any(t.findings for t in report.targets)
+    assert sum(t.status == "error" for t in report.targets) == 3
     for fmt in Format:
         render = renderer(fmt)
         text = render(report, False)
@@ -61,6 +67,10 @@ def test_sarif_from_the_fixtures_validates(report: Report) -> None:
         assert re.fullmatch(r"[0-9a-f]{32}", res["partialFingerprints"]["gradsafe/v1"])
     prints = [r["partialFingerprints"]["gradsafe/v1"] for r in run["results"]]
     assert len(set(prints)) == len(prints)
+    notes = run["invocations"][0]["toolExecutionNotifications"]
+    assert run["invocations"][0]["executionSuccessful"] is False
+    assert sorted(n["message"]["text"].split(" (")[0] for n in notes) == [
+        "could not check <module>", "could not check relu", "could not check square_plus"]
 
 
 def test_sarif_through_the_cli_is_written_atomically(tmp_path: Path) -> None:
@@ -79,7 +89,9 @@ def test_junit_has_one_testcase_per_target_framework_dtype(report: Report) -> No
     root = ET.fromstring(renderer(Format.JUNIT)(report, False))
     cases = root.findall("./testsuite/testcase")
     checked = [t for t in report.targets if t.status != "error"]
-    assert len(cases) == len(checked) * len(DTYPES)
+    errored = [c for c in cases if c.find("error") is not None]
+    assert len(errored) == 3 and int(root.get("errors", "-1")) == 3
+    assert len(cases) == len(checked) * len(DTYPES) + len(errored)
     assert int(root.get("tests", "-1")) == len(cases)
     failed = [c for c in cases if c.find("failure") is not None]
     assert int(root.get("failures", "-1")) == len(failed) > 0

@@ -111,7 +111,7 @@ def test_missing_baseline_is_a_one_line_error(project: Path) -> None:
     proc = run_cli("check", cwd=project)
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr == ("gradsafe: error: baseline file not found: gradsafe-baseline.json "
+    assert proc.stderr == ("Error: baseline file not found: gradsafe-baseline.json "
                            "(create it with --update-baseline)\n")
 
 
