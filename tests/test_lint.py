@@ -9,8 +9,9 @@ from conftest import ROOT
 
 
 def test_ruff_is_clean() -> None:
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "gradsafe", "tests",
-                           "benchmarks"], capture_output=True, text=True, cwd=ROOT)
+    dirs = [d for d in ("gradsafe", "tests", "benchmarks") if (ROOT / d).is_dir()]
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", *dirs],
+                          capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
