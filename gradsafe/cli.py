@@ -62,7 +62,8 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
                      help="Read [tool.gradsafe] from this file instead of the nearest "
                           "pyproject.toml."),
         click.option("--framework", "frameworks", multiple=True, metavar="NAME[,NAME]",
-                     help="torch, tensorflow, jax (default: every framework the target uses)."),
+                     help="torch, tensorflow, jax, numpy (default: every framework the "
+                          "target uses)."),
         click.option("--dtype", "dtypes", multiple=True, metavar="NAME[,NAME]",
                      help="float16, bfloat16, float32, float64 "
                           "(default: float32,float16,bfloat16)."),

@@ -77,7 +77,9 @@ def _choices(allowed: tuple[str, ...], what: str, aliases: Mapping[str, str] | N
     return parse
 
 
-_frameworks = _choices(FRAMEWORKS, "framework", {"tf": "tensorflow", "pytorch": "torch"})
+# "numpy" selects NumPy forward/backward layers (their lane imports no ML framework)
+_frameworks = _choices((*FRAMEWORKS, "numpy"), "framework",
+                       {"tf": "tensorflow", "pytorch": "torch"})
 _dtypes_list = _choices(DTYPES, "dtype")
 
 

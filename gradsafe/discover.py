@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradsafe.model import Target
+from gradsafe.model import CUSTOM_KINDS, Target
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
 _ROOTS = {
@@ -108,21 +108,30 @@ def discover_file(path: str) -> list[Target]:
     module_fws = {fw for m in scope.aliases.values()
                   if (fw := framework_of_module(m)) and fw != "numpy"}
     fallback = tuple(module_fws) if len(module_fws) == 1 else ()
+    helpers = custom_rule_helpers(tree)
     targets = []
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and _is_target_function(node):
+        if isinstance(node, ast.FunctionDef) and _is_target_function(node) \
+                and node.name not in helpers:
             frameworks = _frameworks(node, scope, set())
             if not set(frameworks) - {"numpy"}:
                 frameworks = fallback or frameworks
-            targets.append(Target(node.name, path, node.lineno, "function", frameworks,
+            fkind = decorated_kind(node, scope)
+            frameworks = (CUSTOM_KINDS[fkind],) if fkind else frameworks
+            targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
                                   _constants(node, scope), _features(node, scope)))
+        elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
+            name, akind, inner = wrapped
+            targets.append(Target(name, path, node.lineno, akind, (CUSTOM_KINDS[akind],),
+                                  _constants(inner, scope), _features(inner, scope)))
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            kind = _class_kind(node, scope, set())
+            kind = _class_kind(node, scope, set()) or custom_class_kind(node, scope, set())
             if kind is None:
                 continue
             frameworks = ("tensorflow",) if kind == "layer" else _frameworks(node, scope, set())
             if kind == "module":
                 frameworks = ("torch",)
+            frameworks = (CUSTOM_KINDS[kind],) if kind in CUSTOM_KINDS else frameworks
             targets.append(Target(node.name, path, node.lineno, kind, frameworks,
                                   _constants(node, scope), _features(node, scope)))
     return targets
@@ -286,3 +295,90 @@ def _is_mask(node: ast.expr, masks: set[str]) -> bool:
                 return True
             return any(_is_mask(a, masks) for a in node.args)
     return False
+
+
+# --- hand-written gradients (checked by gradcheck in the worker) -------------------------
+
+_AUTOGRAD_FUNCTION = {"torch.autograd.Function", "torch.autograd.function.Function",
+                      "torch.autograd.function.InplaceFunction"}
+_DECORATORS = {"tensorflow.custom_gradient": "custom_gradient",
+               "tensorflow.python.ops.custom_gradient.custom_gradient": "custom_gradient",
+               "jax.custom_vjp": "custom_vjp", "jax.custom_derivatives.custom_vjp": "custom_vjp",
+               "jax.custom_jvp": "custom_jvp", "jax.custom_derivatives.custom_jvp": "custom_jvp"}
+_RULE_METHODS = {"defvjp", "defjvp", "defjvps"}
+
+
+def _decorator_kind(expr: ast.expr, scope: _Scope) -> str | None:
+    """`@tf.custom_gradient`, `@jax.custom_vjp`, `@partial(jax.custom_vjp, ...)`."""
+    if isinstance(expr, ast.Call):
+        head = _dotted(expr.func)
+        if head and resolve(head, scope).rsplit(".", 1)[-1] == "partial" and expr.args:
+            return _decorator_kind(expr.args[0], scope)
+        expr = expr.func
+    dotted = _dotted(expr)
+    return _DECORATORS.get(resolve(dotted, scope)) if dotted else None
+
+
+def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+    for dec in node.decorator_list:
+        kind = _decorator_kind(dec, scope)
+        if kind:
+            return kind
+    return None
+
+
+def wrapped_custom(node: ast.Assign, scope: _Scope) -> tuple[str, str, ast.AST] | None:
+    """`f = jax.custom_vjp(g)` / `f = tf.custom_gradient(g)`: target f, forward g."""
+    if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+        return None
+    name = node.targets[0].id
+    call = node.value
+    if name.startswith("_") or not isinstance(call, ast.Call) or len(call.args) != 1:
+        return None
+    kind = _decorator_kind(call.func, scope)
+    if kind is None:
+        return None
+    inner = call.args[0]
+    fn = scope.functions.get(inner.id) if isinstance(inner, ast.Name) else None
+    return name, kind, fn if fn is not None else call
+
+
+def custom_rule_helpers(tree: ast.Module) -> set[str]:
+    """Names of the fwd/bwd/jvp rules given to `f.defvjp(fwd, bwd)` and `@f.defjvp`:
+    they are parts of a custom derivative, not activations of their own."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in _RULE_METHODS:
+            names.update(a.id for a in node.args if isinstance(a, ast.Name))
+        if isinstance(node, ast.FunctionDef):
+            for dec in node.decorator_list:
+                if isinstance(dec, ast.Attribute) and dec.attr in _RULE_METHODS:
+                    names.add(node.name)
+    return names
+
+
+def _methods(node: ast.ClassDef) -> set[str]:
+    return {b.name for b in node.body if isinstance(b, ast.FunctionDef)}
+
+
+def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+    """`torch.autograd.Function` subclasses, and duck-typed NumPy layers with
+    `forward`/`backward` methods (seed 004)."""
+    methods = _methods(node)
+    for base in node.bases:
+        dotted = _dotted(base)
+        if dotted is None:
+            continue
+        if dotted in scope.classes and dotted not in seen:
+            seen.add(dotted)
+            inner = custom_class_kind(scope.classes[dotted], scope, seen)
+            if inner == "autograd_function":
+                return inner
+            methods |= _methods(scope.classes[dotted])
+            continue
+        if resolve(dotted, scope) in _AUTOGRAD_FUNCTION:
+            return "autograd_function"
+    if {"forward", "backward"} <= methods:
+        return "numpy_layer"
+    return None

@@ -23,6 +23,10 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
         if t.error is not None:
             errors.append(TargetResult(t.name, t.file, t.line, None, "error", t.error))
             continue
+        if t.kind == "numpy_layer":  # runs in a NumPy-only lane, no ML framework imported
+            if options.frameworks is None or "numpy" in options.frameworks:
+                jobs.append(pool.Job(len(jobs), t, "numpy"))
+            continue
         inferred = [fw for fw in t.frameworks if fw in FRAMEWORKS]
         if options.frameworks is not None:
             chosen = [fw for fw in options.frameworks if not inferred or fw in inferred]

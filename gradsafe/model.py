@@ -19,6 +19,10 @@ SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 Kind = Literal["gradient", "forward"]
 Status = Literal["pass", "fail", "error"]
 TargetKind = str  # "function", "module", "layer", "builtin", ...
+# targets with a hand-written gradient (checked by gradcheck) -> the framework they run on
+CUSTOM_KINDS: dict[str, str] = {"autograd_function": "torch", "custom_gradient": "tensorflow",
+                                "custom_vjp": "jax", "custom_jvp": "jax",
+                                "numpy_layer": "numpy"}
 
 
 @dataclass(frozen=True)

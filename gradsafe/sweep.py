@@ -87,3 +87,12 @@ def result(target: Target, framework: str, findings: tuple[Finding, ...],
     failing = any(SEVERITIES.index(f.severity) <= limit for f in findings)
     return TargetResult(target.name, target.file, target.line, framework,
                         "fail" if failing else "pass", None, findings, notes)
+
+
+def check_target(backend: Backend, target: Target, options: Options) -> TargetResult:
+    """Dispatch by kind: hand-written gradients go to gradcheck, everything else is swept."""
+    from gradsafe import gradcheck  # lazily: gradcheck imports this module
+
+    if gradcheck.is_custom(target):
+        return gradcheck.check_custom(backend, target, options)
+    return check(backend, target, options)

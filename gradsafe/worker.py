@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
                              f"install it with: pip install 'gradsafe[{framework}]'"})
         return 1
     from gradsafe.backends.base import TargetError
-    from gradsafe.sweep import check
+    from gradsafe.sweep import check_target as check
 
     _send(out, {"ready": backend.version()})
     for line in sys.stdin:

@@ -6,7 +6,8 @@ import importlib
 
 from gradsafe.backends.base import Backend
 
-_MODULES = {"torch": "torch_backend", "tensorflow": "tensorflow_backend", "jax": "jax_backend"}
+_MODULES = {"torch": "torch_backend", "tensorflow": "tensorflow_backend", "jax": "jax_backend",
+            "numpy": "numpy_backend"}
 
 
 def get_backend(framework: str) -> Backend:

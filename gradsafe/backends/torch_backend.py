@@ -27,6 +27,8 @@ class TorchBackend(Backend):
             module = module.to(_DTYPES[dtype])
             module.eval()
             return module, None
+        if kind == "autograd_function":  # a Function subclass is called through .apply
+            return obj.apply, None
         if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
             return self.instantiate(obj, "module", dtype)
         return obj, None
