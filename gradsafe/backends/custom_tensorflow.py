@@ -10,18 +10,18 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from gradsafe.backends.base import TargetError  # noqa: E402
-from gradsafe.backends.custom import (  # noqa: E402
+from gradsafe.backends.base import TargetError
+from gradsafe.backends.custom import (
     Adapter,
     BackwardCall,
     BackwardError,
     shape_problem,
     unpack,
 )
-from gradsafe.floats import F64  # noqa: E402
+from gradsafe.floats import F64
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
            "float32": tf.float32, "float64": tf.float64}
@@ -36,9 +36,10 @@ class CustomGradient(Adapter):
 
     def __init__(self, fn: Any) -> None:
         self.fn = fn
-        self.raw = getattr(fn, "__wrapped__", None)
-        if self.raw is None:
+        raw = getattr(fn, "__wrapped__", None)
+        if raw is None:
             raise TargetError("cannot reach the function under tf.custom_gradient")
+        self.raw: Callable[..., Any] = raw
         self.grad_fn: Callable[..., Any] | None = None
 
     def _raw(self, x: Any) -> tuple[Any, Callable[..., Any]]:

@@ -41,16 +41,17 @@ class AutogradFunction(Adapter):
         if not (isinstance(cls, type) and issubclass(cls, torch.autograd.Function)):
             raise TargetError("expected a torch.autograd.Function subclass")
         self.cls = cls
+        self.apply: Callable[..., Any] = cls.apply
 
     def forward64(self, x: F64, labels: F64 | None = None) -> F64:
         with torch.no_grad():
-            return _np(_tensor(self.cls.apply(torch.from_numpy(np.asarray(x, np.float64)))))
+            return _np(_tensor(self.apply(torch.from_numpy(np.asarray(x, np.float64)))))
 
     def backward(self, x: F64, cotangent: F64, dtype: str,
                  labels: F64 | None = None) -> BackwardCall:
         xt = torch.from_numpy(np.asarray(x, np.float64)).to(_DTYPES[dtype]).requires_grad_()
         with torch.enable_grad():
-            y = _tensor(self.cls.apply(xt))
+            y = _tensor(self.apply(xt))
         forward = _np(y)
         if y.grad_fn is None:
             return BackwardCall(forward, None, "apply returned an output without a backward "
