@@ -49,14 +49,16 @@ class AutogradFunction(Adapter):
 
     def backward(self, x: F64, cotangent: F64, dtype: str,
                  labels: F64 | None = None) -> BackwardCall:
-        xt = torch.from_numpy(np.asarray(x, np.float64)).to(_DTYPES[dtype]).requires_grad_()
+        xt = torch.tensor(np.asarray(x, np.float64)).to(_DTYPES[dtype]).requires_grad_()
         with torch.enable_grad():
             y = _tensor(self.apply(xt))
         forward = _np(y)
         if y.grad_fn is None:
             return BackwardCall(forward, None, "apply returned an output without a backward "
                                                "(marked non-differentiable?)", None, None)
-        v = torch.from_numpy(np.asarray(cotangent, np.float64)).to(y.dtype)
+        # a copy: torch.from_numpy shares memory, and an in-place backward must not reach
+        # the caller's array
+        v = torch.tensor(np.asarray(cotangent, np.float64)).to(y.dtype)
         keep = v.clone()
         try:
             with torch.no_grad():
