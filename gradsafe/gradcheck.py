@@ -285,7 +285,7 @@ def _before_forward(ctx: Ctx, adapter: Adapter, x: F64, v: F64) -> list[Finding]
                      "(\"call forward() before backward()\") instead")]
 
 
-def _diagnosis(cmp: Comparison, raw: F64 | None) -> str:
+def _diagnosis(cmp: Comparison, raw: F64 | None, tol: float) -> str:
     """Why it is wrong, when the flagged points share a simple pattern."""
     bad = cmp.bad
     g, ref = cmp.gradient[bad], cmp.reference[bad]
@@ -301,8 +301,9 @@ def _diagnosis(cmp: Comparison, raw: F64 | None) -> str:
     if nz.sum() >= 2:
         ratio = g[nz] / ref[nz]
         k = float(np.median(ratio))
-        if abs(k - 1) > 1e-2 and np.all(np.abs(ratio - k) <= 1e-2 * max(1.0, abs(k))):
-            if abs(k + 1) <= 1e-2:
+        spread = max(1e-2, 2 * tol) * max(1.0, abs(k))  # 16-bit gradients are coarse
+        if abs(k - 1) > spread and np.mean(np.abs(ratio - k) <= spread) >= 0.9:
+            if abs(k + 1) <= spread:
                 return "; it has the wrong sign"
             return f"; it is off by a constant factor of {k:.4g}"
     return ""
@@ -325,7 +326,7 @@ def _gs301(ctx: Ctx, cmp: Comparison, fwd: F64, raw: F64 | None, context: str) -
     msg = (f"hand-written gradient disagrees with the derivative at {n} of {m} checked "
            f"points in {d}; largest error at x = {display(x, d)}{context}: backward gives "
            f"{display(g, d)}, numeric derivative {shortest_repr(ref, 'float64')}{ad} "
-           f"(relative error {err}){_diagnosis(cmp, raw)}")
+           f"(relative error {err}){_diagnosis(cmp, raw, tolerance(d))}")
     return _finding(ctx, "GS301", severity, x, float(fwd[i]), g, float(xs.min()),
                     float(xs.max()), msg)
 
