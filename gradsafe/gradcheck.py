@@ -340,21 +340,38 @@ def _note(ctx: Ctx, cmp: Comparison, kinks: int, what: str) -> str:
             "overflow or an unreliable numeric derivative)")
 
 
-def check_elementwise(adapter: Adapter, ctx: Ctx, x: F64) -> tuple[list[Finding], str | None]:
-    """Every point of x in one batched backward call and one batched stencil."""
+@dataclass(frozen=True)
+class PointCheck:
+    call: BackwardCall
+    cotangent: F64
+    numeric: Numeric | None  # None when the backward broke its contract
+    comparison: Comparison | None
+
+
+def check_points(adapter: Adapter, x: F64, dtype: str) -> PointCheck:
+    """An elementwise target at every point of x: one batched backward call, one batched
+    stencil of forward calls in float64, one autodiff call (the public entry point the
+    benchmark times)."""
     v = np.resize(COTANGENT, x.size)
-    call = adapter.backward(x, v.copy(), ctx.dtype)
-    findings = _contract_findings(ctx, call, x, v)
-    findings += _before_forward(ctx, adapter, x, v)
+    call = adapter.backward(x, v.copy(), dtype)
     if call.gradient is None:
-        return findings, None
-    num = numeric_derivative(lambda t: adapter.forward64(x + t), x, tolerance(ctx.dtype))
+        return PointCheck(call, v, None, None)
+    num = numeric_derivative(lambda t: adapter.forward64(x + t), x, tolerance(dtype))
     f64 = adapter.forward64(x)
     autodiff = adapter.autodiff64(x, np.ones_like(x))
-    cmp = compare(x, call.gradient / v, num, autodiff, ctx.dtype, f64, np.abs(v))
-    if cmp.bad.any():
-        findings.append(_gs301(ctx, cmp, call.forward, call.gradient, ""))
-    return findings, _note(ctx, cmp, int(num.kink.sum()), "points")
+    cmp = compare(x, call.gradient / v, num, autodiff, dtype, f64, np.abs(v))
+    return PointCheck(call, v, num, cmp)
+
+
+def check_elementwise(adapter: Adapter, ctx: Ctx, x: F64) -> tuple[list[Finding], str | None]:
+    pc = check_points(adapter, x, ctx.dtype)
+    findings = _contract_findings(ctx, pc.call, x, pc.cotangent)
+    findings += _before_forward(ctx, adapter, x, pc.cotangent)
+    if pc.comparison is None or pc.numeric is None:
+        return findings, None
+    if pc.comparison.bad.any():
+        findings.append(_gs301(ctx, pc.comparison, pc.call.forward, pc.call.gradient, ""))
+    return findings, _note(ctx, pc.comparison, int(pc.numeric.kink.sum()), "points")
 
 
 def check_rowwise(adapter: Adapter, ctx: Ctx, rows: F64, seed: int) -> tuple[list[Finding],
