@@ -71,6 +71,8 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
         table.add_column(col, no_wrap=col not in ("bad inputs", "example"))
     for f in findings:
         what = f"{f.kind} {'NaN' if f.kind == 'gradient' and f.gradient != f.gradient else ''}"
+        if f.code.startswith("GS30"):  # hand-written backward: NaN there means "none returned"
+            what = "backward"
         table.add_row(Text(f.severity, style=_STYLE[f.severity]), f.code, f.framework,
                       f.dtype, what.strip(), _range_text(f), _example(f))
     console.print(table)
