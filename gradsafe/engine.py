@@ -12,10 +12,16 @@ FRAMEWORK_ORDER = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
 
 def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Job],
-                                                                    list[TargetResult]]:
-    """Pair each target with the frameworks to check it on; unresolvable ones become errors."""
+                                                                    list[TargetResult],
+                                                                    list[str]]:
+    """Pair each target with the frameworks to check it on.
+
+    Targets named with --target whose framework cannot be inferred become errors; other
+    functions that call no torch/tensorflow/jax code (utility modules met by a directory
+    walk or a pre-commit hook) are skipped with a note rather than failing the run."""
     jobs: list[pool.Job] = []
     errors: list[TargetResult] = []
+    skipped: dict[str, list[str]] = {}
     wanted = set(options.targets)
     for t in targets:
         if wanted and t.name not in wanted and t.error is None:
@@ -34,6 +40,9 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
                 continue  # the target belongs to a framework that was not selected
         elif inferred:
             chosen = inferred
+        elif t.name not in wanted:
+            skipped.setdefault(t.file or t.name, []).append(t.name)
+            continue
         else:
             uses = ", ".join(t.frameworks) if t.frameworks else "no torch, tensorflow or jax API"
             errors.append(TargetResult(
@@ -43,7 +52,10 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
             continue
         for fw in chosen:
             jobs.append(pool.Job(len(jobs), t, fw))
-    return jobs, errors
+    notes = [f"skipped {', '.join(names)} in {where}: no torch, tensorflow or jax code "
+             "(pass --framework to check plain-Python functions)"
+             for where, names in skipped.items()]
+    return jobs, errors, notes
 
 
 def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
@@ -53,13 +65,13 @@ def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
 def check(paths: Iterable[str], options: Options,
           progress: Callable[[pool.Job], None] | None = None) -> Report:
     targets = [t for t in discover(paths) if not filters.excluded(t, options)]
-    jobs, errors = plan_jobs(targets, options)
+    jobs, errors, notes = plan_jobs(targets, options)
     results, _versions = pool.run(jobs, options, progress)
     ordered = sorted([*errors, *results.values()], key=sort_key)
     kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
     return Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
                   suppressed=kept.suppressed, unused_suppressions=kept.unused,
-                  root=options.root)
+                  root=options.root, notes=tuple(notes))
 
 
 def exit_code(report: Report) -> int:

@@ -144,3 +144,4 @@ class Report:
     suppressed: tuple[Suppressed, ...] = ()
     unused_suppressions: tuple[Suppression, ...] = ()
     root: str = ""
+    notes: tuple[str, ...] = ()  # things the run chose not to check, said once

@@ -111,3 +111,16 @@ def test_cli_process_imports_no_framework() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, env=cli_env(), timeout=300)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_plain_python_functions_are_skipped_with_a_note_unless_asked() -> None:
+    path = "fixtures/errors/no_framework.py"
+    proc = run_cli("check", path, "--format", "json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["targets"] == []
+    assert report["notes"] == [f"skipped square_plus in {path}: no torch, tensorflow or jax "
+                               "code (pass --framework to check plain-Python functions)"]
+    forced = json.loads(run_cli("check", path, "--framework", "jax", "--dtype", "float32",
+                                "--format", "json").stdout)
+    (target,) = forced["targets"]
+    assert target["framework"] == "jax" and target["status"] in ("pass", "fail")

@@ -73,6 +73,7 @@ def report_data(report: Report) -> dict[str, Any]:
         "suppressed": [suppressed_data(s) for s in report.suppressed],
         "unused_suppressions": [{"file": s.file, "line": s.line, "codes": list(s.codes)}
                                 for s in report.unused_suppressions],
+        "notes": list(report.notes),
     }
 
 

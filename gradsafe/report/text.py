@@ -144,6 +144,8 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
         _suppressed(console, report)
     if quiet:
         return buf.getvalue()
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="dim"))
     statuses = [t.status for t in report.targets]
     counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
               for s in ("error", "warning", "info")}
