@@ -14,6 +14,7 @@ from gradsafe.codes import CODES, lookup
 from gradsafe.discover import DiscoveryError
 from gradsafe.model import DTYPES, FRAMEWORKS, SEVERITIES, Options
 from gradsafe.report import Format, renderer
+from gradsafe.variants import VariantError, parse_params
 
 
 def _split(values: tuple[str, ...], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -81,12 +82,18 @@ def main() -> None:
               show_default=True, help="Seconds allowed per target and framework.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the random probe points.")
+@click.option("--param", "param_specs", multiple=True, metavar="NAME=V1[,V2...]",
+              help="Constructor argument values to check (repeatable); replaces the "
+                   "automatic grid of that argument. The defaults are always checked.")
+@click.option("--param-sweep/--no-param-sweep", default=True, show_default=True,
+              help="Vary each numeric constructor argument over an automatic grid.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour in the text report.")
 @click.option("--no-color", is_flag=True, help="Same as --color never (NO_COLOR works too).")
 def check(paths: tuple[str, ...], frameworks: tuple[str, ...], dtypes: tuple[str, ...],
           targets: tuple[str, ...], operating_range: float, fail_on: str, fmt: str,
-          output: str | None, timeout: float, seed: int, color: str, no_color: bool) -> None:
+          output: str | None, timeout: float, seed: int, param_specs: tuple[str, ...],
+          param_sweep: bool, color: str, no_color: bool) -> None:
     """Check files, directories (*.py inside) or dotted built-ins like torch.nn.functional.elu.
 
     Exit code: 0 clean; bit 1 findings at or above --fail-on; bit 2 something could not be
@@ -94,7 +101,8 @@ def check(paths: tuple[str, ...], frameworks: tuple[str, ...], dtypes: tuple[str
     """
     fws = _split(frameworks, FRAMEWORKS, "framework") or None
     dts = _split(dtypes, DTYPES, "dtype") or Options().dtypes
-    options = Options(fws, dts, targets, operating_range, fail_on, timeout, seed)  # type: ignore[arg-type]
+    options = Options(fws, dts, targets, operating_range, fail_on, timeout, seed,  # type: ignore[arg-type]
+                      parse_params(param_specs), param_sweep)
     progress = None
     if sys.stderr.isatty() and fmt == "text" and output is None:
         def progress(job: object) -> None:
@@ -103,7 +111,7 @@ def check(paths: tuple[str, ...], frameworks: tuple[str, ...], dtypes: tuple[str
                        err=True)
     try:
         report = engine.check(paths, options, progress)
-    except DiscoveryError as exc:
+    except (DiscoveryError, VariantError) as exc:
         raise click.UsageError(str(exc)) from None
     colored = _use_color("never" if no_color else color,
                          output is None and sys.stdout.isatty())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from gradsafe import pool
+from gradsafe import pool, variants
 from gradsafe.discover import discover
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
 
@@ -49,6 +49,8 @@ def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
 def check(paths: Iterable[str], options: Options,
           progress: Callable[[pool.Job], None] | None = None) -> Report:
     targets = discover(paths)
+    variants.check_param_names(targets, options)
+    targets = [v for t in targets for v in variants.expand(t, options)]
     jobs, errors = plan_jobs(targets, options)
     results, _versions = pool.run(jobs, options, progress)
     ordered = sorted([*errors, *results.values()], key=sort_key)

@@ -18,7 +18,9 @@ Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 Kind = Literal["gradient", "forward"]
 Status = Literal["pass", "fail", "error"]
-TargetKind = Literal["function", "module", "layer", "builtin"]
+TargetKind = Literal["function", "module", "layer", "builtin", "nnx", "trax"]
+ParamKind = Literal["float", "int", "count"]
+ParamValue = float | int
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,29 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class ParamSpec:
+    """A numeric constructor argument, read statically from the class's __init__."""
+
+    name: str
+    default: ParamValue | None  # None: required, must come from --param
+    kind: ParamKind  # "count": an int that sizes something (num_parameters, channels)
+    edges: tuple[float, ...] = ()  # constants the source compares the argument against
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One checked configuration of a class: constructor values, mode, seed, input layout."""
+
+    params: tuple[tuple[str, ParamValue], ...] = ()
+    mode: str | None = None  # "train" / "eval"; None: the class has no mode-dependent code
+    seed: int | None = None  # set when the class has random behaviour
+    layout: str = "N"  # "N" (elementwise vector), "NC", "NCHW" (per-channel parameters)
+    channels: int = 1
+    label: str = ""  # the name reported: ELU(alpha=0.0)[mode=train, seed=0]
+    defaults: tuple[tuple[str, ParamValue], ...] = ()  # the constructor defaults, for messages
+
+
+@dataclass(frozen=True)
 class Target:
     """Something to check, found statically (the CLI process never imports user code)."""
 
@@ -74,6 +99,8 @@ class Target:
     constants: tuple[float, ...] = ()
     features: frozenset[str] = field(default_factory=frozenset)
     error: str | None = None
+    params: tuple[ParamSpec, ...] = ()
+    variant: Variant | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +112,9 @@ class Options:
     fail_on: Severity = "error"
     timeout: float = 60.0
     seed: int = 0
+    # --param NAME=V1,V2: values replacing the automatic grid of that constructor argument
+    param_values: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
+    param_sweep: bool = True  # False: defaults and --param values only
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,7 @@ class TargetResult:
     error: str | None
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
+    variant: Variant | None = None
 
 
 @dataclass(frozen=True)
