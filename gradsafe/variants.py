@@ -4,7 +4,8 @@ Each numeric constructor argument is varied one at a time around the defaults (n
 cartesian product, so a class with k arguments gives at most 1 + k * len(grid) parameter
 sets); each set is checked in train and eval mode when the class's source depends on a mode,
 with a fixed seed when it draws random numbers, and on (N, C) and (N, C, H, W) inputs when a
-count argument such as num_parameters makes its weights per-channel.
+count argument such as num_parameters makes its weights per-channel ((N, H, W, C) for
+Keras and JAX, whose convention is channels-last).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def label(name: str, specs: tuple[ParamSpec, ...], v: Variant) -> str:
         extra.append(f"input=(N, {v.channels})")
     elif v.layout == "NCHW":
         extra.append(f"input=(N, {v.channels}, {HW[0]}, {HW[1]})")
+    elif v.layout == "NHWC":
+        extra.append(f"input=(N, {HW[0]}, {HW[1]}, {v.channels})")
     return text + (f"[{', '.join(extra)}]" if extra else "")
 
 
@@ -128,7 +131,9 @@ def expand(target: Target, options: Options) -> list[Target]:
     for values in sets:
         channels = max([int(v) for k, v in values.items() if k in COUNT_NAMES
                         and isinstance(v, (int, float)) and math.isfinite(v)] or [1])
-        layouts = ("NC", "NCHW") if channels > 1 else ("N",)
+        # torch is channels-first; Keras and JAX/Flax are channels-last by convention
+        spatial = "NCHW" if target.frameworks[:1] == ("torch",) else "NHWC"
+        layouts = ("NC", spatial) if channels > 1 else ("N",)
         for mode in modes:
             for layout in layouts:
                 v = Variant(tuple(values.items()), mode, seed, layout, channels, "", defaults)
