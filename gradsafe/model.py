@@ -102,6 +102,11 @@ class Target:
     params: tuple[ParamSpec, ...] = ()
     variant: Variant | None = None
 
+    @property
+    def label(self) -> str:
+        """The name results are reported under (a variant's name carries its values)."""
+        return self.variant.label if self.variant is not None else self.name
+
 
 @dataclass(frozen=True)
 class Options:
