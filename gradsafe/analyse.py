@@ -70,7 +70,7 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     finite = np.isfinite(plan.values)
     infinite = np.isinf(plan.values)
     for kind in ("gradient", "forward"):
-        kind_t: Kind = kind  # type: ignore[assignment]
+        kind_t: Kind = kind
         bad = masks[kind_t]
         runs = _runs(bad & finite, finite)
         for i, (lo, hi) in enumerate(runs[:MAX_RANGES]):
@@ -152,7 +152,7 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     code = classify(kind, s, members, ctx.features)
     message = _message(kind, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
-    return Finding(code, kind, severity, plan.dtype, ctx.framework, x, fwd, grad,
+    return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(low, high), boundary, ctx.location, message)
 
 

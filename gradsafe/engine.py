@@ -8,7 +8,7 @@ from gradsafe import pool, variants
 from gradsafe.discover import discover
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
 
-FRAMEWORK_ORDER = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
+FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
 
 def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Job],
@@ -23,7 +23,7 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
         if t.error is not None:
             errors.append(TargetResult(t.name, t.file, t.line, None, "error", t.error))
             continue
-        inferred = [fw for fw in t.frameworks if fw in FRAMEWORKS]
+        inferred: list[str] = [fw for fw in t.frameworks if fw in FRAMEWORKS]
         if options.frameworks is not None:
             chosen = [fw for fw in options.frameworks if not inferred or fw in inferred]
             if not chosen:

@@ -23,7 +23,17 @@ import numpy as np
 from gradsafe.analyse import Context, Counter, Sample, analyse, describe_range
 from gradsafe.backends.base import Backend, Instance
 from gradsafe.floats import F64, DTypeInfo, display, info, keys_to_values, shortest_repr
-from gradsafe.model import DTypeName, Finding, Options, Range, Target, TargetResult, Variant
+from gradsafe.model import (
+    DTypeName,
+    Finding,
+    Kind,
+    Options,
+    Range,
+    Severity,
+    Target,
+    TargetResult,
+    Variant,
+)
 from gradsafe.probes import ProbePlan, plan
 
 DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
@@ -58,42 +68,59 @@ def check_variant(backend: Backend, target: Target, options: Options,
     assert v is not None
     obj = resolve(target)
     location = target_location(target) if target.kind != "builtin" else None
-    try:
-        inst64 = backend.build(obj, target.kind, "float64", v)
-    except Exception as exc:  # noqa: BLE001 - a constructor may reject a grid value
-        if v.params == v.defaults:
-            raise
-        note = (f"not checked: the constructor rejects {changed(v)} "
-                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''})")
-        res = result(target, backend.name, (), (note,), options)
-        return dataclasses.replace(res, name=v.label, variant=v)
     findings: list[Finding] = []
     notes: list[str] = []
     constants = tuple(sorted({*target.constants, *(
         abs(float(x)) for _, x in v.params if x and np.isfinite(float(x)))}))
-    for dtype in options.dtypes:
-        inst = backend.build(obj, target.kind, dtype, v)
-        if inst.note:
-            notes.append(f"{dtype}: {inst.note}")
-        sampler = LayoutSampler(backend, inst, inst64, dtype)
-        probes = plan(dtype, constants, options.operating_range, options.seed)
-        sample = sampler(probes.values)
-        if sample.gradient is None:
-            findings.append(no_gradient(target, backend.name, dtype, location))
-            continue
-        ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
-        if target.params:
-            degenerate = degenerate_finding(sample, ctx, v)
-            if degenerate is not None:
-                findings.append(degenerate)
+    try:
+        inst64 = backend.build(obj, target.kind, "float64", v)
+        for dtype in options.dtypes:
+            try:
+                inst = backend.build(obj, target.kind, dtype, v)
+                sampler = LayoutSampler(backend, inst, inst64, dtype)
+                probes = plan(dtype, constants, options.operating_range, options.seed)
+                sample = sampler(probes.values)
+            except Exception as exc:
+                if not _unsupported(exc):
+                    raise
+                notes.append(f"{dtype}: not checked: the framework has no {dtype} kernel "
+                             f"here ({_one_line(exc)})")
                 continue
-        findings.extend(analyse(probes, sample, sampler, ctx, counter))
-        if inst.param_grad is not None:
-            findings.extend(param_findings(probes, sample, inst, ctx))
+            if inst.note:
+                notes.append(f"{dtype}: {inst.note}")
+            if sample.gradient is None:
+                findings.append(no_gradient(target, backend.name, dtype, location))
+                continue
+            ctx = Context(dtype, backend.name, options.operating_range, location,
+                          target.features)
+            if target.params:
+                degenerate = degenerate_finding(sample, ctx, v)
+                if degenerate is not None:
+                    findings.append(degenerate)
+                    continue
+            findings.extend(analyse(probes, sample, sampler, ctx, counter))
+            if inst.param_grad is not None:
+                findings.extend(param_findings(probes, sample, inst, ctx))
+    except Exception as exc:
+        if v.params == v.defaults:
+            raise
+        note = f"not checked: {target.name} rejects {changed(v)} ({_one_line(exc)})"
+        res = result(target, backend.name, (), (note,), options)
+        return dataclasses.replace(res, name=v.label, variant=v)
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)
     return dataclasses.replace(res, name=v.label, variant=v)
+
+
+def _unsupported(exc: Exception) -> bool:
+    """A framework kernel missing for one dtype (torch: rrelu "not implemented for 'Half'")."""
+    return "not implemented for" in str(exc)
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def reproduce(v: Variant) -> str:
@@ -138,7 +165,7 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
     share = bad.sum() / total
     if share < DEGENERATE:
         return None
-    kind = "forward" if fwd_bad.sum() >= grad_bad.sum() else "gradient"
+    kind: Kind = "forward" if fwd_bad.sum() >= grad_bad.sum() else "gradient"
     members = np.flatnonzero(fwd_bad if kind == "forward" else grad_bad)
     i = int(members[_readable(s.x[members], ctx.dtype)[0]])
     x, fwd, grad = float(s.x[i]), float(s.forward[i]), float(s.gradient[i])
@@ -273,7 +300,7 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
            f"{display(grad, ctx.dtype)})")
     if extra:
         msg += f"; {extra} more bad ranges not listed"
-    severity = "error" if low <= r and high >= -r else "warning"
+    severity: Severity = "error" if low <= r and high >= -r else "warning"
     boundary = low if abs(low) <= abs(high) else high
     if abs(low) >= d.max and abs(high) < d.max:
         boundary = high

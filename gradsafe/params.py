@@ -224,9 +224,10 @@ def find_class(dotted: str, depth: int = 0) -> tuple[ast.ClassDef, str] | None:
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == name:
             return node, module
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom):
+    for sub in ast.walk(tree):
+        if not isinstance(sub, ast.ImportFrom):
             continue
+        node = sub
         source = _absolute(module, path, node)
         for alias in node.names:
             if alias.name == "*" or (alias.asname or alias.name) == name:

@@ -128,17 +128,18 @@ def expand(target: Target, options: Options) -> list[Target]:
     seed = options.seed if "random" in target.features else None
     defaults = tuple(base.items())
     out: list[Target] = []
-    for values in sets:
-        channels = max([int(v) for k, v in values.items() if k in COUNT_NAMES
-                        and isinstance(v, (int, float)) and math.isfinite(v)] or [1])
+    for param_set in sets:
+        channels = max([int(x) for k, x in param_set.items() if k in COUNT_NAMES
+                        and math.isfinite(x)] or [1])
         # torch is channels-first; Keras and JAX/Flax are channels-last by convention
         spatial = "NCHW" if target.frameworks[:1] == ("torch",) else "NHWC"
         layouts = ("NC", spatial) if channels > 1 else ("N",)
         for mode in modes:
             for layout in layouts:
-                v = Variant(tuple(values.items()), mode, seed, layout, channels, "", defaults)
-                v = dataclasses.replace(v, label=label(target.name, target.params, v))
-                out.append(dataclasses.replace(target, variant=v))
+                var = Variant(tuple(param_set.items()), mode, seed, layout, channels, "",
+                              defaults)
+                var = dataclasses.replace(var, label=label(target.name, target.params, var))
+                out.append(dataclasses.replace(target, variant=var))
     return out
 
 

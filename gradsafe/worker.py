@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         except (LoadError, TargetError) as exc:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                str(exc), variant=target.variant)
-        except Exception as exc:  # noqa: BLE001 - the user's code raised: report, go on
+        except Exception as exc:
             user = os.path.realpath(target.file) if target.file else None
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                f"raised {one_line(exc, user)}", variant=target.variant)

@@ -110,7 +110,8 @@ def _is_nnx(obj: Any) -> bool:
 def _ctor_params(cls: type) -> set[str]:
     """Constructor argument names; NNX's metaclass hides them from signature(cls)."""
     try:
-        return set(inspect.signature(cls.__init__).parameters) - {"self"}
+        init = cls.__dict__.get("__init__") or getattr(cls, "__init__")  # noqa: B009
+        return set(inspect.signature(init).parameters) - {"self"}
     except (TypeError, ValueError):
         return set()
 
@@ -128,7 +129,7 @@ def _nnx(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
     numbers each time."""
     from flax import nnx
 
-    kwargs = dict(variant.params)
+    kwargs: dict[str, Any] = dict(variant.params)
     if isinstance(obj, type):
         if "rngs" in _ctor_params(obj):
             kwargs["rngs"] = nnx.Rngs(variant.seed if variant.seed is not None else 0)
@@ -139,7 +140,7 @@ def _nnx(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
         module.train()
     elif variant.mode == "eval":
         module.eval()
-    graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+    graphdef, params, rest = tuple(nnx.split(module, nnx.Param, ...))[:3]
     params = _cast(params, dtype)
 
     def call(p: Any, x: Any) -> Any:
@@ -151,7 +152,7 @@ def _nnx(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
 def _trax(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
     """A Trax-style layer by its protocol: constructor (with `mode` when it takes one),
     `_mode`, `rng`, `init_weights_and_state(signature)`, `weights`, `forward(x)`."""
-    kwargs = dict(variant.params)
+    kwargs: dict[str, Any] = dict(variant.params)
     if isinstance(obj, type):
         if "mode" in _ctor_params(obj) and variant.mode:
             kwargs["mode"] = variant.mode
@@ -164,8 +165,8 @@ def _trax(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
     layer.rng = key
     if hasattr(layer, "init_weights_and_state"):
         n = layout_multiple(variant)
-        layer.init_weights_and_state(jax.ShapeDtypeStruct(layout_shape(variant, n),
-                                                          _DTYPES[dtype]))
+        signature = jax.ShapeDtypeStruct(layout_shape(variant, n), _DTYPES[dtype])  # type: ignore[no-untyped-call]
+        layer.init_weights_and_state(signature)
     weights = _cast(getattr(layer, "weights", ()), dtype)
 
     def call(w: Any, x: Any) -> Any:

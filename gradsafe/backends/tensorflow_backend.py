@@ -8,10 +8,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from gradsafe.backends.base import (  # noqa: E402
+from gradsafe.backends.base import (
     Backend,
     Evaluation,
     Fn,
@@ -22,8 +22,8 @@ from gradsafe.backends.base import (  # noqa: E402
     layout_multiple,
     layout_shape,
 )
-from gradsafe.floats import F64  # noqa: E402
-from gradsafe.model import Variant  # noqa: E402
+from gradsafe.floats import F64
+from gradsafe.model import Variant
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
            "float32": tf.float32, "float64": tf.float64}

@@ -60,7 +60,9 @@ def variant_data(v: Variant | None) -> dict[str, Any] | None:
     """The configuration that reproduces a class's findings; null for plain functions."""
     if v is None:
         return None
-    return {"params": dict(v.params), "mode": v.mode, "seed": v.seed, "layout": v.layout,
+    params = {k: x if isinstance(x, int) else json_number(float(x), "float64")
+              for k, x in v.params}
+    return {"params": params, "mode": v.mode, "seed": v.seed, "layout": v.layout,
             "channels": v.channels}
 
 
