@@ -153,7 +153,7 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     code = classify(kind, s, members, ctx.features)
     message = _message(kind, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
-    return Finding(code, kind, severity, plan.dtype, ctx.framework, x, fwd, grad,
+    return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(low, high), boundary, ctx.location, message)
 
 

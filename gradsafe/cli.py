@@ -17,6 +17,7 @@ from gradsafe.codes import CODES, lookup
 from gradsafe.discover import DiscoveryError
 from gradsafe.model import SEVERITIES
 from gradsafe.report import Format, renderer
+from gradsafe.variants import VariantError, parse_params
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -123,12 +124,18 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
 @click.option("--quiet", "-q", is_flag=True, help="Print only the findings.")
 @click.option("--verbose", "-v", is_flag=True,
               help="Print every finding's message, suggestions and notes.")
+@click.option("--param", "param_specs", multiple=True, metavar="NAME=V1[,V2...]",
+              help="Constructor argument values to check (repeatable); replaces the "
+                   "automatic grid of that argument. The defaults are always checked.")
+@click.option("--param-sweep/--no-param-sweep", default=True, show_default=True,
+              help="Vary each numeric constructor argument over an automatic grid.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour in the text report.")
 @click.option("--no-color", is_flag=True, help="Same as --color never (NO_COLOR works too).")
 def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...], fmt: str,
           output: str | None, update_baseline: bool, show_suppressed: bool, quiet: bool,
-          verbose: bool, color: str, no_color: bool, **given: Any) -> None:
+          verbose: bool, param_specs: tuple[str, ...], param_sweep: bool, color: str,
+          no_color: bool, **given: Any) -> None:
     """Check files, directories (*.py inside) or dotted built-ins like torch.nn.functional.elu.
 
     PATHS default to `paths` in [tool.gradsafe]. Exit code: 0 clean; bit 1 findings at or
@@ -138,7 +145,11 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
     if output and not Path(output).resolve().parent.is_dir():
         _fail(f"cannot write --output {output}: its directory does not exist")
     resolved = _resolve(paths, config_file, targets, **given)
-    options = resolved.options
+    try:
+        options = replace(resolved.options, param_values=parse_params(param_specs),
+                          param_sweep=param_sweep)
+    except VariantError as exc:
+        _fail(str(exc))
     if not options.paths:
         _fail("no paths to check: pass PATHS or set paths in [tool.gradsafe]")
     if update_baseline and not options.baseline:
@@ -158,7 +169,7 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
                        err=True)
     try:
         report = engine.check(options.paths, run_options, progress)
-    except DiscoveryError as exc:
+    except (DiscoveryError, VariantError) as exc:
         _fail(str(exc))
     except baseline.BaselineError as exc:
         _fail(str(exc))

@@ -9,10 +9,12 @@ from gradsafe.model import (
     Finding,
     Location,
     Options,
+    ParamSpec,
     Range,
     Suggestion,
     Target,
     TargetResult,
+    Variant,
 )
 
 
@@ -44,16 +46,34 @@ def target_result(d: dict[str, Any]) -> TargetResult:
     return TargetResult(
         d["name"], d["file"], d["line"], d["framework"], d["status"], d["error"],
         tuple(finding(f) for f in d["findings"]), tuple(d.get("notes", ())),
+        variant(d.get("variant")),
     )
+
+
+def variant(d: dict[str, Any] | None) -> Variant | None:
+    if d is None:
+        return None
+    return Variant(tuple((str(k), v) for k, v in d["params"]), d["mode"], d["seed"],
+                   d["layout"], d["channels"], d["label"],
+                   tuple((str(k), v) for k, v in d.get("defaults", ())))
+
+
+def param_spec(d: dict[str, Any]) -> ParamSpec:
+    return ParamSpec(d["name"], d["default"], d["kind"], tuple(d.get("edges", ())))
 
 
 def target(d: dict[str, Any]) -> Target:
     return Target(d["name"], d["file"], d["line"], d["kind"], tuple(d["frameworks"]),
-                  tuple(d["constants"]), frozenset(d["features"]), d["error"])
+                  tuple(d["constants"]), frozenset(d["features"]), d["error"],
+                  tuple(param_spec(p) for p in d.get("params", ())), variant(d.get("variant")))
 
 
 def options(d: dict[str, Any]) -> Options:
     fws = d["frameworks"]
-    return Options(tuple(fws) if fws is not None else None, tuple(d["dtypes"]),
-                   tuple(d["targets"]), d["operating_range"], d["fail_on"], d["timeout"],
-                   d["seed"])
+    # workers need only the sweep settings, not the CI-gate ones
+    return Options(
+        frameworks=tuple(fws) if fws is not None else None, dtypes=tuple(d["dtypes"]),
+        targets=tuple(d["targets"]), operating_range=d["operating_range"],
+        fail_on=d["fail_on"], timeout=d["timeout"], seed=d["seed"],
+        param_values=tuple((str(k), tuple(v)) for k, v in d.get("param_values", ())),
+        param_sweep=bool(d.get("param_sweep", True)))

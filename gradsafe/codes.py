@@ -146,8 +146,10 @@ CODES: tuple[Code, ...] = (
         "GS501",
         "parameter-gradient",
         "non-finite gradient with respect to a learnable parameter",
-        "The input gradient is finite but the gradient of a learnable parameter is not, so "
-        "the optimizer writes NaN into the weights.",
+        "The gradient of a learnable parameter (nn.Parameter, Keras weight, nnx.Param, "
+        "Trax weights) is not finite, so the optimizer writes NaN into the weights. It can "
+        "happen where the input gradient is finite, and a where-leak in a term scaled by "
+        "the parameter reaches both.",
         "self.alpha * (torch.exp(x) - 1)  # inside a where",
         "self.alpha * torch.expm1(torch.where(x > 0, 0.0, x))",
     ),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradsafe.model import CUSTOM_KINDS, Target
+from gradsafe.params import builtin_info, class_info
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
 _ROOTS = {
@@ -47,6 +48,10 @@ def builtin_target(dotted: str) -> Target:
         return Target(dotted, None, None, "builtin", (),
                       error=f"'{dotted}' is not a file, directory or dotted name of a "
                             "torch, tensorflow, keras or jax function")
+    cls = builtin_info(dotted)  # a framework class: its constructor arguments get swept
+    if cls is not None:
+        return Target(dotted, None, None, "builtin", (framework,), features=cls.features,
+                      params=cls.params)
     return Target(dotted, None, None, "builtin", (framework,))
 
 
@@ -132,8 +137,12 @@ def discover_file(path: str) -> list[Target]:
             if kind == "module":
                 frameworks = ("torch",)
             frameworks = (CUSTOM_KINDS[kind],) if kind in CUSTOM_KINDS else frameworks
+            if kind in ("nnx", "trax"):
+                frameworks = ("jax",)
+            cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
             targets.append(Target(node.name, path, node.lineno, kind, frameworks,
-                                  _constants(node, scope), _features(node, scope)))
+                                  _constants(node, scope), _features(node, scope) | cls.features,
+                                  params=cls.params))
     return targets
 
 
@@ -223,11 +232,28 @@ def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None
                 return kind
             continue
         full = resolve(dotted, scope)
+        if full.startswith("flax.") and full.rsplit(".", 1)[-1] == "Module":
+            return "nnx"
         if full.startswith("torch.nn.") and full != "torch.nn.functional":
             return "module"
         if "keras" in full and full.rsplit(".", 1)[-1] == "Layer":
             return "layer"
-    return None
+        if full.startswith("trax."):
+            return "trax"
+    return "trax" if is_trax_style(node) else None
+
+
+def is_trax_style(node: ast.ClassDef) -> bool:
+    """Trax's layer protocol, duck-typed (trax itself no longer installs): a `forward`
+    method plus `init_weights_and_state`, or the `weights` / `_mode` / `rng` attributes."""
+    methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+    if "forward" not in methods:
+        return False
+    if "init_weights_and_state" in methods:
+        return True
+    return any(isinstance(n, ast.Attribute) and n.attr in ("weights", "_mode", "rng")
+               and isinstance(n.value, ast.Name) and n.value.id == "self"
+               for n in ast.walk(node))
 
 
 def _number(node: ast.expr) -> float | None:

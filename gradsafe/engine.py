@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from gradsafe import filters, pool
+from gradsafe import filters, pool, variants
 from gradsafe.discover import discover
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
 
-FRAMEWORK_ORDER = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
+FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
 
 def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Job],
@@ -33,7 +33,7 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
             if options.frameworks is None or "numpy" in options.frameworks:
                 jobs.append(pool.Job(len(jobs), t, "numpy"))
             continue
-        inferred = [fw for fw in t.frameworks if fw in FRAMEWORKS]
+        inferred: list[str] = [fw for fw in t.frameworks if fw in FRAMEWORKS]
         if options.frameworks is not None:
             chosen = [fw for fw in options.frameworks if not inferred or fw in inferred]
             if not chosen:
@@ -65,6 +65,8 @@ def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
 def check(paths: Iterable[str], options: Options,
           progress: Callable[[pool.Job], None] | None = None) -> Report:
     targets = [t for t in discover(paths) if not filters.excluded(t, options)]
+    variants.check_param_names(targets, options)
+    targets = [v for t in targets for v in variants.expand(t, options)]
     jobs, errors, notes = plan_jobs(targets, options)
     results, _versions = pool.run(jobs, options, progress)
     ordered = sorted([*errors, *results.values()], key=sort_key)

@@ -23,6 +23,8 @@ TargetKind = str  # "function", "module", "layer", "builtin", ...
 CUSTOM_KINDS: dict[str, str] = {"autograd_function": "torch", "custom_gradient": "tensorflow",
                                 "custom_vjp": "jax", "custom_jvp": "jax",
                                 "numpy_layer": "numpy"}
+ParamKind = Literal["float", "int", "count"]
+ParamValue = float | int
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,29 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class ParamSpec:
+    """A numeric constructor argument, read statically from the class's __init__."""
+
+    name: str
+    default: ParamValue | None  # None: required, must come from --param
+    kind: ParamKind  # "count": an int that sizes something (num_parameters, channels)
+    edges: tuple[float, ...] = ()  # constants the source compares the argument against
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One checked configuration of a class: constructor values, mode, seed, input layout."""
+
+    params: tuple[tuple[str, ParamValue], ...] = ()
+    mode: str | None = None  # "train" / "eval"; None: the class has no mode-dependent code
+    seed: int | None = None  # set when the class has random behaviour
+    layout: str = "N"  # "N" (elementwise vector), "NC", "NCHW" (per-channel parameters)
+    channels: int = 1
+    label: str = ""  # the name reported: ELU(alpha=0.0)[mode=train, seed=0]
+    defaults: tuple[tuple[str, ParamValue], ...] = ()  # the constructor defaults, for messages
+
+
+@dataclass(frozen=True)
 class Target:
     """Something to check, found statically (the CLI process never imports user code)."""
 
@@ -78,6 +103,13 @@ class Target:
     constants: tuple[float, ...] = ()
     features: frozenset[str] = field(default_factory=frozenset)
     error: str | None = None
+    params: tuple[ParamSpec, ...] = ()
+    variant: Variant | None = None
+
+    @property
+    def label(self) -> str:
+        """The name results are reported under (a variant's name carries its values)."""
+        return self.variant.label if self.variant is not None else self.name
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,9 @@ class Options:
     jobs: int | None = None
     baseline: str | None = None
     root: str = ""  # project root: file paths in fingerprints and patterns are relative to it
+    # --param NAME=V1,V2: values replacing the automatic grid of that constructor argument
+    param_values: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
+    param_sweep: bool = True  # False: defaults and --param values only
 
 
 @dataclass(frozen=True)
@@ -110,6 +145,7 @@ class TargetResult:
     error: str | None
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
+    variant: Variant | None = None
 
 
 @dataclass(frozen=True)

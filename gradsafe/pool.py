@@ -135,16 +135,16 @@ def _lane(framework: str, jobs: list[Job], options: Options,
                 worker.close()
                 worker = None
         if fatal is not None or worker is None:
-            results[job.index] = TargetResult(t.name, t.file, t.line, framework, "error",
-                                               fatal)
+            results[job.index] = TargetResult(t.label, t.file, t.line, framework, "error",
+                                               fatal, variant=t.variant)
             continue
         try:
             reply = worker.request({"target": codec.encode(t), "options": payload_options},
                                    options.timeout)
             results[job.index] = codec.target_result(reply["result"])
         except WorkerFailed as exc:
-            results[job.index] = TargetResult(t.name, t.file, t.line, framework, "error",
-                                               str(exc))
+            results[job.index] = TargetResult(t.label, t.file, t.line, framework, "error",
+                                               str(exc), variant=t.variant)
             worker.kill()
             worker.close()
             worker = None

@@ -50,6 +50,10 @@ class Sampler:
 
 def check(backend: Backend, target: Target, options: Options,
           counter: Counter | None = None) -> TargetResult:
+    if target.variant is not None:  # one configuration of a class: see param_sweep
+        from gradsafe.param_sweep import check_variant
+
+        return check_variant(backend, target, options, counter)
     obj = resolve(target)
     location = target_location(target)
     findings: list[Finding] = []

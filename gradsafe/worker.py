@@ -56,12 +56,12 @@ def main(argv: list[str]) -> int:
         try:
             res = check(backend, target, options)
         except (LoadError, TargetError) as exc:
-            res = TargetResult(target.name, target.file, target.line, framework, "error",
-                               str(exc))
+            res = TargetResult(target.label, target.file, target.line, framework, "error",
+                               str(exc), variant=target.variant)
         except Exception as exc:
             user = os.path.realpath(target.file) if target.file else None
-            res = TargetResult(target.name, target.file, target.line, framework, "error",
-                               f"raised {one_line(exc, user)}")
+            res = TargetResult(target.label, target.file, target.line, framework, "error",
+                               f"raised {one_line(exc, user)}", variant=target.variant)
         _send(out, {"result": codec.encode(res)})
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from gradsafe.floats import F64
+from gradsafe.model import Variant
 
 # Every evaluation uses vectors whose length is a multiple of WIDTH: CPU kernels take
 # different code paths for short tails and vectorized bodies (torch.cosh(89.0) is finite
@@ -53,9 +55,9 @@ def resolve_dotted(dotted: str) -> Any:
     raise TargetError(f"cannot import '{dotted}'")
 
 
-def pad(xs: F64) -> tuple[F64, int]:
+def pad(xs: F64, multiple: int = WIDTH) -> tuple[F64, int]:
     n = int(xs.size)
-    width = max(WIDTH, -(-n // WIDTH) * WIDTH)
+    width = max(multiple, -(-n // multiple) * multiple)
     if width == n:
         return xs, n
     filler = xs[0] if n else 0.0
@@ -77,14 +79,19 @@ class Backend(ABC):
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         """Forward (and one VJP with a ones cotangent when grad) of a padded chunk."""
 
-    def evaluate(self, fn: Fn, xs: F64, dtype: str, grad: bool = True) -> Evaluation:
+    def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
+        """One configuration of a class (constructor values, mode, seed, input layout)."""
+        raise TargetError(f"{self.name} cannot check a '{kind}' target with parameters")
+
+    def evaluate(self, fn: Fn, xs: F64, dtype: str, grad: bool = True,
+                 multiple: int = WIDTH) -> Evaluation:
         """Forward and gradient at every point, in chunks of full-width vectors."""
         forwards: list[F64] = []
         grads: list[F64] = []
         no_grad = False
         note = None
         for start in range(0, max(int(xs.size), 1), CHUNK):
-            chunk, n = pad(xs[start:start + CHUNK])
+            chunk, n = pad(xs[start:start + CHUNK], multiple)
             ev = self.run_chunk(fn, chunk, dtype, grad)
             note = note or ev.note
             forwards.append(ev.forward[:n])
@@ -104,3 +111,44 @@ def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object) 
     if tuple(y_shape) != tuple(x_shape):
         raise TargetError(f"returned shape {tuple(y_shape)} for an input of shape "
                           f"{tuple(x_shape)} (expected an elementwise function)")
+
+
+# padded flat inputs -> gradient of each learnable parameter (flattened), computed with a
+# cotangent of cotangent_scale(n) on every output so that a sum of finite terms cannot overflow
+ParamGrad = Callable[[F64], dict[str, F64]]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A built configuration: `fn` maps a flat vector to a flat vector (reshaping to the
+    variant's layout inside), `param_grad` differentiates the learnable parameters."""
+
+    fn: Fn
+    note: str | None
+    param_grad: ParamGrad | None = None
+    param_names: tuple[str, ...] = ()
+    multiple: int = WIDTH
+
+
+def layout_multiple(variant: Variant) -> int:
+    """Vector lengths must split into whole (N, C[, H, W]) batches and stay full-width."""
+    if variant.layout == "N":
+        return WIDTH
+    return math.lcm(WIDTH, variant.channels * 4)
+
+
+def layout_shape(variant: Variant, n: int) -> tuple[int, ...]:
+    c = variant.channels
+    if variant.layout == "NC":
+        return (n // c, c)
+    if variant.layout == "NCHW":
+        return (n // (4 * c), c, 2, 2)
+    if variant.layout == "NHWC":
+        return (n // (4 * c), 2, 2, c)
+    return (n,)
+
+
+def cotangent_scale(n: int) -> float:
+    """2**-k with 2**k >= n: exact in every dtype, and n finite terms each at most the
+    dtype's max times the scale cannot overflow their sum."""
+    return 2.0 ** -max(0, math.ceil(math.log2(max(n, 1))))

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradsafe.backends.base import Backend, Evaluation, Fn, TargetError, check_output
+from gradsafe.backends.base import (
+    Backend,
+    Evaluation,
+    Fn,
+    Instance,
+    TargetError,
+    check_output,
+    cotangent_scale,
+    layout_multiple,
+    layout_shape,
+)
 from gradsafe.floats import F64
+from gradsafe.model import Variant
 
 _DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16,
            "float32": jnp.float32, "float64": jnp.float64}
@@ -46,6 +58,125 @@ class JaxBackend(Backend):
             (g,) = vjp(jnp.ones_like(y))
             return Evaluation(forward, np.asarray(g.astype(jnp.float64) if dtype == "float64"
                                                   else g.astype(jnp.float32), dtype=np.float64))
+
+    def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
+        ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+        with ctx:
+            if kind == "nnx" or _is_nnx(obj):
+                call, weights = _nnx(obj, dtype, variant)
+                note = f"flax nnx parameters cast to {dtype}"
+            elif kind == "trax" or hasattr(obj, "forward"):
+                call, weights = _trax(obj, dtype, variant)
+                note = f"trax-style weights cast to {dtype}"
+            else:
+                raise TargetError(f"'{getattr(obj, '__name__', obj)}' is not a Flax NNX "
+                                  "module or a Trax-style layer")
+        jdtype = _DTYPES[dtype]
+        paths, treedef = jax.tree_util.tree_flatten_with_path(weights)
+        names = tuple(jax.tree_util.keystr(path) or "weights" for path, _ in paths)
+
+        def fn_with(w: Any, x: Any) -> Any:
+            shaped = x.reshape(layout_shape(variant, int(x.size)))
+            y = call(w, shaped)
+            if y is None or not hasattr(y, "shape"):
+                raise TargetError(f"returned {type(y).__name__} instead of an array")
+            check_output(tuple(y.shape), tuple(shaped.shape), y)
+            return y.reshape(-1)
+
+        def fn(x: Any) -> Any:
+            return fn_with(weights, x)
+
+        def param_grad(xs: F64) -> dict[str, F64]:
+            with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
+                x = jnp.asarray(xs, dtype=jdtype)
+                y, vjp = jax.vjp(lambda w: fn_with(w, x), weights)
+                (g,) = vjp(jnp.full_like(y, cotangent_scale(int(y.size))))
+                leaves = jax.tree_util.tree_leaves(g)
+                return {n: np.asarray(jnp.asarray(leaf).astype(
+                            jnp.float64 if dtype == "float64" else jnp.float32),
+                            dtype=np.float64).ravel()
+                        for n, leaf in zip(names, leaves, strict=True)}
+
+        del treedef
+        return Instance(fn, note if names else None, param_grad if names else None, names,
+                        layout_multiple(variant))
+
+
+def _is_nnx(obj: Any) -> bool:
+    return any(c.__name__ == "Module" and c.__module__.startswith("flax.nnx")
+               for c in getattr(obj, "__mro__", ()))
+
+
+def _ctor_params(cls: type) -> set[str]:
+    """Constructor argument names; NNX's metaclass hides them from signature(cls)."""
+    try:
+        init = cls.__dict__.get("__init__") or getattr(cls, "__init__")  # noqa: B009
+        return set(inspect.signature(init).parameters) - {"self"}
+    except (TypeError, ValueError):
+        return set()
+
+
+def _cast(tree: Any, dtype: str) -> Any:
+    jdtype = _DTYPES[dtype]
+    return jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a).astype(jdtype)
+        if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree)
+
+
+def _nnx(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
+    """A Flax NNX module as a pure function of its nnx.Param state. The rest of the state
+    (RNG counters included) is merged fresh on every call, so a seeded module draws the same
+    numbers each time."""
+    from flax import nnx
+
+    kwargs: dict[str, Any] = dict(variant.params)
+    if isinstance(obj, type):
+        if "rngs" in _ctor_params(obj):
+            kwargs["rngs"] = nnx.Rngs(variant.seed if variant.seed is not None else 0)
+        module = obj(**kwargs)
+    else:
+        module = obj
+    if variant.mode == "train":
+        module.train()
+    elif variant.mode == "eval":
+        module.eval()
+    graphdef, params, rest = tuple(nnx.split(module, nnx.Param, ...))[:3]
+    params = _cast(params, dtype)
+
+    def call(p: Any, x: Any) -> Any:
+        return nnx.merge(graphdef, p, rest, copy=True)(x)
+
+    return call, params
+
+
+def _trax(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
+    """A Trax-style layer by its protocol: constructor (with `mode` when it takes one),
+    `_mode`, `rng`, `init_weights_and_state(signature)`, `weights`, `forward(x)`."""
+    kwargs: dict[str, Any] = dict(variant.params)
+    if isinstance(obj, type):
+        if "mode" in _ctor_params(obj) and variant.mode:
+            kwargs["mode"] = variant.mode
+        layer = obj(**kwargs)
+    else:
+        layer = obj
+    if variant.mode:
+        layer._mode = variant.mode
+    key = jax.random.PRNGKey(variant.seed if variant.seed is not None else 0)
+    layer.rng = key
+    if hasattr(layer, "init_weights_and_state"):
+        n = layout_multiple(variant)
+        signature = jax.ShapeDtypeStruct(layout_shape(variant, n), _DTYPES[dtype])  # type: ignore[no-untyped-call]
+        layer.init_weights_and_state(signature)
+    weights = _cast(getattr(layer, "weights", ()), dtype)
+
+    def call(w: Any, x: Any) -> Any:
+        layer.weights, layer.rng = w, key  # the same random draw on every call
+        try:
+            return layer.forward(x)
+        finally:
+            layer.weights = weights
+
+    return call, weights
 
 
 def _to_np(y: Any, x: Any) -> F64:

@@ -15,10 +15,15 @@ from gradsafe.backends.base import (
     Backend,
     Evaluation,
     Fn,
+    Instance,
     TargetError,
     check_output,
+    cotangent_scale,
+    layout_multiple,
+    layout_shape,
 )
 from gradsafe.floats import F64
+from gradsafe.model import Variant
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
            "float32": tf.float32, "float64": tf.float64}
@@ -65,6 +70,69 @@ class TensorFlowBackend(Backend):
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, np.asarray(tf.cast(g, tf.float64).numpy(), dtype=np.float64))
+
+    def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
+        import keras
+
+        if variant.seed is not None:
+            keras.utils.set_random_seed(variant.seed)
+        kwargs = dict(variant.params)
+        note = None
+        if isinstance(obj, type):
+            try:
+                params = inspect.signature(obj).parameters
+                takes_dtype = "dtype" in params or any(
+                    p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+            except (TypeError, ValueError):
+                takes_dtype = False
+            if takes_dtype:
+                layer, note = obj(dtype=dtype, **kwargs), f"keras dtype policy {dtype}"
+            else:
+                layer = obj(**kwargs)
+                note = "keras default dtype policy (the layer takes no dtype argument)"
+        else:
+            layer = obj
+        try:
+            takes_training = "training" in inspect.signature(layer.call).parameters
+        except (AttributeError, TypeError, ValueError):
+            takes_training = False
+        training = None if variant.mode is None else variant.mode == "train"
+        tf_dtype = _DTYPES[dtype]
+
+        def fn(x: Any) -> Any:
+            if snapshot:  # random layers: restore the seed generators' state every call
+                for var, value in zip(layer.variables, snapshot, strict=True):
+                    var.assign(value)
+            shaped = tf.reshape(x, layout_shape(variant, int(tf.size(x))))
+            if takes_training and training is not None:
+                y = layer(shaped, training=training)
+            else:
+                y = layer(shaped)
+            if y is None or not hasattr(y, "shape"):
+                raise TargetError(f"returned {type(y).__name__} instead of a tensor")
+            check_output(tuple(y.shape), tuple(shaped.shape), y)
+            return tf.reshape(y, [-1])
+
+        snapshot: list[Any] = []
+        multiple = layout_multiple(variant)
+        fn(tf.zeros([multiple], dtype=tf_dtype))  # builds the layer's weights
+        if variant.seed is not None:
+            snapshot = [tf.identity(v) for v in layer.variables]
+        weights = list(layer.trainable_weights)
+        names = tuple(str(getattr(w, "path", None) or w.name) for w in weights)
+
+        def param_grad(xs: F64) -> dict[str, F64]:
+            x = tf.cast(tf.constant(xs, dtype=tf.float64), tf_dtype)
+            with tf.GradientTape() as tape:
+                y = fn(x)
+            cot = tf.fill(tf.shape(y), tf.constant(cotangent_scale(int(tf.size(y))), y.dtype))
+            grads = tape.gradient(y, weights, output_gradients=cot)
+            return {n: (np.zeros(int(tf.size(w))) if g is None else
+                        np.asarray(tf.cast(tf.convert_to_tensor(g), tf.float64).numpy(),
+                                   dtype=np.float64).ravel())
+                    for n, w, g in zip(names, weights, grads, strict=True)}
+
+        return Instance(fn, note, param_grad if weights else None, names, multiple)
 
 
 def _is_layer(obj: type) -> bool:

@@ -8,8 +8,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradsafe.backends.base import Backend, Evaluation, Fn, TargetError, check_output
+from gradsafe.backends.base import (
+    Backend,
+    Evaluation,
+    Fn,
+    Instance,
+    TargetError,
+    check_output,
+    cotangent_scale,
+    layout_multiple,
+    layout_shape,
+)
 from gradsafe.floats import F64
+from gradsafe.model import Variant
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
            "float32": torch.float32, "float64": torch.float64}
@@ -52,6 +63,45 @@ class TorchBackend(Backend):
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, g.to(torch.float64).numpy().astype(np.float64))
+
+    def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
+        torch_dtype = _DTYPES[dtype]
+        if isinstance(obj, type):
+            module = obj(**dict(variant.params))
+        else:
+            module = copy.deepcopy(obj)
+        if not isinstance(module, torch.nn.Module):
+            raise TargetError(f"{type(module).__name__} is not a torch.nn.Module")
+        module = module.to(torch_dtype)
+        module.train(variant.mode == "train")
+        params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        seed = variant.seed
+
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            if seed is not None:
+                torch.manual_seed(seed)  # every call draws the same random numbers
+            shaped = x.reshape(layout_shape(variant, int(x.numel())))
+            y = module(shaped)
+            if not isinstance(y, torch.Tensor):
+                raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
+            check_output(tuple(y.shape), tuple(shaped.shape), y)
+            return y.reshape(-1)
+
+        def param_grad(xs: F64) -> dict[str, F64]:
+            x = torch.from_numpy(xs).to(torch_dtype)
+            with torch.enable_grad():
+                y = fn(x)
+            zeros = {n: np.zeros(p.numel()) for n, p in params}
+            if not y.requires_grad:
+                return zeros
+            cot = torch.full_like(y, cotangent_scale(int(y.numel())))
+            grads = torch.autograd.grad(y, [p for _, p in params], cot, allow_unused=True)
+            return {n: (zeros[n] if g is None else
+                        g.detach().to(torch.float64).numpy().ravel().astype(np.float64))
+                    for (n, _), g in zip(params, grads, strict=True)}
+
+        return Instance(fn, None, param_grad if params else None,
+                        tuple(n for n, _ in params), layout_multiple(variant))
 
 
 BACKEND = TorchBackend()

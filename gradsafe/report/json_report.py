@@ -9,7 +9,15 @@ from typing import Any
 from gradsafe import __version__
 from gradsafe.engine import exit_code
 from gradsafe.floats import json_number
-from gradsafe.model import SEVERITIES, Finding, Location, Report, Suppressed, TargetResult
+from gradsafe.model import (
+    SEVERITIES,
+    Finding,
+    Location,
+    Report,
+    Suppressed,
+    TargetResult,
+    Variant,
+)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
@@ -52,7 +60,18 @@ def target_data(t: TargetResult) -> dict[str, Any]:
         "error": t.error,
         "notes": list(t.notes),
         "findings": [finding_data(f) for f in t.findings],
+        "variant": variant_data(t.variant),
     }
+
+
+def variant_data(v: Variant | None) -> dict[str, Any] | None:
+    """The configuration that reproduces a class's findings; null for plain functions."""
+    if v is None:
+        return None
+    params = {k: x if isinstance(x, int) else json_number(float(x), "float64")
+              for k, x in v.params}
+    return {"params": params, "mode": v.mode, "seed": v.seed, "layout": v.layout,
+            "channels": v.channels}
 
 
 def report_data(report: Report) -> dict[str, Any]:
