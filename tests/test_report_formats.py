@@ -24,7 +24,7 @@ DTYPES = ("float32", "float16")
 
 
 CASES = ("fixtures/seed000", "fixtures/where_elu", "fixtures/errors/syntax_error.py",
-         "fixtures/errors/no_framework.py", "fixtures/errors/import_error.py")
+         "fixtures/errors/contract.py", "fixtures/errors/import_error.py")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def report() -> Report:
 
 def test_every_format_has_a_deterministic_reporter(report: Report) -> None:
     assert any(t.findings for t in report.targets)
-    assert sum(t.status == "error" for t in report.targets) == 3
+    assert sum(t.status == "error" for t in report.targets) == 6
     for fmt in Format:
         render = renderer(fmt)
         text = render(report, False)
@@ -70,7 +70,8 @@ def test_sarif_from_the_fixtures_validates(report: Report) -> None:
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert run["invocations"][0]["executionSuccessful"] is False
     assert sorted(n["message"]["text"].split(" (")[0] for n in notes) == [
-        "could not check <module>", "could not check relu", "could not check square_plus"]
+        "could not check <module>", "could not check not_a_tensor", "could not check raises",
+        "could not check relu", "could not check returns_none", "could not check wrong_shape"]
 
 
 def test_sarif_through_the_cli_is_written_atomically(tmp_path: Path) -> None:
@@ -90,7 +91,7 @@ def test_junit_has_one_testcase_per_target_framework_dtype(report: Report) -> No
     cases = root.findall("./testsuite/testcase")
     checked = [t for t in report.targets if t.status != "error"]
     errored = [c for c in cases if c.find("error") is not None]
-    assert len(errored) == 3 and int(root.get("errors", "-1")) == 3
+    assert len(errored) == 6 and int(root.get("errors", "-1")) == 6
     assert len(cases) == len(checked) * len(DTYPES) + len(errored)
     assert int(root.get("tests", "-1")) == len(cases)
     failed = [c for c in cases if c.find("failure") is not None]
