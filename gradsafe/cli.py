@@ -129,13 +129,16 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
                    "automatic grid of that argument. The defaults are always checked.")
 @click.option("--param-sweep/--no-param-sweep", default=True, show_default=True,
               help="Vary each numeric constructor argument over an automatic grid.")
+@click.option("--suggest/--no-suggest", default=True, show_default=True,
+              help="Propose a rewrite for each target with findings and verify it by "
+                   "re-sweeping (--no-suggest skips the extra sweeps).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour in the text report.")
 @click.option("--no-color", is_flag=True, help="Same as --color never (NO_COLOR works too).")
 def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...], fmt: str,
           output: str | None, update_baseline: bool, show_suppressed: bool, quiet: bool,
-          verbose: bool, param_specs: tuple[str, ...], param_sweep: bool, color: str,
-          no_color: bool, **given: Any) -> None:
+          verbose: bool, param_specs: tuple[str, ...], param_sweep: bool, suggest: bool,
+          color: str, no_color: bool, **given: Any) -> None:
     """Check files, directories (*.py inside) or dotted built-ins like torch.nn.functional.elu.
 
     PATHS default to `paths` in [tool.gradsafe]. Exit code: 0 clean; bit 1 findings at or
@@ -147,7 +150,7 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
     resolved = _resolve(paths, config_file, targets, **given)
     try:
         options = replace(resolved.options, param_values=parse_params(param_specs),
-                          param_sweep=param_sweep)
+                          param_sweep=param_sweep, suggest=suggest)
     except VariantError as exc:
         _fail(str(exc))
     if not options.paths:

@@ -38,7 +38,9 @@ def finding(d: dict[str, Any]) -> Finding:
         d["code"], d["kind"], d["severity"], d["dtype"], d["framework"],
         float(d["example_input"]), float(d["forward"]), float(d["gradient"]),
         Range(float(d["range"]["low"]), float(d["range"]["high"])), float(d["boundary"]),
-        _location(d.get("location")), d["message"], Suggestion(**s) if s else None,
+        _location(d.get("location")), d["message"],
+        Suggestion(s["title"], s["diff"], bool(s["verified"]),
+                   tuple(s.get("transforms", ()))) if s else None,
     )
 
 
@@ -76,4 +78,4 @@ def options(d: dict[str, Any]) -> Options:
         targets=tuple(d["targets"]), operating_range=d["operating_range"],
         fail_on=d["fail_on"], timeout=d["timeout"], seed=d["seed"],
         param_values=tuple((str(k), tuple(v)) for k, v in d.get("param_values", ())),
-        param_sweep=bool(d.get("param_sweep", True)))
+        param_sweep=bool(d.get("param_sweep", True)), suggest=bool(d.get("suggest", True)))

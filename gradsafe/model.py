@@ -47,8 +47,9 @@ class Range:
 @dataclass(frozen=True)
 class Suggestion:
     title: str
-    diff: str
+    diff: str  # unified diff of the file; empty when only advice can be given
     verified: bool
+    transforms: tuple[str, ...] = ()  # gradsafe.rewrite transforms that produce the diff
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Options:
     # --param NAME=V1,V2: values replacing the automatic grid of that constructor argument
     param_values: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
     param_sweep: bool = True  # False: defaults and --param values only
+    suggest: bool = True  # False (--no-suggest): no rewrites, no verification re-sweeps
 
 
 @dataclass(frozen=True)

@@ -99,4 +99,6 @@ def check_target(backend: Backend, target: Target, options: Options) -> TargetRe
 
     if gradcheck.is_custom(target):
         return gradcheck.check_custom(backend, target, options)
-    return check(backend, target, options)
+    from gradsafe.suggest import attach
+
+    return attach(backend, target, options, check(backend, target, options))

@@ -84,6 +84,7 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
         return
     first = findings[0]
     console.print(Text(f"    {first.message}"))
+    _suggestions(console, findings)
 
 
 def _details(console: Console, findings: list[Finding]) -> None:
@@ -95,13 +96,27 @@ def _details(console: Console, findings: list[Finding]) -> None:
         if text not in seen:
             seen.add(text)
             console.print(Text(text))
-    diffs: set[str] = set()
+    _suggestions(console, findings)
+
+
+def _suggestions(console: Console, findings: list[Finding]) -> None:
+    """Each distinct suggestion once: its status, title and diff (advice has no diff)."""
+    seen: set[tuple[str, str]] = set()
     for f in findings:
-        if f.suggestion is not None and f.suggestion.diff not in diffs:
-            diffs.add(f.suggestion.diff)
-            state = "verified" if f.suggestion.verified else "not verified"
-            console.print(Text(f"    suggestion ({state}): {f.suggestion.title}"))
-            console.print(Text("      " + f.suggestion.diff.rstrip().replace("\n", "\n      ")))
+        s = f.suggestion
+        if s is None or (s.title, s.diff) in seen:
+            continue
+        seen.add((s.title, s.diff))
+        if not s.diff:
+            console.print(Text(f"    hint: {s.title}", style="dim"))
+            continue
+        state = "verified" if s.verified else "not verified"
+        console.print(Text(f"    suggestion ({state}): {s.title}",
+                           style="green" if s.verified else "yellow"))
+        for line in s.diff.rstrip().splitlines():
+            style = "green" if line.startswith("+") else ("red" if line.startswith("-")
+                                                          else "dim")
+            console.print(Text(f"      {line}", style=style))
 
 
 def _suppressed(console: Console, report: Report) -> None:

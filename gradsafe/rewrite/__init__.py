@@ -1,0 +1,79 @@
+"""Source rewrites that remove NaN/inf gradients, one libcst transform per idea.
+
+`apply(source, framework, names)` runs the named transforms, in order, over one definition
+(or the whole file) and returns the new source; a transform that does not apply leaves the
+code as it was. `suggest.py` chooses and verifies combinations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+
+from gradsafe.rewrite.base import Names, Rewrite, add_imports, assignments
+from gradsafe.rewrite.clamp_arg import ClampArg
+from gradsafe.rewrite.expm1 import Expm1
+from gradsafe.rewrite.guard_where import GuardWhere
+from gradsafe.rewrite.log1p import Log1p
+from gradsafe.rewrite.log_sigmoid import LogSigmoid
+from gradsafe.rewrite.log_softmax import LogSoftmax
+from gradsafe.rewrite.mask_exp import MaskExp
+from gradsafe.rewrite.mask_where import MaskWhere
+from gradsafe.rewrite.safe_sqrt import SafeSqrt
+from gradsafe.rewrite.sigmoid import Sigmoid
+from gradsafe.rewrite.sinc import Sinc
+from gradsafe.rewrite.softplus import Softplus
+from gradsafe.rewrite.tanh import Tanh
+
+TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
+    GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
+    Tanh, SafeSqrt, Sinc, MaskWhere)}
+# formula rewrites that are exact or more accurate and never hurt: applied together
+FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
+                             "log1p", "expm1")
+
+
+class RewriteError(Exception):
+    """The source cannot be parsed or the definition is not in it."""
+
+
+def _definition(module: cst.Module, target: str | None) -> list[int]:
+    """Indexes of the top-level statements a rewrite may touch."""
+    if target is None:
+        return list(range(len(module.body)))
+    head = target.split(".")[0]
+    hits = [i for i, stmt in enumerate(module.body)
+            if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == head]
+    if not hits:
+        raise RewriteError(f"'{target}' is not a top-level function or class")
+    return hits[-1:]
+
+
+def apply(source: str, framework: str, transforms: Sequence[str],
+          target: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """The rewritten source and the transforms that changed something."""
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        raise RewriteError(f"cannot parse: {exc.message}") from None
+    names = Names(module, framework)
+    body = list(module.body)
+    used: list[str] = []
+    for i in _definition(module, target):
+        node = body[i]
+        for name in transforms:
+            t = TRANSFORMS[name](names, assignments(node))
+            new = node.visit(t)
+            assert isinstance(new, (cst.FunctionDef, cst.ClassDef, cst.SimpleStatementLine,
+                                    cst.BaseCompoundStatement))
+            node = new
+            if t.changed and name not in used:
+                used.append(name)
+        body[i] = node
+    if not used:
+        return source, ()
+    return add_imports(module.with_changes(body=body), names).code, tuple(used)
+
+
+__all__ = ["FORMULAS", "TRANSFORMS", "RewriteError", "apply"]

@@ -1,0 +1,515 @@
+"""What every rewrite shares: the file's framework names, call matching, building code.
+
+Rewrites are libcst transformers over one definition (a function or a class). New code is
+written as text in the file's own names (`torch.where`, `tf.where`, `jnp.where`, the
+aliases it imports) and parsed back, so untouched code keeps its comments and layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+
+# framework -> operation -> (module, attribute path); the module is spelled with the alias
+# the file already imports for it (or for a parent module)
+_TABLE: dict[str, dict[str, tuple[str, str]]] = {
+    "torch": {
+        "where": ("torch", "where"), "exp": ("torch", "exp"), "expm1": ("torch", "expm1"),
+        "log1p": ("torch", "log1p"), "sigmoid": ("torch", "sigmoid"),
+        "tanh": ("torch", "tanh"), "sqrt": ("torch", "sqrt"), "sin": ("torch", "sin"),
+        "clamp": ("torch", "clamp"),
+        "zeros_like": ("torch", "zeros_like"), "logaddexp": ("torch", "logaddexp"),
+        "log_sigmoid": ("torch.nn.functional", "logsigmoid"),
+    },
+    "tensorflow": {
+        "where": ("tensorflow", "where"), "exp": ("tensorflow", "exp"),
+        "expm1": ("tensorflow", "math.expm1"), "log1p": ("tensorflow", "math.log1p"),
+        "sigmoid": ("tensorflow", "sigmoid"), "tanh": ("tensorflow", "tanh"),
+        "sqrt": ("tensorflow", "sqrt"), "sin": ("tensorflow", "sin"),
+        "minimum": ("tensorflow", "minimum"),
+        "maximum": ("tensorflow", "maximum"), "cast": ("tensorflow", "cast"),
+        "softplus": ("tensorflow", "nn.softplus"),
+        "log_sigmoid": ("tensorflow", "math.log_sigmoid"),
+    },
+    "jax": {
+        "where": ("jax.numpy", "where"), "exp": ("jax.numpy", "exp"),
+        "expm1": ("jax.numpy", "expm1"), "log1p": ("jax.numpy", "log1p"),
+        "tanh": ("jax.numpy", "tanh"), "sqrt": ("jax.numpy", "sqrt"), "sin": ("jax.numpy", "sin"),
+        "minimum": ("jax.numpy", "minimum"), "maximum": ("jax.numpy", "maximum"),
+        "logaddexp": ("jax.numpy", "logaddexp"), "sigmoid": ("jax", "nn.sigmoid"),
+        "log_sigmoid": ("jax", "nn.log_sigmoid"),
+    },
+}
+_MODULE_FRAMEWORK = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow",
+                     "jax": "jax", "flax": "jax"}
+# operations that keep their argument inside a safe domain (already guarded input)
+PROTECTING = frozenset({"where", "minimum", "maximum", "clamp", "clip", "clip_by_value"})
+_EMPTY = cst.parse_module("")
+
+
+def code(node: cst.CSTNode) -> str:
+    return _EMPTY.code_for_node(node)
+
+
+def norm(node: cst.CSTNode) -> str:
+    """Code without whitespace or outer parentheses: the identity used to compare expressions."""
+    text = "".join(code(node).split())
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1]
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def expr(text: str) -> cst.BaseExpression:
+    return cst.parse_expression(text)
+
+
+def atom(text: str) -> cst.BaseExpression:
+    """An expression that can stand anywhere: parenthesised unless it is a call or name."""
+    node = expr(text)
+    if isinstance(node, (cst.Call, cst.Name, cst.Attribute, cst.Integer, cst.Float,
+                         cst.Subscript)):
+        return node
+    return expr(f"({text})")
+
+
+def strip_parens(node: cst.BaseExpression) -> cst.BaseExpression:
+    return node.with_changes(lpar=(), rpar=()) if node.lpar else node
+
+
+def dotted(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = dotted(node.value)
+        return f"{head}.{node.attr.value}" if head else None
+    return None
+
+
+def number(node: cst.BaseExpression) -> float | None:
+    """The value of a numeric literal (with an optional sign), else None."""
+    node = strip_parens(node)
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return float(node.evaluated_value)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
+        inner = number(node.expression)
+        if inner is not None:
+            return -inner if isinstance(node.operator, cst.Minus) else inner
+    return None
+
+
+def is_one(node: cst.BaseExpression) -> bool:
+    return number(node) == 1.0
+
+
+def literal(value: float) -> str:
+    return repr(float(value))
+
+
+class Names:
+    """The framework names of one file: import aliases, and imports a rewrite had to add."""
+
+    def __init__(self, module: cst.Module, framework: str) -> None:
+        self.framework = framework
+        self.aliases: dict[str, str] = {}  # local name -> module path
+        self.added: list[str] = []  # `import x` statements to add
+        for stmt in module.body:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                self._collect(small)
+
+    def _collect(self, small: cst.BaseSmallStatement) -> None:
+        if isinstance(small, cst.Import):
+            for alias in small.names:
+                path = dotted(alias.name) or ""
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    self.aliases[alias.asname.name.value] = path
+                else:
+                    self.aliases[path.split(".")[0]] = path.split(".")[0]
+        elif isinstance(small, cst.ImportFrom) and small.module is not None \
+                and not isinstance(small.names, cst.ImportStar):
+            base = dotted(small.module) or ""
+            for alias in small.names:
+                name = dotted(alias.name) or ""
+                local = (alias.asname.name.value if alias.asname is not None
+                         and isinstance(alias.asname.name, cst.Name) else name)
+                self.aliases[local] = f"{base}.{name}"
+        elif isinstance(small, cst.Assign) and len(small.targets) == 1:
+            # Trax style: `jnp = fastmath.numpy` is jax.numpy under another name
+            target, value = small.targets[0].target, small.value
+            if isinstance(target, cst.Name) and isinstance(value, cst.Attribute) \
+                    and value.attr.value == "numpy" and self.framework == "jax":
+                self.aliases[target.value] = "jax.numpy"
+
+    def is_framework(self, name: str | None) -> bool:
+        """Does a dotted callee start with an alias of a framework module?"""
+        if not name:
+            return False
+        root = self.aliases.get(name.split(".")[0], "")
+        return _MODULE_FRAMEWORK.get(root.split(".")[0]) is not None
+
+    def op(self, node: cst.BaseExpression) -> str | None:
+        """`torch.exp(x)` -> "exp" when the callee is a framework function."""
+        node = strip_parens(node)
+        if not isinstance(node, cst.Call):
+            return None
+        name = dotted(node.func)
+        if name is None or "." not in name or not self.is_framework(name):
+            return None
+        return name.rsplit(".", 1)[1]
+
+    def spell(self, module: str) -> str:
+        """How this file names a module: its alias, a parent's alias plus the rest, or the
+        full path (recording an import to add)."""
+        best: tuple[int, str] | None = None
+        for local, path in self.aliases.items():
+            if module == path or module.startswith(path + "."):
+                rest = module[len(path):]
+                if best is None or len(path) > best[0]:
+                    best = (len(path), local + rest)
+        if best is not None:
+            return best[1]
+        root = module.split(".")[0]
+        if f"import {root}" not in self.added:
+            self.added.append(f"import {root}")
+        self.aliases[root] = root
+        return module
+
+    def fn(self, op: str) -> str:
+        module, attr = _TABLE[self.framework][op]
+        return f"{self.spell(module)}.{attr}"
+
+    def call(self, op: str, *args: str) -> str:
+        return f"{self.fn(op)}({', '.join(args)})"
+
+    def where(self, cond: str, a: str, b: str) -> str:
+        return self.call("where", cond, a, b)
+
+    def clamp(self, x: str, low: str | None, high: str | None) -> str:
+        """x limited to [low, high] in the framework's idiom."""
+        if self.framework == "torch":
+            bounds = ([f"min={low}"] if low is not None else []) + \
+                     ([f"max={high}"] if high is not None else [])
+            return self.call("clamp", x, *bounds)
+        if low is not None:
+            x = self.call("maximum", x, low)
+        if high is not None:
+            x = self.call("minimum", x, high)
+        return x
+
+    def softplus(self, u: str) -> str:
+        # torch's F.softplus returns x above a fixed threshold of 20 (off by 2e-9 there);
+        # logaddexp is exact in every dtype
+        if self.framework == "torch":
+            return self.call("logaddexp", u, self.call("zeros_like", u))
+        if self.framework == "jax":
+            return self.call("logaddexp", u, "0.0")
+        return self.call("softplus", u)
+
+
+def add_imports(module: cst.Module, names: Names) -> cst.Module:
+    """Put the imports a rewrite needed after the file's last top-level import."""
+    if not names.added:
+        return module
+    body = list(module.body)
+    last = -1
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.SimpleStatementLine) and any(
+                isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
+            last = i
+    new = [cst.parse_statement(f"{text}\n") for text in names.added]
+    body[last + 1:last + 1] = new
+    return module.with_changes(body=body)
+
+
+def assignments(node: cst.CSTNode) -> dict[str, cst.BaseExpression]:
+    """`name = expr` statements inside a definition (the last one wins): lets a rewrite see
+    that `mask` in `where(mask, ...)` is `x > 0`."""
+    found: dict[str, cst.BaseExpression] = {}
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                found[node.targets[0].target.value] = node.value
+
+    node.visit(_Visitor())
+    return found
+
+
+# parents under which an expression needs no parentheses of its own
+_FREE = (cst.Arg, cst.Return, cst.Assign, cst.AnnAssign, cst.Expr, cst.Index, cst.Element,
+         cst.Param)
+
+
+class Tracker(cst.CSTTransformer):
+    """A transformer that knows each node's parent, to parenthesise new code only where the
+    context needs it (`exp(~mask * x)`, but `alpha * (x + 1)`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stack: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self._stack.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode  # type: ignore[override]
+                 ) -> cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]:
+        result = super().on_leave(original, updated)
+        self._stack.pop()
+        return result
+
+    def wrap(self, text: str) -> cst.BaseExpression:
+        """New code for the node being left, parenthesised unless its parent is free."""
+        parent = self._stack[-2] if len(self._stack) > 1 else None
+        return expr(text) if isinstance(parent, _FREE) else atom(text)
+
+
+class Replace(Tracker):
+    """Replace every occurrence of an expression (compared by `norm`) with another one,
+    leaving attribute names and keyword names alone."""
+
+    def __init__(self, old: str, new: str, only_inside: Sequence[str] = (),
+                 names: Names | None = None) -> None:
+        self.old, self.new = old, new
+        super().__init__()
+        self.only_inside = tuple(only_inside)
+        self.names = names
+        self.depth = 0  # how many `only_inside` calls enclose the current node
+        self.count = 0
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        if self.only_inside and self.names is not None \
+                and self.names.op(node) in self.only_inside:
+            self.depth += 1
+        return True
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if self.only_inside and self.names is not None \
+                and self.names.op(original) in self.only_inside:
+            self.depth -= 1
+        return self._swap(original, updated)
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode  # type: ignore[override]
+                 ) -> cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]:
+        result = cst.CSTTransformer.on_leave(self, original, updated)
+        try:
+            return self._after(original, result)
+        finally:
+            self._stack.pop()
+
+    def _after(self, original: cst.CSTNode,
+               result: cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]
+               ) -> cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]:
+        if isinstance(original, cst.Call):
+            return result  # leave_Call already swapped
+        if isinstance(original, cst.Attribute) and isinstance(result, cst.Attribute):
+            return result.with_changes(attr=original.attr)
+        if isinstance(original, cst.Arg) and isinstance(result, cst.Arg):
+            return result.with_changes(keyword=original.keyword)
+        if isinstance(original, cst.BaseExpression) and isinstance(result, cst.BaseExpression):
+            return self._swap(original, result)
+        return result
+
+    def _swap(self, original: cst.BaseExpression, updated: cst.BaseExpression
+              ) -> cst.BaseExpression:
+        if (not self.only_inside or self.depth > 0) and norm(original) == self.old:
+            self.count += 1
+            return self.wrap(self.new)
+        return updated
+
+
+def replace(node: cst.BaseExpression, old: str, new: str, only_inside: Sequence[str] = (),
+            names: Names | None = None) -> tuple[cst.BaseExpression, int]:
+    r = Replace(old, new, only_inside, names)
+    out = node.visit(r)
+    assert isinstance(out, cst.BaseExpression)
+    return out, r.count
+
+
+def occurrences(node: cst.CSTNode, text: str, names: Names) -> tuple[int, int]:
+    """(all, unprotected) occurrences of an expression: protected ones sit inside a where,
+    minimum, maximum or clamp already."""
+    counts = [0, 0]
+
+    class _Visitor(cst.CSTVisitor):
+        depth = 0
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if names.op(node) in PROTECTING:
+                self.depth += 1
+
+        def leave_Call(self, original_node: cst.Call) -> None:
+            if names.op(original_node) in PROTECTING:
+                self.depth -= 1
+
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, cst.BaseExpression) and norm(node) == text:
+                counts[0] += 1
+                counts[1] += self.depth == 0
+                return False
+            return super().on_visit(node)
+
+    node.visit(_Visitor())
+    return counts[0], counts[1]
+
+
+def has_risky(node: cst.CSTNode, names: Names) -> bool:
+    """Does an expression call something or divide/raise to a power (where a non-finite
+    value or derivative can come from)?"""
+    found = [False]
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            if names.op(node) not in ("zeros_like", "ones_like", "full_like"):
+                found[0] = True
+
+        def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+            if isinstance(node.operator, (cst.Divide, cst.Power, cst.FloorDivide)):
+                found[0] = True
+
+    node.visit(_Visitor())
+    return found[0]
+
+
+_OPS: dict[type[cst.BaseCompOp], str] = {
+    cst.GreaterThan: ">", cst.GreaterThanEqual: ">=", cst.LessThan: "<",
+    cst.LessThanEqual: "<=", cst.Equal: "==", cst.NotEqual: "!=",
+}
+_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
+
+
+class Condition:
+    """`x OP k` (possibly behind a name or a cast): which input a `where` splits, and a
+    point inside each side's domain."""
+
+    def __init__(self, text: str, var: str, var_code: str, op: str, bound: str,
+                 value: float | None) -> None:
+        self.text, self.var, self.var_code = text, var, var_code
+        self.op, self.bound, self.value = op, bound, value
+
+    def inside(self, side: bool) -> bool:
+        """Is the bound itself in the domain where the condition equals `side`?"""
+        return (self.op in (">=", "<=", "==")) == side
+
+    def safe(self, side: bool) -> str:
+        """A value of the input inside the domain where the condition equals `side`."""
+        if self.inside(side):
+            step = 0.0
+        elif self.op in ("==", "!="):
+            step = 1.0
+        else:
+            up = self.op in (">", ">=")
+            step = 1.0 if up == side else -1.0
+        if self.value is not None:
+            return literal(self.value + step)
+        if step == 0.0:
+            return self.bound
+        return f"{self.bound} {'+' if step > 0 else '-'} 1"
+
+    def bounds(self, side: bool) -> tuple[str | None, str | None] | None:
+        """(low, high) of the domain where the condition equals `side` (None: unbounded)."""
+        if self.op in ("==", "!="):
+            return None
+        up = self.op in (">", ">=")
+        bound = literal(self.value) if self.value is not None else self.bound
+        return (bound, None) if up == side else (None, bound)
+
+
+def condition(node: cst.BaseExpression, branches: Sequence[cst.BaseExpression],
+              defs: dict[str, cst.BaseExpression]) -> Condition | None:
+    text = code(strip_parens(node)).strip()
+    cmp = _comparison(node, defs)
+    if cmp is None or len(cmp.comparisons) != 1:
+        return None
+    left, target = cmp.left, cmp.comparisons[0]
+    op = _OPS.get(type(target.operator))
+    if op is None:
+        return None
+    right = target.comparator
+    def used(side: cst.BaseExpression) -> bool:
+        n = norm(side)
+        return number(side) is None and any(contains(b, n) for b in branches)
+
+    if used(left):
+        var, bound = left, right
+    elif used(right):
+        var, bound, op = right, left, _FLIP[op]
+    else:
+        return None
+    return Condition(text, norm(var), code(strip_parens(var)).strip(), op,
+                     code(strip_parens(bound)).strip(), number(bound))
+
+
+def _comparison(node: cst.BaseExpression, defs: dict[str, cst.BaseExpression],
+                depth: int = 0) -> cst.Comparison | None:
+    node = strip_parens(node)
+    if isinstance(node, cst.Comparison):
+        return node
+    if depth > 3:
+        return None
+    if isinstance(node, cst.Name) and node.value in defs:
+        return _comparison(defs[node.value], defs, depth + 1)
+    if isinstance(node, cst.Call):
+        # tf.cast(x > 0, x.dtype), (x > 0).float(), (x > 0).to(x.dtype)
+        if node.args and isinstance(strip_parens(node.args[0].value), cst.Comparison):
+            return _comparison(node.args[0].value, defs, depth + 1)
+        if isinstance(node.func, cst.Attribute):
+            return _comparison(node.func.value, defs, depth + 1)
+    return None
+
+
+def contains(node: cst.CSTNode, text: str) -> bool:
+    """Does an expression contain a sub-expression (compared by `norm`)?"""
+    found = [False]
+
+    class _Visitor(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if found[0]:
+                return False
+            if isinstance(node, cst.BaseExpression) and norm(node) == text:
+                found[0] = True
+                return False
+            if isinstance(node, cst.Attribute):
+                node.value.visit(self)  # an attribute's name is not an occurrence
+                return False
+            return True
+
+    node.visit(_Visitor())
+    return found[0]
+
+
+class Rewrite(Tracker):
+    """One idea, applied to one definition. `changed` tells whether it applied."""
+
+    name = ""
+    title = ""
+
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression]) -> None:
+        super().__init__()
+        self.names, self.defs = names, defs
+        self.changed = False
+
+
+def bool_text(node: cst.BaseExpression, defs: dict[str, cst.BaseExpression]) -> str | None:
+    """Code for a boolean condition equal to a mask: the mask itself when it is a comparison
+    or a name bound to one, else the comparison inside a cast (`tf.cast(x > 0, x.dtype)`)."""
+    bare = strip_parens(node)
+    if isinstance(bare, cst.Comparison):
+        return code(bare).strip()
+    if isinstance(bare, cst.Name) and isinstance(strip_parens(defs.get(bare.value, bare)),
+                                                 cst.Comparison):
+        return bare.value
+    cmp = _comparison(node, defs)
+    return code(cmp).strip() if cmp is not None else None

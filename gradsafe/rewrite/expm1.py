@@ -1,0 +1,22 @@
+"""`exp(u) - 1` -> `expm1(u)`: exact near 0, where exp(u) - 1 cancels to 0 or a few ulps."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradsafe.rewrite.base import Rewrite, code, is_one, strip_parens
+
+
+class Expm1(Rewrite):
+    name = "expm1"
+    title = "use expm1 for exp(u) - 1"
+
+    def leave_BinaryOperation(self, original: cst.BinaryOperation,
+                              updated: cst.BinaryOperation) -> cst.BaseExpression:
+        left = strip_parens(updated.left)
+        if not isinstance(updated.operator, cst.Subtract) or not is_one(updated.right) \
+                or self.names.op(left) != "exp" or not isinstance(left, cst.Call) \
+                or len(left.args) != 1:
+            return updated
+        self.changed = True
+        return self.wrap(self.names.call("expm1", code(left.args[0].value)))

@@ -1,0 +1,23 @@
+"""`log(sigmoid(u))` -> log-sigmoid: sigmoid(u) underflows to 0 below about -88 (float32)
+and its log is -inf with a NaN gradient, while log_sigmoid(u) is about u there."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradsafe.rewrite.base import Rewrite, code, strip_parens
+
+
+class LogSigmoid(Rewrite):
+    name = "log_sigmoid"
+    title = "use log_sigmoid for log(sigmoid(u))"
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if self.names.op(updated) != "log" or len(updated.args) != 1:
+            return updated
+        inner = strip_parens(updated.args[0].value)
+        if self.names.op(inner) != "sigmoid" or not isinstance(inner, cst.Call) \
+                or len(inner.args) != 1:
+            return updated
+        self.changed = True
+        return self.wrap(self.names.call("log_sigmoid", code(inner.args[0].value)))

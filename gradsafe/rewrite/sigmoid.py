@@ -1,0 +1,36 @@
+"""`1 / (1 + exp(-u))` -> `sigmoid(u)`: for u below -log(max) exp(-u) is inf and the
+backward divides inf by inf (NaN); the framework's sigmoid is finite everywhere."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from gradsafe.rewrite.base import Names, Rewrite, code, is_one, strip_parens
+from gradsafe.rewrite.log1p import one_plus
+
+
+def negated_exp(node: cst.BaseExpression, names: Names) -> cst.BaseExpression | None:
+    """u of `exp(-u)`."""
+    node = strip_parens(node)
+    if names.op(node) != "exp" or not isinstance(node, cst.Call) or len(node.args) != 1:
+        return None
+    arg = strip_parens(node.args[0].value)
+    if isinstance(arg, cst.UnaryOperation) and isinstance(arg.operator, cst.Minus):
+        return strip_parens(arg.expression)
+    return None
+
+
+class Sigmoid(Rewrite):
+    name = "sigmoid"
+    title = "use sigmoid for 1 / (1 + exp(-u))"
+
+    def leave_BinaryOperation(self, original: cst.BinaryOperation,
+                              updated: cst.BinaryOperation) -> cst.BaseExpression:
+        if not isinstance(updated.operator, cst.Divide) or not is_one(updated.left):
+            return updated
+        denom = one_plus(updated.right)
+        u = negated_exp(denom, self.names) if denom is not None else None
+        if u is None:
+            return updated
+        self.changed = True
+        return self.wrap(self.names.call("sigmoid", code(u)))

@@ -1,0 +1,296 @@
+"""Suggest a rewrite for a target with findings, and prove it by re-sweeping (worker side).
+
+Candidates are combinations of the libcst transforms in `gradsafe.rewrite`, tried in order
+of preference. Each is written to a copy of the file and checked again by the same backend
+with the same probes, dtypes and variant; it is *verified* when that re-sweep has no
+findings at warning or error level and its forward agrees with the original wherever the
+original's forward was finite (`rewrite/verify.py`). The first candidate that is clean
+wins; otherwise the best one is shown as not verified, with what is still wrong. When no
+transform applies, the suggestion is advice with an empty diff.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import difflib
+import hashlib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from gradsafe import rewrite
+from gradsafe.backends.base import Backend
+from gradsafe.floats import F64, display
+from gradsafe.model import SEVERITIES, Finding, Options, Suggestion, Target, TargetResult
+from gradsafe.probes import plan
+from gradsafe.rewrite.verify import Agreement, agree
+
+# codes a rewrite can remove; GS502 (a degenerate constructor value) only gets advice
+REWRITE_CODES = frozenset({"GS101", "GS102", "GS103", "GS201", "GS202", "GS203", "GS501"})
+ADVICE_CODES = REWRITE_CODES | {"GS502"}
+MAX_VERIFIED = 4  # candidates re-swept per target at most
+GUARD = ("guard_where",)
+CANDIDATES: tuple[tuple[str, ...], ...] = (
+    (*rewrite.FORMULAS, "mask_where", *GUARD),
+    GUARD,
+    ("mask_where",),
+    rewrite.FORMULAS,
+    ("clamp_arg",),
+    ("mask_exp",),
+    ("safe_sqrt", *rewrite.FORMULAS, *GUARD),
+    ("sinc",),
+)
+ADVICE = {
+    "GS101": "compute the discarded branch on a guarded input (where(c, x, safe) inside it), "
+             "clamp its argument to the branch's domain, or give the function a custom "
+             "gradient",
+    "GS501": "compute the discarded branch on a guarded input so the parameter's gradient "
+             "never sees 0 * inf, or give the function a custom gradient",
+    "GS102": "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
+             "log1p, log_softmax, log_sigmoid), clamp the argument of exp/pow, or define a "
+             "custom gradient",
+    "GS201": "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
+             "log1p, log_softmax), or clamp the argument of exp/pow",
+    "GS203": "use a formula that does not overflow or cancel (hypot, rsqrt of a scaled value, "
+             "expm1/log1p), or clamp the input to where the formula is exact",
+    "GS103": "the derivative is infinite here: guard the input (sqrt(where(u > 0, u, 1))), "
+             "add a small epsilon inside sqrt/log/division, or define a custom gradient that "
+             "returns the limit",
+    "GS202": "select with where instead of multiplying by a mask, and guard each branch's "
+             "input",
+    "GS502": "reject this constructor value in __init__ or keep it away from it "
+             "(e.g. alpha + 1e-9), or guard the division it reaches",
+}
+
+_TMP: list[str] = []
+
+
+def _tmpdir() -> Path:
+    if not _TMP:
+        _TMP.append(tempfile.mkdtemp(prefix="gradsafe-suggest-"))
+        atexit.register(shutil.rmtree, _TMP[0], True)
+    return Path(_TMP[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    transforms: tuple[str, ...]
+    source: str
+    findings: tuple[Finding, ...]
+    error: str | None
+    agreements: tuple[Agreement, ...]
+
+    @property
+    def verified(self) -> bool:
+        limit = SEVERITIES.index("warning")
+        return self.error is None and all(a.ok for a in self.agreements) and not any(
+            SEVERITIES.index(f.severity) <= limit for f in self.findings)
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return (0 if self.verified else 1, len(self.findings))
+
+
+def wanted(result: TargetResult) -> bool:
+    return result.file is not None and any(f.code in ADVICE_CODES for f in result.findings)
+
+
+def candidates(source: str, framework: str, target: str) -> list[tuple[tuple[str, ...], str]]:
+    """(transforms that applied, new source) in order of preference, without duplicates."""
+    seen: set[str] = {source}
+    out: list[tuple[tuple[str, ...], str]] = []
+    for combo in CANDIDATES:
+        try:
+            new, used = rewrite.apply(source, framework, combo, target)
+        except rewrite.RewriteError:
+            return []
+        if used and new not in seen:
+            seen.add(new)
+            out.append((used, new))
+    return out
+
+
+def forwards(backend: Backend, target: Target, options: Options,
+             dtypes: tuple[str, ...]) -> dict[str, tuple[F64, F64]]:
+    """Forward values at each dtype's probe plan (dtypes that cannot run are left out)."""
+    from gradsafe.sweep import resolve
+
+    obj = resolve(target)
+    v = target.variant
+    constants = target.constants
+    if v is not None:
+        constants = tuple(sorted({*target.constants, *(
+            abs(float(x)) for _, x in v.params if x and np.isfinite(float(x)))}))
+    out: dict[str, tuple[F64, F64]] = {}
+    for dtype in dtypes:
+        xs = plan(dtype, constants, options.operating_range, options.seed).values
+        try:
+            if v is not None:
+                inst = backend.build(obj, target.kind, dtype, v)
+                ev = backend.evaluate(inst.fn, xs, dtype, grad=False, multiple=inst.multiple)
+            else:
+                fn, _ = backend.instantiate(obj, target.kind, dtype)
+                ev = backend.evaluate(fn, xs, dtype, grad=False)
+        except Exception:
+            continue
+        out[dtype] = (xs, ev.forward)
+    return out
+
+
+def _copy(original: str, source: str) -> str:
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    path = _tmpdir() / f"{Path(original).stem}_{digest}.py"
+    if not path.exists():
+        path.write_text(source, encoding="utf-8")
+    parent = str(Path(original).resolve().parent)  # its neighbours stay importable
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    return str(path)
+
+
+def verify(backend: Backend, target: Target, options: Options, transforms: tuple[str, ...],
+           source: str, before: dict[str, tuple[F64, F64]]) -> Verdict:
+    from gradsafe.sweep import check
+
+    assert target.file is not None
+    copy = dataclasses.replace(target, file=_copy(target.file, source))
+    try:
+        res = check(backend, copy, options)
+        after = forwards(backend, copy, options, tuple(before))
+    except Exception as exc:
+        return Verdict(transforms, source, (), f"{type(exc).__name__}: {exc}", ())
+    agreements = []
+    for dtype, (xs, fwd) in before.items():
+        if dtype not in after:
+            return Verdict(transforms, source, res.findings, f"{dtype} does not run", ())
+        agreements.append(agree(dtype, xs, fwd, after[dtype][1]))
+    return Verdict(transforms, source, res.findings, None, tuple(agreements))
+
+
+def at_infinity(backend: Backend, target: Target, options: Options, source: str,
+                dtype: str) -> list[tuple[float, float, float]]:
+    """(x, original, new) at x = ±inf where a candidate changes the original's value."""
+    assert target.file is not None
+    copy = dataclasses.replace(target, file=_copy(target.file, source))
+    xs = np.array([np.inf, -np.inf])
+    try:
+        old = _forward_at(backend, target, dtype, xs)
+        new = _forward_at(backend, copy, dtype, xs)
+    except Exception:
+        return []
+    return [(float(x), float(a), float(b)) for x, a, b in zip(xs, old, new, strict=True)
+            if not (np.isnan(a) and np.isnan(b)) and a != b]
+
+
+def _forward_at(backend: Backend, target: Target, dtype: str, xs: F64) -> F64:
+    from gradsafe.sweep import resolve
+
+    obj = resolve(target)
+    if target.variant is not None:
+        inst = backend.build(obj, target.kind, dtype, target.variant)
+        return backend.evaluate(inst.fn, xs, dtype, grad=False, multiple=inst.multiple).forward
+    fn, _ = backend.instantiate(obj, target.kind, dtype)
+    return backend.evaluate(fn, xs, dtype, grad=False).forward
+
+
+def title(v: Verdict) -> str:
+    names = [rewrite.TRANSFORMS[t].title for t in v.transforms]
+    main = next((rewrite.TRANSFORMS[t].title for t in v.transforms
+                 if t in ("guard_where", "mask_where", "mask_exp", "clamp_arg", "safe_sqrt",
+                          "sinc")), None)
+    rest = [n for n in names if n != main]
+    text = main or rest.pop(0)
+    if rest:
+        text += f"; also {'; '.join(rest)}"
+    return text
+
+
+def problems(v: Verdict) -> str:
+    """Why a candidate is not verified, briefly."""
+    if v.error is not None:
+        return f"the rewritten code fails: {v.error}"
+    parts = []
+    for a in v.agreements:
+        if not a.ok:
+            parts.append(f"changes finite values (largest difference {display(a.worst, a.dtype)}"
+                         f" at x = {display(a.at, a.dtype)} in {a.dtype})")
+            break
+    limit = SEVERITIES.index("warning")
+    left = [f for f in v.findings if SEVERITIES.index(f.severity) <= limit]
+    if left:
+        f = left[0]
+        parts.append(f"still {f.code} in {f.dtype}: {f.message}")
+    return "; ".join(parts)
+
+
+def diff(path: str, old: str, new: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
+                                        new.splitlines(keepends=True),
+                                        f"a/{path}", f"b/{path}", n=2))
+
+
+def advice(result: TargetResult) -> Suggestion | None:
+    codes = [f.code for f in result.findings if f.code in ADVICE]
+    if not codes:
+        return None
+    return Suggestion(f"no automatic rewrite applies: {ADVICE[codes[0]]}", "", False)
+
+
+def suggest(backend: Backend, target: Target, options: Options,
+            result: TargetResult) -> Suggestion | None:
+    assert target.file is not None
+    if not any(f.code in REWRITE_CODES for f in result.findings):
+        return advice(result)
+    source = Path(target.file).read_text(encoding="utf-8")
+    options = dataclasses.replace(options, suggest=False)
+    cands = candidates(source, backend.name, target.name)
+    if not cands:
+        return advice(result)
+    before = forwards(backend, target, options, options.dtypes)
+    verdicts: list[Verdict] = []
+    for transforms, new in cands[:MAX_VERIFIED]:
+        v = verify(backend, target, options, transforms, new, before)
+        verdicts.append(v)
+        if v.verified and not v.findings:
+            break
+    best = min(verdicts, key=lambda v: v.rank)
+    text = title(best)
+    if best.verified:
+        text += _versus_mask(backend, target, options, cands, best)
+    else:
+        text += f" (not verified: {problems(best)})"
+    return Suggestion(text, diff(target.file, source, best.source), best.verified,
+                      best.transforms)
+
+
+def _versus_mask(backend: Backend, target: Target, options: Options,
+                 cands: list[tuple[tuple[str, ...], str]], best: Verdict) -> str:
+    """Why the guarded where beats seed 000's mask-inside-exp form, measured at ±inf."""
+    mask = [new for used, new in cands if used == ("mask_exp",)]
+    if not mask or "mask_exp" in best.transforms:
+        return ""
+    dtype = options.dtypes[0]
+    changes = at_infinity(backend, target, options, mask[0], dtype)
+    if not changes:
+        return ""
+    x, old, new = changes[0]
+    return (f"; preferred to seed 000's mask-inside-exp form, which gives "
+            f"{display(new, dtype)} at x = {display(x, dtype)} where the original gives "
+            f"{display(old, dtype)}")
+
+
+def attach(backend: Backend, target: Target, options: Options,
+           result: TargetResult) -> TargetResult:
+    """The result with the suggestion on every finding it is for."""
+    if not options.suggest or not wanted(result):
+        return result
+    s = suggest(backend, target, options, result)
+    if s is None:
+        return result
+    findings = tuple(dataclasses.replace(f, suggestion=s) if f.code in ADVICE_CODES else f
+                     for f in result.findings)
+    return dataclasses.replace(result, findings=findings)
