@@ -207,6 +207,79 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
     sys.exit(engine.exit_code(report))
 
 
+def _shown(path: str) -> str:
+    """A path as the user would write it: relative to the working directory when inside."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+@main.command()
+@_config_options
+@click.option("--target", "targets", multiple=True, metavar="NAME",
+              help="Fix only this function or class (repeatable).")
+@click.option("--diff", "mode", flag_value="diff", default=True,
+              help="Print the verified rewrites as a unified diff (the default).")
+@click.option("--write", "mode", flag_value="write",
+              help="Apply the verified rewrites to the files, then check them again.")
+@click.option("--param", "param_specs", multiple=True, metavar="NAME=V1[,V2...]",
+              help="Constructor argument values to check (as for check).")
+@click.option("--param-sweep/--no-param-sweep", default=True, show_default=True,
+              help="Vary each numeric constructor argument over an automatic grid.")
+def fix(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...], mode: str,
+        param_specs: tuple[str, ...], param_sweep: bool, **given: Any) -> None:
+    """Rewrite the code behind findings, using only suggestions verified by a re-sweep.
+
+    --diff prints the rewrites; --write applies them (atomically, keeping file permissions,
+    refusing a file changed since it was analysed) and checks the files again. Exit code as
+    for check: of the analysis with --diff, of the check after writing with --write; 2 when
+    a file could not be written.
+    """
+    from gradsafe import fix as fixing
+
+    resolved = _resolve(paths, config_file, targets, **given)
+    try:
+        options = replace(resolved.options, param_values=parse_params(param_specs),
+                          param_sweep=param_sweep, suggest=True)
+    except VariantError as exc:
+        _fail(str(exc))
+    if not options.paths:
+        _fail("no paths to fix: pass PATHS or set paths in [tool.gradsafe]")
+    try:
+        files = fixing.snapshot(options.paths)
+        report = engine.check(options.paths, options)
+    except (DiscoveryError, VariantError, baseline.BaselineError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {exc.filename}: {exc.strerror or exc}")
+    plans = fixing.plan(report, files)
+    for p in plans:
+        for name, why in p.skipped:
+            click.echo(f"{_shown(p.path)}: {name}: not rewritten: {why}", err=True)
+    changes = [p for p in plans if p.new != p.old]
+    if mode == "diff":
+        for p in changes:
+            click.echo(p.diff(_shown(p.path)), nl=False)
+        if not changes:
+            click.echo("gradsafe: no verified rewrite to apply", err=True)
+        sys.exit(engine.exit_code(report))
+    failed = 0
+    for p in changes:
+        try:
+            fixing.write(p)
+        except fixing.FixError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failed = 2
+            continue
+        click.echo(f"gradsafe: rewrote {', '.join(p.applied)} in {_shown(p.path)}", err=True)
+    if not changes:
+        click.echo("gradsafe: no verified rewrite to apply", err=True)
+    after = engine.check(options.paths, replace(options, suggest=False))
+    from gradsafe.report.text import render as render_text
+
+    click.echo(render_text(after, False, quiet=False), nl=False)
+    sys.exit(engine.exit_code(after) | failed)
+
+
 @main.command("config")
 @_config_options
 def config_command(paths: tuple[str, ...], config_file: str | None, **given: Any) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import difflib
 import hashlib
 import shutil
 import sys
@@ -227,12 +226,6 @@ def problems(v: Verdict) -> str:
     return "; ".join(parts)
 
 
-def diff(path: str, old: str, new: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
-                                        new.splitlines(keepends=True),
-                                        f"a/{path}", f"b/{path}", n=2))
-
-
 def advice(result: TargetResult) -> Suggestion | None:
     codes = [f.code for f in result.findings if f.code in ADVICE]
     if not codes:
@@ -263,7 +256,7 @@ def suggest(backend: Backend, target: Target, options: Options,
         text += _versus_mask(backend, target, options, cands, best)
     else:
         text += f" (not verified: {problems(best)})"
-    return Suggestion(text, diff(target.file, source, best.source), best.verified,
+    return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), best.verified,
                       best.transforms)
 
 

@@ -7,6 +7,9 @@
                compared as a multiset on the keys given (any finding field, plus "line"/"col"
                of its location)
   "errors":    [{target, framework, contains}] targets that could not be checked
+  "no_verified_suggestion": "why" (optional) when gradsafe cannot rewrite the file's
+               where-leaks and overflows; otherwise every such finding (FIXABLE, error or
+               warning) must carry a verified suggestion
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import pytest
 from conftest import FIXTURES, ROOT, run_json
 
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
+# where-leaks and overflows: gradsafe must offer a verified rewrite for each of them
+FIXABLE = {"GS101", "GS102", "GS201", "GS202", "GS501"}
 
 
 def _expected(path: Path) -> dict[str, Any]:
@@ -74,3 +79,9 @@ def test_fixture(case: Path) -> None:
         assert match, (w, errors)
         assert w["contains"] in match[0]["error"], match[0]["error"]
         assert "\n" not in match[0]["error"]
+    if "no_verified_suggestion" not in exp:
+        missing = [(t["name"], t["framework"], f["dtype"], f["code"], f["suggestion"])
+                   for t in targets for f in t["findings"]
+                   if f["code"] in FIXABLE and f["severity"] != "info"
+                   and not (f["suggestion"] or {}).get("verified")]
+        assert not missing, missing[:3]

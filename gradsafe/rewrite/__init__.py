@@ -7,6 +7,7 @@ code as it was. `suggest.py` chooses and verifies combinations.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 import libcst as cst
@@ -76,4 +77,10 @@ def apply(source: str, framework: str, transforms: Sequence[str],
     return add_imports(module.with_changes(body=body), names).code, tuple(used)
 
 
-__all__ = ["FORMULAS", "TRANSFORMS", "RewriteError", "apply"]
+def unified_diff(path: str, old: str, new: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
+                                        new.splitlines(keepends=True),
+                                        f"a/{path}", f"b/{path}", n=2))
+
+
+__all__ = ["FORMULAS", "TRANSFORMS", "RewriteError", "apply", "unified_diff"]
