@@ -50,6 +50,11 @@ class TensorFlowBackend(Backend):
             return obj(dtype=dtype), f"keras dtype policy {dtype}"
         return obj(), "keras default dtype policy (the layer takes no dtype argument)"
 
+    def array_namespace(self) -> Any:
+        from gradsafe.backends.tf_xp import NAMESPACE
+
+        return NAMESPACE
+
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         x = tf.cast(tf.constant(xs, dtype=tf.float64), _DTYPES[dtype])
         with tf.GradientTape() as tape:
