@@ -61,7 +61,8 @@ class LayoutSampler:
 
 
 def check_variant(backend: Backend, target: Target, options: Options,
-                  counter: Counter | None = None) -> TargetResult:
+                  counter: Counter | None = None,
+                  seen: dict[str, tuple[F64, F64]] | None = None) -> TargetResult:
     from gradsafe.sweep import no_gradient, resolve, result, target_location
 
     v = target.variant
@@ -80,6 +81,8 @@ def check_variant(backend: Backend, target: Target, options: Options,
                 sampler = LayoutSampler(backend, inst, inst64, dtype)
                 probes = plan(dtype, constants, options.operating_range, options.seed)
                 sample = sampler(probes.values)
+                if seen is not None:
+                    seen[dtype] = (probes.values, sample.forward)
             except Exception as exc:
                 if not _unsupported(exc):
                     raise

@@ -7,6 +7,7 @@ and a fresh worker takes the next job.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -74,6 +75,10 @@ class Worker:
             raise WorkerFailed(self._death()) from None
         return self._read(timeout, "checking")
 
+    def read(self, timeout: float, doing: str) -> dict[str, Any]:
+        """The next reply of a request in progress."""
+        return self._read(timeout, doing)
+
     def _read(self, timeout: float, doing: str) -> dict[str, Any]:
         try:
             line = self.lines.get(timeout=timeout)
@@ -117,6 +122,14 @@ class Worker:
         self.log.close()
 
 
+def suggest_timeout(options: Options) -> float:
+    """Verification re-sweeps: gradsafe.suggest stops starting new candidates after
+    SUGGEST_BUDGET x --timeout; one more check's worth of time is the margin."""
+    from gradsafe.suggest import SUGGEST_BUDGET
+
+    return options.timeout * (SUGGEST_BUDGET + 1)
+
+
 def _lane(framework: str, jobs: list[Job], options: Options,
           results: dict[int, TargetResult], versions: dict[str, str],
           progress: Callable[[Job], None] | None) -> None:
@@ -141,10 +154,18 @@ def _lane(framework: str, jobs: list[Job], options: Options,
         try:
             reply = worker.request({"target": codec.encode(t), "options": payload_options},
                                    options.timeout)
+            if "checked" in reply:  # the check is done; a suggestion is being verified
+                results[job.index] = codec.target_result(reply["checked"])
+                reply = worker.read(suggest_timeout(options), "verifying a suggestion")
             results[job.index] = codec.target_result(reply["result"])
         except WorkerFailed as exc:
-            results[job.index] = TargetResult(t.label, t.file, t.line, framework, "error",
-                                               str(exc), variant=t.variant)
+            if job.index in results:  # checked, but its suggestion failed: keep the check
+                done = results[job.index]
+                results[job.index] = dataclasses.replace(
+                    done, notes=(*done.notes, f"no suggestion: {exc}"))
+            else:
+                results[job.index] = TargetResult(t.label, t.file, t.line, framework,
+                                                   "error", str(exc), variant=t.variant)
             worker.kill()
             worker.close()
             worker = None

@@ -17,6 +17,7 @@ import hashlib
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +25,28 @@ import numpy as np
 from gradsafe import rewrite
 from gradsafe.backends.base import Backend
 from gradsafe.floats import F64, display
-from gradsafe.model import SEVERITIES, Finding, Options, Suggestion, Target, TargetResult
+from gradsafe.model import (
+    PORTABLE_KINDS,
+    SEVERITIES,
+    Finding,
+    Options,
+    Severity,
+    Suggestion,
+    Target,
+    TargetResult,
+)
 from gradsafe.probes import plan
 from gradsafe.rewrite.verify import Agreement, agree
+
+Forwards = dict[str, tuple[F64, F64]]  # dtype -> (probe inputs, forward values)
 
 # codes a rewrite can remove; GS502 (a degenerate constructor value) only gets advice
 REWRITE_CODES = frozenset({"GS101", "GS102", "GS103", "GS201", "GS202", "GS203", "GS501"})
 ADVICE_CODES = REWRITE_CODES | {"GS502"}
-MAX_VERIFIED = 4  # candidates re-swept per target at most
+MAX_VERIFIED = 3  # candidates re-swept per target at most
+# verification may take this many times --timeout after the check itself (the pool's
+# separate limit for it is pool.suggest_timeout)
+SUGGEST_BUDGET = 1.5
 GUARD = ("guard_where",)
 CANDIDATES: tuple[tuple[str, ...], ...] = (
     (*rewrite.FORMULAS, "mask_where", *GUARD),
@@ -82,16 +97,24 @@ class Verdict:
     findings: tuple[Finding, ...]
     error: str | None
     agreements: tuple[Agreement, ...]
+    fail_on: Severity = "error"
 
     @property
     def verified(self) -> bool:
-        limit = SEVERITIES.index("warning")
+        """Clean as `check` judges it (nothing at or above --fail-on), and the same values."""
+        limit = SEVERITIES.index(self.fail_on)
         return self.error is None and all(a.ok for a in self.agreements) and not any(
             SEVERITIES.index(f.severity) <= limit for f in self.findings)
 
     @property
     def rank(self) -> tuple[int, int]:
         return (0 if self.verified else 1, len(self.findings))
+
+
+def dialect(target: Target, framework: str) -> str:
+    """The names a rewrite is written in: the framework, or keras_ops / array_api for code
+    written once for every framework."""
+    return target.kind if target.kind in PORTABLE_KINDS else framework
 
 
 def wanted(result: TargetResult) -> bool:
@@ -118,7 +141,7 @@ def forwards(backend: Backend, target: Target, options: Options,
     """Forward values at each dtype's probe plan (dtypes that cannot run are left out)."""
     from gradsafe.sweep import resolve
 
-    obj = resolve(target)
+    obj = resolve(target, backend)
     v = target.variant
     constants = target.constants
     if v is not None:
@@ -152,22 +175,25 @@ def _copy(original: str, source: str) -> str:
 
 
 def verify(backend: Backend, target: Target, options: Options, transforms: tuple[str, ...],
-           source: str, before: dict[str, tuple[F64, F64]]) -> Verdict:
+           source: str, before: Forwards) -> Verdict:
+    """Re-sweep the rewritten copy; its forwards come from that same sweep."""
     from gradsafe.sweep import check
 
     assert target.file is not None
     copy = dataclasses.replace(target, file=_copy(target.file, source))
+    after: Forwards = {}
     try:
-        res = check(backend, copy, options)
-        after = forwards(backend, copy, options, tuple(before))
+        res = check(backend, copy, options, seen=after)
     except Exception as exc:
         return Verdict(transforms, source, (), f"{type(exc).__name__}: {exc}", ())
+    if res.status == "error":
+        return Verdict(transforms, source, (), res.error or "the rewritten code fails", ())
     agreements = []
     for dtype, (xs, fwd) in before.items():
         if dtype not in after:
             return Verdict(transforms, source, res.findings, f"{dtype} does not run", ())
         agreements.append(agree(dtype, xs, fwd, after[dtype][1]))
-    return Verdict(transforms, source, res.findings, None, tuple(agreements))
+    return Verdict(transforms, source, res.findings, None, tuple(agreements), options.fail_on)
 
 
 def at_infinity(backend: Backend, target: Target, options: Options, source: str,
@@ -188,7 +214,7 @@ def at_infinity(backend: Backend, target: Target, options: Options, source: str,
 def _forward_at(backend: Backend, target: Target, dtype: str, xs: F64) -> F64:
     from gradsafe.sweep import resolve
 
-    obj = resolve(target)
+    obj = resolve(target, backend)
     if target.variant is not None:
         inst = backend.build(obj, target.kind, dtype, target.variant)
         return backend.evaluate(inst.fn, xs, dtype, grad=False, multiple=inst.multiple).forward
@@ -218,7 +244,7 @@ def problems(v: Verdict) -> str:
             parts.append(f"changes finite values (largest difference {display(a.worst, a.dtype)}"
                          f" at x = {display(a.at, a.dtype)} in {a.dtype})")
             break
-    limit = SEVERITIES.index("warning")
+    limit = SEVERITIES.index(v.fail_on)
     left = [f for f in v.findings if SEVERITIES.index(f.severity) <= limit]
     if left:
         f = left[0]
@@ -233,22 +259,25 @@ def advice(result: TargetResult) -> Suggestion | None:
     return Suggestion(f"no automatic rewrite applies: {ADVICE[codes[0]]}", "", False)
 
 
-def suggest(backend: Backend, target: Target, options: Options,
-            result: TargetResult) -> Suggestion | None:
+def suggest(backend: Backend, target: Target, options: Options, result: TargetResult,
+            seen: Forwards | None = None) -> Suggestion | None:
     assert target.file is not None
     if not any(f.code in REWRITE_CODES for f in result.findings):
         return advice(result)
     source = Path(target.file).read_text(encoding="utf-8")
     options = dataclasses.replace(options, suggest=False)
-    cands = candidates(source, backend.name, target.name)
+    cands = candidates(source, dialect(target, backend.name), target.name)
     if not cands:
         return advice(result)
-    before = forwards(backend, target, options, options.dtypes)
+    before = seen or forwards(backend, target, options, options.dtypes)
     verdicts: list[Verdict] = []
+    deadline = time.monotonic() + SUGGEST_BUDGET * options.timeout
     for transforms, new in cands[:MAX_VERIFIED]:
+        if verdicts and time.monotonic() > deadline:
+            break
         v = verify(backend, target, options, transforms, new, before)
         verdicts.append(v)
-        if v.verified and not v.findings:
+        if v.verified:
             break
     best = min(verdicts, key=lambda v: v.rank)
     text = title(best)
@@ -276,12 +305,13 @@ def _versus_mask(backend: Backend, target: Target, options: Options,
             f"{display(old, dtype)}")
 
 
-def attach(backend: Backend, target: Target, options: Options,
-           result: TargetResult) -> TargetResult:
-    """The result with the suggestion on every finding it is for."""
+def attach(backend: Backend, target: Target, options: Options, result: TargetResult,
+           seen: Forwards | None = None) -> TargetResult:
+    """The result with the suggestion on every finding it is for; `seen` holds the forward
+    values the check computed, so verification costs one sweep per candidate."""
     if not options.suggest or not wanted(result):
         return result
-    s = suggest(backend, target, options, result)
+    s = suggest(backend, target, options, result, seen)
     if s is None:
         return result
     findings = tuple(dataclasses.replace(f, suggestion=s) if f.code in ADVICE_CODES else f

@@ -51,12 +51,16 @@ class Sampler:
         return Sample(xs, ev.forward, ev.gradient, ref)
 
 
+# dtype -> (probe inputs, forward values): what a sweep saw, kept for suggestion checks
+Forwards = dict[str, tuple[F64, F64]]
+
+
 def check(backend: Backend, target: Target, options: Options,
-          counter: Counter | None = None) -> TargetResult:
+          counter: Counter | None = None, seen: Forwards | None = None) -> TargetResult:
     if target.variant is not None:  # one configuration of a class: see param_sweep
         from gradsafe.param_sweep import check_variant
 
-        return check_variant(backend, target, options, counter)
+        return check_variant(backend, target, options, counter, seen)
     obj = resolve(target, backend)
     location = target_location(target)
     findings: list[Finding] = []
@@ -69,6 +73,8 @@ def check(backend: Backend, target: Target, options: Options,
         sampler = Sampler(backend, fn, fn64, dtype)
         probes = plan(dtype, target.constants, options.operating_range, options.seed)
         sample = sampler(probes.values)
+        if seen is not None:
+            seen[dtype] = (probes.values, sample.forward)
         if sample.gradient is None:
             findings.append(no_gradient(target, backend.name, dtype, location))
             continue
@@ -96,12 +102,12 @@ def result(target: Target, framework: str, findings: tuple[Finding, ...],
                         "fail" if failing else "pass", None, findings, notes)
 
 
-def check_target(backend: Backend, target: Target, options: Options) -> TargetResult:
-    """Dispatch by kind: hand-written gradients go to gradcheck, everything else is swept."""
+def check_target(backend: Backend, target: Target, options: Options,
+                 seen: Forwards | None = None) -> TargetResult:
+    """Dispatch by kind: hand-written gradients go to gradcheck, everything else is swept
+    (`seen` collects the forward values, for verifying a suggestion afterwards)."""
     from gradsafe import gradcheck  # lazily: gradcheck imports this module
 
     if gradcheck.is_custom(target):
         return gradcheck.check_custom(backend, target, options)
-    from gradsafe.suggest import attach
-
-    return attach(backend, target, options, check(backend, target, options))
+    return check(backend, target, options, seen=seen)

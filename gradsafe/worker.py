@@ -2,8 +2,10 @@
 
 Protocol (one JSON object per line): the worker first writes {"ready": version} or
 {"fatal": reason}; then for each request {"target": ..., "options": ...} it writes
-{"result": ...}. The protocol uses a private copy of stdout; the user's prints and the
-framework's chatter go to stderr, which the pool keeps away from the terminal.
+{"result": ...}, preceded by {"checked": ...} (the result without a suggestion) when it goes
+on to verify a suggestion, which has its own time limit. The protocol uses a private copy of
+stdout; the user's prints and the framework's chatter go to stderr, which the pool keeps away
+from the terminal.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from typing import IO, Any
 
 
@@ -46,6 +49,8 @@ def main(argv: list[str]) -> int:
                              f"install it with: pip install 'gradsafe[{framework}]'"})
         return 1
     from gradsafe.backends.base import TargetError
+    from gradsafe.gradcheck import is_custom
+    from gradsafe.suggest import attach, wanted
     from gradsafe.sweep import check_target as check
 
     _send(out, {"ready": backend.version()})
@@ -55,8 +60,9 @@ def main(argv: list[str]) -> int:
         request = json.loads(line)
         target = codec.target(request["target"])
         options = codec.options(request["options"])
+        seen: dict[str, Any] = {}
         try:
-            res = check(backend, target, options)
+            res = check(backend, target, options, seen)
         except (LoadError, TargetError) as exc:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                str(exc), variant=target.variant)
@@ -64,6 +70,14 @@ def main(argv: list[str]) -> int:
             user = os.path.realpath(target.file) if target.file else None
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                f"raised {one_line(exc, user)}", variant=target.variant)
+        if options.suggest and wanted(res) and not is_custom(target):
+            # the check is done: the pool's time limit restarts for the suggestion, and a
+            # suggestion that hangs or crashes still leaves this result
+            _send(out, {"checked": codec.encode(res)})
+            try:
+                res = attach(backend, target, options, res, seen)
+            except Exception as exc:
+                res = replace(res, notes=(*res.notes, f"no suggestion: {one_line(exc)}"))
         _send(out, {"result": codec.encode(res)})
     return 0
 

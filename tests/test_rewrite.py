@@ -68,3 +68,21 @@ def test_missing_import_is_added() -> None:
                            "jax", ["sigmoid"])
     assert "import jax\n" in new and "x * jax.nn.sigmoid(x)" in new
     assert rewrite.apply(source, "jax", ["sigmoid"])[1] == ()
+
+
+@pytest.mark.parametrize(("dialect", "source", "expected"), [
+    ("keras_ops", "from keras import ops\n\n\ndef elu(x):\n"
+                  "    return ops.where(x > 0, x, ops.exp(x) - 1.0)\n",
+     "ops.where(x > 0, x, ops.expm1(ops.where(x > 0, 0.0, x)))"),
+    ("array_api", "def elu(x, xp):\n    return xp.where(x > 0, x, xp.exp(x) - 1.0)\n",
+     "xp.where(x > 0, x, xp.expm1(xp.where(x > 0, 0.0, x)))"),
+])
+def test_portable_code_keeps_its_namespace(dialect: str, source: str, expected: str) -> None:
+    new, used = rewrite.apply(source, dialect, ["expm1", "guard_where"])
+    assert used == ("expm1", "guard_where") and expected in new
+
+
+def test_an_operation_the_namespace_lacks_is_not_used() -> None:
+    # the array API has no sigmoid: the rewrite does not apply rather than invent one
+    source = "def swish(x, xp):\n    return x * (1 / (1 + xp.exp(-x)))\n"
+    assert rewrite.apply(source, "array_api", ["sigmoid"]) == (source, ())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Names, Rewrite, add_imports, assignments
+from gradsafe.rewrite.base import Names, Rewrite, Unavailable, add_imports, assignments
 from gradsafe.rewrite.clamp_arg import ClampArg
 from gradsafe.rewrite.expm1 import Expm1
 from gradsafe.rewrite.guard_where import GuardWhere
@@ -63,9 +63,15 @@ def apply(source: str, framework: str, transforms: Sequence[str],
     used: list[str] = []
     for i in _definition(module, target):
         node = body[i]
+        if framework == "array_api" and isinstance(node, cst.FunctionDef) \
+                and len(node.params.params) >= 2:  # `def act(x, xp)`: xp is the namespace
+            names.aliases[node.params.params[1].name.value] = "array_api"
         for name in transforms:
             t = TRANSFORMS[name](names, assignments(node))
-            new = node.visit(t)
+            try:
+                new = node.visit(t)
+            except Unavailable:
+                continue
             assert isinstance(new, (cst.FunctionDef, cst.ClassDef, cst.SimpleStatementLine,
                                     cst.BaseCompoundStatement))
             node = new

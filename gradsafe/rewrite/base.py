@@ -40,11 +40,20 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "logaddexp": ("jax.numpy", "logaddexp"), "sigmoid": ("jax", "nn.sigmoid"),
         "log_sigmoid": ("jax", "nn.log_sigmoid"),
     },
+    # Keras 3 ops, written once and run on every backend
+    "keras_ops": {op: ("keras.ops", op) for op in (
+        "where", "exp", "expm1", "log1p", "sigmoid", "tanh", "sqrt", "sin", "minimum",
+        "maximum", "cast", "softplus", "log_sigmoid")},
+    # the array API standard through the function's namespace parameter (`xp`): it has no
+    # sigmoid or softplus, so those rewrites do not apply there
+    "array_api": {op: ("array_api", op) for op in (
+        "where", "exp", "expm1", "log1p", "tanh", "sqrt", "sin", "minimum", "maximum",
+        "logaddexp", "zeros_like")} | {"cast": ("array_api", "astype")},
 }
 _MODULE_FRAMEWORK = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow",
-                     "jax": "jax", "flax": "jax"}
+                     "jax": "jax", "flax": "jax", "array_api": "array_api"}
 # operations that keep their argument inside a safe domain (already guarded input)
-PROTECTING = frozenset({"where", "minimum", "maximum", "clamp", "clip", "clip_by_value"})
+PROTECTING = frozenset({"minimum", "maximum", "clamp", "clip", "clip_by_value"})
 _EMPTY = cst.parse_module("")
 
 
@@ -116,8 +125,15 @@ def literal(value: float) -> str:
     return repr(float(value))
 
 
+class Unavailable(Exception):
+    """The file's framework has no such operation (the array API has no sigmoid)."""
+
+
 class Names:
-    """The framework names of one file: import aliases, and imports a rewrite had to add."""
+    """The framework names of one file: import aliases, and imports a rewrite had to add.
+
+    `framework` is the dialect the code is written in: torch, tensorflow, jax, or the
+    portable keras_ops / array_api."""
 
     def __init__(self, module: cst.Module, framework: str) -> None:
         self.framework = framework
@@ -187,7 +203,10 @@ class Names:
         return module
 
     def fn(self, op: str) -> str:
-        module, attr = _TABLE[self.framework][op]
+        try:
+            module, attr = _TABLE[self.framework][op]
+        except KeyError:
+            raise Unavailable(f"{self.framework} has no {op}") from None
         return f"{self.spell(module)}.{attr}"
 
     def call(self, op: str, *args: str) -> str:
@@ -211,7 +230,7 @@ class Names:
     def softplus(self, u: str) -> str:
         # torch's F.softplus returns x above a fixed threshold of 20 (off by 2e-9 there);
         # logaddexp is exact in every dtype
-        if self.framework == "torch":
+        if self.framework in ("torch", "array_api"):
             return self.call("logaddexp", u, self.call("zeros_like", u))
         if self.framework == "jax":
             return self.call("logaddexp", u, "0.0")
@@ -234,17 +253,64 @@ def add_imports(module: cst.Module, names: Names) -> cst.Module:
 
 
 def assignments(node: cst.CSTNode) -> dict[str, cst.BaseExpression]:
-    """`name = expr` statements inside a definition (the last one wins): lets a rewrite see
-    that `mask` in `where(mask, ...)` is `x > 0`."""
+    """`name = expr` statements inside a definition, for names assigned exactly once: lets a
+    rewrite see that `mask` in `where(mask, ...)` is `x > 0`."""
     found: dict[str, cst.BaseExpression] = {}
+    twice: set[str] = set()
 
     class _Visitor(cst.CSTVisitor):
         def visit_Assign(self, node: cst.Assign) -> None:
-            if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-                found[node.targets[0].target.value] = node.value
+            for t in node.targets:
+                if not isinstance(t.target, cst.Name):
+                    continue
+                name = t.target.value
+                if name in found or len(node.targets) > 1:
+                    twice.add(name)
+                found[name] = node.value
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            if isinstance(node.target, cst.Name):
+                twice.add(node.target.value)
 
     node.visit(_Visitor())
-    return found
+    return {k: v for k, v in found.items() if k not in twice}
+
+
+def loads(node: cst.CSTNode, name: str) -> int:
+    """How often a name is read in a definition (assignment targets do not count)."""
+    count = [0]
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> bool:
+            return False
+
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            count[0] += node.value == name
+
+    node.visit(_Visitor())
+    return count[0]
+
+
+class DropAssignments(cst.CSTTransformer):
+    """Remove `name = expr` lines for the given names (after they were inlined)."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def leave_SimpleStatementLine(
+            self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+        body = updated.body
+        if len(body) == 1 and isinstance(body[0], cst.Assign) and len(body[0].targets) == 1 \
+                and isinstance(body[0].targets[0].target, cst.Name) \
+                and body[0].targets[0].target.value in self.names:
+            return cst.RemovalSentinel.REMOVE
+        return updated
 
 
 # parents under which an expression needs no parentheses of its own
@@ -338,20 +404,26 @@ def replace(node: cst.BaseExpression, old: str, new: str, only_inside: Sequence[
     return out, r.count
 
 
-def occurrences(node: cst.CSTNode, text: str, names: Names) -> tuple[int, int]:
-    """(all, unprotected) occurrences of an expression: protected ones sit inside a where,
-    minimum, maximum or clamp already."""
+def occurrences(node: cst.CSTNode, text: str, names: Names,
+                guard: str | None = None) -> tuple[int, int]:
+    """(all, unprotected) occurrences of an expression: protected ones sit inside a minimum,
+    maximum or clamp already, or inside a where on the same condition `guard`."""
     counts = [0, 0]
+
+    def protects(call: cst.Call) -> bool:
+        op = names.op(call)
+        return op in PROTECTING or (op == "where" and guard is not None and bool(call.args)
+                                    and norm(call.args[0].value) == guard)
 
     class _Visitor(cst.CSTVisitor):
         depth = 0
 
         def visit_Call(self, node: cst.Call) -> None:
-            if names.op(node) in PROTECTING:
+            if protects(node):
                 self.depth += 1
 
         def leave_Call(self, original_node: cst.Call) -> None:
-            if names.op(original_node) in PROTECTING:
+            if protects(original_node):
                 self.depth -= 1
 
         def on_visit(self, node: cst.CSTNode) -> bool:

@@ -75,7 +75,7 @@ class MaskExp(Rewrite):
             return updated
         mask = self._mask_name()
         x = cond.var_code
-        if self.names.framework == "tensorflow":  # tf has no bool * float: a float mask
+        if self.names.framework not in ("torch", "jax"):  # no bool * float: a float mask
             self.pending.append(f"{mask} = {self.names.call('cast', cond.text, f'{x}.dtype')}")
             keep, drop = mask, f"(1 - {mask})"
         else:
