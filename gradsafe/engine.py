@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from gradsafe import filters, pool, variants
 from gradsafe.discover import discover
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
+
+if TYPE_CHECKING:
+    from gradsafe.compare import GroupData
 
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
@@ -62,18 +66,48 @@ def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
     return (r.file or "", r.line or 0, r.name, FRAMEWORK_ORDER.get(r.framework or "", 99))
 
 
+def checked_targets(paths: Iterable[str], options: Options) -> list[Target]:
+    """The targets `check` would look at (static discovery, filters applied)."""
+    return [t for t in discover(paths) if not filters.excluded(t, options)]
+
+
 def check(paths: Iterable[str], options: Options,
           progress: Callable[[pool.Job], None] | None = None) -> Report:
-    targets = [t for t in discover(paths) if not filters.excluded(t, options)]
+    return check_and_plot(paths, options, progress)[0]
+
+
+def check_and_plot(paths: Iterable[str], options: Options,
+                   progress: Callable[[pool.Job], None] | None = None,
+                   plot_limit: int = 0) -> tuple[Report, list[GroupData], int]:
+    """`check`, plus (plot_limit > 0) f and f' of up to plot_limit checked functions on
+    the probe plan, sampled by the same workers; and how many functions were not sampled."""
+    from gradsafe.compare import collect, plot_groups, sample_jobs
+
+    targets = checked_targets(paths, options)
     variants.check_param_names(targets, options)
     targets = [v for t in targets for v in variants.expand(t, options)]
     jobs, errors, notes = plan_jobs(targets, options)
-    results, _versions = pool.run(jobs, options, progress)
+    planned = {(j.target.name, j.target.file, j.framework) for j in jobs}
+    wanted = [t for t in targets if any((t.name, t.file, fw) in planned for fw in FRAMEWORKS)]
+    gs, left_out = plot_groups(wanted, options, plot_limit) if plot_limit else ([], 0)
+    sjobs, xs_of = sample_jobs(gs, options, len(jobs))
+    raw: dict[int, dict[str, object]] = {}
+    results, _versions = pool.run([*jobs, *sjobs], options, progress, raw)
+    samples = [gd for gd, _ in collect(gs, xs_of, raw, results, len(jobs))]
+    results = {i: r for i, r in results.items() if i < len(jobs)}
     ordered = sorted([*errors, *results.values()], key=sort_key)
     kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
-    return Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
-                  suppressed=kept.suppressed, unused_suppressions=kept.unused,
-                  root=options.root, notes=tuple(notes))
+    report = Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
+                    suppressed=kept.suppressed, unused_suppressions=kept.unused,
+                    root=options.root, notes=tuple(notes))
+    return report, samples, left_out
+
+
+def compare(specs: Iterable[str], options: Options) -> tuple[Report, list[GroupData]]:
+    """`gradsafe compare`: the report (comparisons) and the measured values (for plots)."""
+    from gradsafe.compare import compare as run
+
+    return run(specs, options)
 
 
 def exit_code(report: Report) -> int:
@@ -84,5 +118,10 @@ def exit_code(report: Report) -> int:
         if t.status == "error":
             code |= 2
         if any(SEVERITIES.index(f.severity) <= limit for f in t.findings):
+            code |= 1
+    for c in report.comparisons:
+        if c.errors:
+            code |= 2
+        if any(SEVERITIES.index(f.severity) <= limit for f in c.findings):
             code |= 1
     return code

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from gradsafe import codec
@@ -30,6 +30,9 @@ class Job:
     index: int
     target: Target
     framework: str
+    # extra request fields: {"op": "sample", "xs": ...} asks for raw values (compare, plots)
+    # instead of a check; the reply is kept as it came, in `raw`
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
 
 class WorkerFailed(Exception):
@@ -119,7 +122,8 @@ class Worker:
 
 def _lane(framework: str, jobs: list[Job], options: Options,
           results: dict[int, TargetResult], versions: dict[str, str],
-          progress: Callable[[Job], None] | None) -> None:
+          progress: Callable[[Job], None] | None,
+          raw: dict[int, dict[str, Any]] | None = None) -> None:
     worker: Worker | None = None
     fatal: str | None = None
     payload_options = codec.encode(options)
@@ -139,32 +143,39 @@ def _lane(framework: str, jobs: list[Job], options: Options,
                                                fatal, variant=t.variant)
             continue
         try:
-            reply = worker.request({"target": codec.encode(t), "options": payload_options},
-                                   options.timeout)
-            results[job.index] = codec.target_result(reply["result"])
+            reply = worker.request({"target": codec.encode(t), "options": payload_options,
+                                    **(job.extra or {})}, options.timeout)
+            if job.extra is not None and raw is not None:
+                raw[job.index] = reply["result"]
+            else:
+                results[job.index] = codec.target_result(reply["result"])
         except WorkerFailed as exc:
             results[job.index] = TargetResult(t.label, t.file, t.line, framework, "error",
                                                str(exc), variant=t.variant)
             worker.kill()
             worker.close()
             worker = None
-        if progress:
+        if progress and job.extra is None:
             progress(job)
     if worker is not None:
         worker.close()
 
 
 def run(jobs: list[Job], options: Options,
-        progress: Callable[[Job], None] | None = None) -> tuple[dict[int, TargetResult],
-                                                                 dict[str, str]]:
-    """Results by job index (deterministic whatever finishes first) and framework versions."""
+        progress: Callable[[Job], None] | None = None,
+        raw: dict[int, dict[str, Any]] | None = None) -> tuple[dict[int, TargetResult],
+                                                                dict[str, str]]:
+    """Results by job index (deterministic whatever finishes first) and framework versions.
+
+    Jobs with `extra` put their reply in `raw` instead; one that could not run still gets an
+    error TargetResult."""
     by_framework: dict[str, list[Job]] = {}
     for job in jobs:
         by_framework.setdefault(job.framework, []).append(job)
     results: dict[int, TargetResult] = {}
     versions: dict[str, str] = {}
     threads = [threading.Thread(target=_lane, args=(fw, js, options, results, versions,
-                                                    progress), daemon=True)
+                                                    progress, raw), daemon=True)
                for fw, js in by_framework.items()]
     for th in threads:
         th.start()
