@@ -171,7 +171,7 @@ class Traced:
     recorder: Recorder
 
 
-def instrument(target: Target, original: Any) -> Traced | None:
+def instrument(target: Target) -> Traced | None:
     """The target's object from an instrumented copy of its file (None: cannot)."""
     if target.file is None or target.kind == "builtin":
         return None
@@ -184,8 +184,7 @@ def instrument(target: Target, original: Any) -> Traced | None:
     tool = _Instrument(source)
     tree = ast.fix_missing_locations(tool.visit(tree))
     recorder = Recorder()
-    module = getattr(original, "__module__", None)
-    ns: dict[str, Any] = {"__name__": f"{module or 'gradsafe_user'}_traced", "__file__": path,
+    ns: dict[str, Any] = {"__name__": "gradsafe_traced", "__file__": path,
                           "__builtins__": builtins, OUT: recorder.out, ARG: recorder.arg}
     try:
         exec(compile(tree, path, "exec"), ns)  # the user's own file, as load.py imports it

@@ -12,18 +12,21 @@ from typing import Any
 import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.backends.base import WIDTH, Backend, Fn, resolve_dotted
+from gradsafe.backends.base import WIDTH, Backend, Fn, bind_namespace, resolve_dotted
 from gradsafe.floats import F64, info
 from gradsafe.load import load_target
 from gradsafe.model import DTypeName, Finding, Location, Options, Range, Target, TargetResult
 from gradsafe.probes import plan
 
 
-def resolve(target: Target) -> Any:
+def resolve(target: Target, backend: Backend | None = None) -> Any:
     if target.kind == "builtin":
         return resolve_dotted(target.name)
     assert target.file is not None
-    return load_target(target.file, target.name)
+    obj = load_target(target.file, target.name)
+    if target.kind == "array_api" and backend is not None:
+        return bind_namespace(obj, backend.array_namespace())
+    return obj
 
 
 def target_location(target: Target) -> Location | None:
@@ -55,7 +58,7 @@ def check(backend: Backend, target: Target, options: Options,
         from gradsafe.param_sweep import check_variant
 
         return check_variant(backend, target, options, counter)
-    obj = resolve(target)
+    obj = resolve(target, backend)
     location = target_location(target)
     findings: list[Finding] = []
     notes: list[str] = []
@@ -84,7 +87,10 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
         return findings
     from gradsafe import locate
 
-    return locate.refine(backend, target, locate.instrument(target, obj), make, findings)
+    traced = locate.instrument(target)
+    if traced is not None and target.kind == "array_api":
+        traced.obj = bind_namespace(traced.obj, backend.array_namespace())
+    return locate.refine(backend, target, traced, make, findings)
 
 
 def no_gradient(target: Target, framework: str, dtype: DTypeName,

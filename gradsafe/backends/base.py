@@ -79,6 +79,10 @@ class Backend(ABC):
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         """Forward (and one VJP with a ones cotangent when grad) of a padded chunk."""
 
+    def array_namespace(self) -> Any:
+        """The array-API namespace handed to `def act(x, xp)` targets."""
+        raise TargetError(f"{self.name} has no array-API namespace")
+
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         """One configuration of a class (constructor values, mode, seed, input layout)."""
         raise TargetError(f"{self.name} cannot check a '{kind}' target with parameters")
@@ -109,6 +113,15 @@ class Backend(ABC):
         if not grad or no_grad:
             return Evaluation(forward, None, note)
         return Evaluation(forward, np.concatenate(grads), note)
+
+
+def bind_namespace(fn: Any, xp: Any) -> Fn:
+    """`act(x, xp)` as a one-argument function of x."""
+    def bound(x: Any) -> Any:
+        return fn(x, xp)
+
+    bound.__name__ = getattr(fn, "__name__", "act")
+    return bound
 
 
 def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object) -> None:

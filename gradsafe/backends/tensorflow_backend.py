@@ -51,6 +51,11 @@ class TensorFlowBackend(Backend):
             return obj(dtype=dtype), f"keras dtype policy {dtype}"
         return obj(), "keras default dtype policy (the layer takes no dtype argument)"
 
+    def array_namespace(self) -> Any:
+        from gradsafe.backends.tf_xp import NAMESPACE
+
+        return NAMESPACE
+
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         x = tf.cast(tf.constant(xs, dtype=tf.float64), _DTYPES[dtype])
         with tf.GradientTape() as tape:
@@ -80,7 +85,9 @@ class TensorFlowBackend(Backend):
             tape.watch(x)
 
             def wrap(v: Any) -> tuple[Any, Any, F64] | None:
-                if not tf.is_tensor(v) or v.dtype.is_complex or v.dtype == tf.string:
+                # isinstance, not tf.is_tensor: that probes attributes of any object, and
+                # a namespace object (`xp`) may refuse unknown ones
+                if not isinstance(v, tf.Tensor) or v.dtype.is_complex or v.dtype == tf.string:
                     return None
                 try:
                     flat = np.asarray(tf.cast(v, tf.float64).numpy(), dtype=np.float64).ravel()
