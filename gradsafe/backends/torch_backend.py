@@ -59,7 +59,9 @@ class TorchBackend(Backend):
             return Evaluation(forward, None)
         if not y.requires_grad or not y.is_floating_point():
             return Evaluation(forward, None)
-        (g,) = torch.autograd.grad(y, x, torch.ones_like(y), allow_unused=True)
+        # The VJP with a ones cotangent, as the gradient of the sum: an explicit cotangent
+        # tensor makes torch import sympy (about 1 s) to compare shapes on the first call.
+        (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, g.to(torch.float64).numpy().astype(np.float64))
