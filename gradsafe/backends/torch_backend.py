@@ -13,6 +13,8 @@ from gradsafe.backends.base import (
     Evaluation,
     Fn,
     Instance,
+    MaskFn,
+    Masks,
     TargetError,
     check_output,
     cotangent_scale,
@@ -65,6 +67,30 @@ class TorchBackend(Backend):
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, g.to(torch.float64).numpy().astype(np.float64))
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """Eager: the bit patterns are made in torch and only masks come back. torch.compile
+        did not pay here (measured on a 2-core CPU: 40 s to compile, 10.2 vs 9.6 M values/s)."""
+        if dtype != "float32":
+            return super().sweep_masks(fn, dtype, count)
+
+        def masks(start: int) -> Masks:
+            bits = torch.arange(start, start + count, dtype=torch.int64).to(torch.int32)
+            x = bits.view(torch.float32).requires_grad_(True)
+            with torch.enable_grad():
+                y = fn(x)
+            if not isinstance(y, torch.Tensor):
+                raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
+            check_output(tuple(y.shape), tuple(x.shape), y)
+            g = None
+            if y.requires_grad and y.is_floating_point():
+                (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+            with torch.no_grad():
+                fin = torch.isfinite(y)
+                grad_bad = (fin & ~torch.isfinite(g)) if g is not None else torch.zeros_like(fin)
+                return (grad_bad.numpy(), torch.isnan(y).numpy(), torch.isinf(y).numpy())
+
+        return masks
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         torch_dtype = _DTYPES[dtype]
