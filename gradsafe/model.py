@@ -23,6 +23,10 @@ TargetKind = str  # "function", "module", "layer", "builtin", ...
 CUSTOM_KINDS: dict[str, str] = {"autograd_function": "torch", "custom_gradient": "tensorflow",
                                 "custom_vjp": "jax", "custom_jvp": "jax",
                                 "numpy_layer": "numpy"}
+# targets written once and run on every framework: Keras 3 `keras.ops` code (under each
+# Keras backend) and array-API functions `def act(x, xp)`
+PORTABLE_KINDS: tuple[str, ...] = ("keras_ops", "array_api")
+PORTABLE: tuple[str, ...] = FRAMEWORKS
 ParamKind = Literal["float", "int", "count"]
 ParamValue = float | int
 

@@ -11,18 +11,21 @@ from typing import Any
 import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.backends.base import Backend, Fn, resolve_dotted
+from gradsafe.backends.base import Backend, Fn, bind_namespace, resolve_dotted
 from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, info
 from gradsafe.load import load_target
 from gradsafe.model import DTypeName, Finding, Location, Options, Range, Target, TargetResult
 
 
-def resolve(target: Target) -> Any:
+def resolve(target: Target, backend: Backend | None = None) -> Any:
     if target.kind == "builtin":
         return resolve_dotted(target.name)
     assert target.file is not None
-    return load_target(target.file, target.name)
+    obj = load_target(target.file, target.name)
+    if target.kind == "array_api" and backend is not None:
+        return bind_namespace(obj, backend.array_namespace())
+    return obj
 
 
 def target_location(target: Target) -> Location | None:
@@ -54,7 +57,7 @@ def check(backend: Backend, target: Target, options: Options,
         from gradsafe.param_sweep import check_variant
 
         return check_variant(backend, target, options, counter, tick)
-    obj = resolve(target)
+    obj = resolve(target, backend)
     location = target_location(target)
     findings: list[Finding] = []
     notes: list[str] = []

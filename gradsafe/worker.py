@@ -28,9 +28,11 @@ def _send(stream: IO[str], payload: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    out = _protocol_stream()
     framework = argv[0]
+    # Keras 3 reads its backend once, at import: each worker runs `keras.ops` code on its
+    # own framework (the numpy lane keeps Keras on TensorFlow, which it never imports)
+    os.environ["KERAS_BACKEND"] = framework if framework in ("torch", "jax") else "tensorflow"
+    out = _protocol_stream()
     from gradsafe import codec
     from gradsafe.load import LoadError, one_line
     from gradsafe.model import TargetResult

@@ -94,6 +94,10 @@ class Backend(ABC):
 
         return masks
 
+    def array_namespace(self) -> Any:
+        """The array-API namespace handed to `def act(x, xp)` targets."""
+        raise TargetError(f"{self.name} has no array-API namespace")
+
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         """One configuration of a class (constructor values, mode, seed, input layout)."""
         raise TargetError(f"{self.name} cannot check a '{kind}' target with parameters")
@@ -125,6 +129,14 @@ def masks_of(forward: F64, gradient: F64 | None) -> Masks:
     grad_bad = (fin & ~np.isfinite(gradient) if gradient is not None
                 else np.zeros(forward.shape, dtype=bool))
     return grad_bad, np.isnan(forward), np.isinf(forward)
+
+def bind_namespace(fn: Any, xp: Any) -> Fn:
+    """`act(x, xp)` as a one-argument function of x."""
+    def bound(x: Any) -> Any:
+        return fn(x, xp)
+
+    bound.__name__ = getattr(fn, "__name__", "act")
+    return bound
 
 
 def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object) -> None:

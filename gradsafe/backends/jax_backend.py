@@ -39,6 +39,9 @@ class JaxBackend(Backend):
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
         return obj, None
 
+    def array_namespace(self) -> Any:
+        return jnp  # jax.numpy implements the array API standard itself
+
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         # x64 only for float64 sweeps: enabling it globally would change the dtype of
         # constants such as jnp.array(0.5) in the user's float32 code.

@@ -83,6 +83,11 @@ class TensorFlowBackend(Backend):
             return masks
         return super().sweep_masks(fn, dtype, count)
 
+    def array_namespace(self) -> Any:
+        from gradsafe.backends.tf_xp import NAMESPACE
+
+        return NAMESPACE
+
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         x = tf.cast(tf.constant(xs, dtype=tf.float64), _DTYPES[dtype])
         with tf.GradientTape() as tape:

@@ -46,6 +46,14 @@ class TorchBackend(Backend):
             return self.instantiate(obj, "module", dtype)
         return obj, None
 
+    def array_namespace(self) -> Any:
+        try:
+            import array_api_compat.torch as xp
+        except ImportError:
+            raise TargetError("array-API targets need array-api-compat on torch: "
+                              "pip install array-api-compat") from None
+        return xp
+
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         x = torch.from_numpy(xs).to(_DTYPES[dtype])
         x.requires_grad_(grad)
