@@ -15,6 +15,8 @@ from gradsafe.backends.base import (
     Evaluation,
     Fn,
     Instance,
+    MaskFn,
+    Masks,
     Recorder,
     TargetError,
     check_output,
@@ -123,6 +125,32 @@ class JaxBackend(Backend):
             for r, g in zip(floats, geps, strict=True):
                 r.cot = np.asarray(g).astype(np.float64).ravel()
             return Evaluation(forward, np.asarray(gx).astype(np.float64).ravel())
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """One jax.jit of bit patterns -> forward + VJP -> masks; eager if it cannot trace
+        (Python control flow on values)."""
+        if dtype != "float32":
+            return super().sweep_masks(fn, dtype, count)
+
+        def body(start: Any) -> Any:
+            bits = start + jnp.arange(count, dtype=jnp.uint32)
+            x = jax.lax.bitcast_convert_type(bits, jnp.float32)
+            y, vjp = jax.vjp(fn, x)
+            (g,) = vjp(jnp.ones_like(y))
+            fin = jnp.isfinite(y)
+            return fin & ~jnp.isfinite(g), jnp.isnan(y), jnp.isinf(y)
+
+        compiled = jax.jit(body)
+        try:
+            np.asarray(compiled(jnp.uint32(0))[0])  # compile now, fall back on failure
+        except Exception:
+            return super().sweep_masks(fn, dtype, count)
+
+        def masks(start: int) -> Masks:
+            grad_bad, nan, inf = compiled(jnp.uint32(start))
+            return np.asarray(grad_bad), np.asarray(nan), np.asarray(inf)
+
+        return masks
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
