@@ -77,30 +77,35 @@ class Runs:
         return keys[(keys >= -d.max_key - 1) & (keys <= d.max_key)]
 
 
-def sweep(backend: Backend, fn: Fn, dtype: str, base: ProbePlan,
-          tick: Tick | None = None) -> tuple[ProbePlan, str | None]:
+def sweep(backend: Backend, fn: Fn, dtype: str, base: ProbePlan, tick: Tick | None = None,
+          window: tuple[int, int] | None = None,
+          chunk: int = CHUNK) -> tuple[ProbePlan, str | None]:
     """The base plan extended with the transitions of every value's masks, and a note when
-    the sweep was interrupted."""
+    the sweep was interrupted. window: bit patterns [start, stop) instead of all of them
+    (multiples of chunk; for tests)."""
     d = info(dtype)
-    total = 1 << d.bits
+    first, stop = window or (0, 1 << d.bits)
+    total = stop - first
     runs = {kind: Runs() for kind in ("gradient", "nan", "inf")}
-    masks_of = backend.sweep_masks(fn, dtype, CHUNK)
+    masks_of = backend.sweep_masks(fn, dtype, chunk)
     done = 0
     last = 0.0
     note = None
     with interrupt.soft():
-        for start in range(0, total, CHUNK):
+        for start in range(first, stop, chunk):
             if interrupt.stop.is_set():
+                hexes = d.bits // 4
+                swept = (f" (bit patterns 0x{first:0{hexes}x}..0x{first + done - 1:0{hexes}x})"
+                         if done else "")
                 note = (f"{interrupt.PARTIAL_NOTE} the exhaustive {dtype} sweep was "
-                        f"interrupted after {done:,} of {total:,} values (bit patterns "
-                        f"0x{0:0{d.bits // 4}x}..0x{done - 1:0{d.bits // 4}x}); "
-                        "ranges beyond them are from the probe plan only")
+                        f"interrupted after {done:,} of {total:,} values{swept}; ranges "
+                        "beyond them are from the probe plan only")
                 break
             grad_bad, fwd_nan, fwd_inf = masks_of(start)
             runs["gradient"].add(grad_bad, start, d)
             runs["nan"].add(fwd_nan, start, d)
             runs["inf"].add(fwd_inf, start, d)
-            done = min(start + CHUNK, total)
+            done = start + chunk - first
             now = time.monotonic()
             if tick is not None and (now - last >= TICK_SECONDS or done == total):
                 tick(done, total)

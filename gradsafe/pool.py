@@ -237,29 +237,41 @@ def run(jobs: list[Job], options: Options, progress: Progress | None = None,
         counts[job.framework] = counts.get(job.framework, 0) + 1
     shared = _Shared(options, {}, {}, progress, ticks, threading.Event(), [],
                      threading.Lock())
-    threads = [threading.Thread(target=_lane, args=(fw, by_framework[fw], shared), daemon=True)
+    finished = threading.Semaphore(0)
+
+    def lane(fw: str) -> None:
+        try:
+            _lane(fw, by_framework[fw], shared)
+        finally:
+            finished.release()
+
+    threads = [threading.Thread(target=lane, args=(fw,), daemon=True)
                for fw, n in lane_sizes(counts, options.jobs).items() for _ in range(n)]
     for th in threads:
         th.start()
+    waiting = [len(threads)]
     try:
-        _join(threads)
+        _join(waiting, finished)
     except KeyboardInterrupt:
         shared.stop.set()
         with shared.lock:
             for w in shared.workers:
                 w.interrupt()
         try:
-            _join(threads)
+            _join(waiting, finished)
         except KeyboardInterrupt:
             with shared.lock:
                 for w in shared.workers:
                     w.kill()
-            _join(threads)
+            _join(waiting, finished)
     return shared.results, shared.versions
 
 
-def _join(threads: list[threading.Thread]) -> None:
-    # join with a timeout so that Ctrl-C reaches the main thread promptly
-    for th in threads:
-        while th.is_alive():
-            th.join(0.2)
+def _join(running: list[int], finished: threading.Semaphore) -> None:
+    """Wait until running[0] lanes have finished, counting down (so a wait cut short by
+    Ctrl-C can resume). Not Thread.join: a KeyboardInterrupt inside join can leave the
+    thread looking finished while it runs on (CPython 3.11), and the interrupted sweep's
+    partial result would be lost."""
+    while running[0] > 0:
+        if finished.acquire(timeout=0.2):
+            running[0] -= 1

@@ -41,7 +41,7 @@ class ExhaustiveProgress:
         self.lock = threading.Lock()
         self.tasks: dict[int, Any] = {}
         self.reported: dict[int, int] = {}
-        self.started: dict[int, float] = {}
+        self.started: dict[int, tuple[float, int]] = {}
         self.bar: Progress | None = None
         if self.terminal:
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -68,12 +68,17 @@ class ExhaustiveProgress:
                 self.bar.update(self.tasks[index], completed=done, total=total)
                 return
             now = time.monotonic()
-            start = self.started.setdefault(index, now)
-            step = total // 10
-            if done < total and done - self.reported.get(index, 0) < step:
+            if index not in self.reported:  # the first chunk: say it started
+                self.started[index] = (now, done)
+                self.reported[index] = done
+                sys.stderr.write(f"exhaustive {_label(job)}: started ({total:,} values)\n")
+                sys.stderr.flush()
                 return
+            if done < total and done - self.reported[index] < total // 10:
+                return
+            t0, done0 = self.started[index]
+            rate = (done - done0) / max(now - t0, 1e-9)
             self.reported[index] = done
-            rate = done / max(now - start, 1e-9)
             eta = (total - done) / rate if rate > 0 else 0.0
             sys.stderr.write(f"exhaustive {_label(job)}: {100 * done / total:5.1f}% "
                              f"({done:,}/{total:,} values, {rate / 1e6:.1f} M values/s, "
