@@ -208,7 +208,7 @@ def sample_groups(gs: list[Group], options: Options
                   ) -> list[tuple[GroupData, tuple[tuple[str, str], ...]]]:
     jobs, xs_of = sample_jobs(gs, options)
     raw: dict[int, dict[str, object]] = {}
-    failed, _ = pool.run(jobs, options, None, raw)
+    failed, _ = pool.run(jobs, options, None, None, raw)
     return collect(gs, xs_of, raw, failed)
 
 

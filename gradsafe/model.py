@@ -137,6 +137,11 @@ class Options:
     # --param NAME=V1,V2: values replacing the automatic grid of that constructor argument
     param_values: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
     param_sweep: bool = True  # False: defaults and --param values only
+    # scale (see cache.py, shard.py, exhaustive.py)
+    cache: bool = True
+    exhaustive: bool = False  # every float32 value instead of the probe plan
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+    shard: tuple[int, int] | None = None  # (i, n), 1-based: check the i-th of n shares
 
 
 @dataclass(frozen=True)
@@ -250,4 +255,6 @@ class Report:
     unused_suppressions: tuple[Suppression, ...] = ()
     root: str = ""
     notes: tuple[str, ...] = ()  # things the run chose not to check, said once
+    partial: bool = False  # interrupted (Ctrl-C): some targets or values were not checked
+    shard: tuple[int, int] | None = None  # (i, n) when this is one shard of a run
     comparisons: tuple[Comparison, ...] = ()  # `gradsafe compare`

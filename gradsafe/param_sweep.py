@@ -22,6 +22,7 @@ import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse, describe_range
 from gradsafe.backends.base import Backend, Instance
+from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, DTypeInfo, display, info, keys_to_values, shortest_repr
 from gradsafe.model import (
     DTypeName,
@@ -34,7 +35,7 @@ from gradsafe.model import (
     TargetResult,
     Variant,
 )
-from gradsafe.probes import ProbePlan, plan
+from gradsafe.probes import ProbePlan
 
 DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
 BLOCK = 512
@@ -61,8 +62,8 @@ class LayoutSampler:
 
 
 def check_variant(backend: Backend, target: Target, options: Options,
-                  counter: Counter | None = None) -> TargetResult:
-    from gradsafe.sweep import no_gradient, resolve, result, target_location
+                  counter: Counter | None = None, tick: Tick | None = None) -> TargetResult:
+    from gradsafe.sweep import explain, no_gradient, resolve, result, target_location
 
     v = target.variant
     assert v is not None
@@ -78,7 +79,10 @@ def check_variant(backend: Backend, target: Target, options: Options,
             try:
                 inst = backend.build(obj, target.kind, dtype, v)
                 sampler = LayoutSampler(backend, inst, inst64, dtype)
-                probes = plan(dtype, constants, options.operating_range, options.seed)
+                probes, swept = probe_plan(backend, inst.fn, dtype, constants, options,
+                                           tick, inst.multiple)
+                if swept:
+                    notes.append(swept)
                 sample = sampler(probes.values)
             except Exception as exc:
                 if not _unsupported(exc):
@@ -107,6 +111,11 @@ def check_variant(backend: Backend, target: Target, options: Options,
         note = f"not checked: {target.name} rejects {changed(v)} ({_one_line(exc)})"
         res = result(target, backend.name, (), (note,), options)
         return dataclasses.replace(res, name=v.label, variant=v)
+    def make(o: Any, dt: str) -> tuple[Any, int]:
+        inst = backend.build(o, target.kind, dt, v)
+        return inst.fn, inst.multiple
+
+    findings = explain(backend, target, obj, findings, make)
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)

@@ -5,17 +5,18 @@ Runs inside a worker (it touches the framework through a Backend); returns model
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.backends.base import Backend, Fn, bind_namespace, resolve_dotted
+from gradsafe.backends.base import WIDTH, Backend, Fn, bind_namespace, resolve_dotted
+from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, info
 from gradsafe.load import load_target
 from gradsafe.model import DTypeName, Finding, Location, Options, Range, Target, TargetResult
-from gradsafe.probes import plan
 
 
 def resolve(target: Target, backend: Backend | None = None) -> Any:
@@ -52,11 +53,11 @@ class Sampler:
 
 
 def check(backend: Backend, target: Target, options: Options,
-          counter: Counter | None = None) -> TargetResult:
+          counter: Counter | None = None, tick: Tick | None = None) -> TargetResult:
     if target.variant is not None:  # one configuration of a class: see param_sweep
         from gradsafe.param_sweep import check_variant
 
-        return check_variant(backend, target, options, counter)
+        return check_variant(backend, target, options, counter, tick)
     obj = resolve(target, backend)
     location = target_location(target)
     findings: list[Finding] = []
@@ -67,13 +68,17 @@ def check(backend: Backend, target: Target, options: Options,
         if note:
             notes.append(f"{dtype}: {note}")
         sampler = Sampler(backend, fn, fn64, dtype)
-        probes = plan(dtype, target.constants, options.operating_range, options.seed)
+        probes, swept = probe_plan(backend, fn, dtype, target.constants, options, tick)
+        if swept:
+            notes.append(swept)
         sample = sampler(probes.values)
         if sample.gradient is None:
             findings.append(no_gradient(target, backend.name, dtype, location))
             continue
         ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
         findings.extend(analyse(probes, sample, sampler, ctx, counter))
+    findings = explain(backend, target, obj, findings,
+                       lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
     return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
@@ -87,6 +92,19 @@ def sample(backend: Backend, target: Target,
         ev = backend.evaluate(fn, values, dtype)
         out[dtype] = (ev.forward, ev.gradient, note or ev.note)
     return out
+
+
+def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
+            make: Callable[[Any, str], tuple[Any, int]]) -> list[Finding]:
+    """Point each finding at the operation that caused it (see locate.py)."""
+    if not findings:
+        return findings
+    from gradsafe import locate
+
+    traced = locate.instrument(target)
+    if traced is not None and target.kind == "array_api":
+        traced.obj = bind_namespace(traced.obj, backend.array_namespace())
+    return locate.refine(backend, target, traced, make, findings)
 
 
 def no_gradient(target: Target, framework: str, dtype: DTypeName,
@@ -108,10 +126,11 @@ def result(target: Target, framework: str, findings: tuple[Finding, ...],
                         "fail" if failing else "pass", None, findings, notes)
 
 
-def check_target(backend: Backend, target: Target, options: Options) -> TargetResult:
+def check_target(backend: Backend, target: Target, options: Options,
+                 tick: Tick | None = None) -> TargetResult:
     """Dispatch by kind: hand-written gradients go to gradcheck, everything else is swept."""
     from gradsafe import gradcheck  # lazily: gradcheck imports this module
 
     if gradcheck.is_custom(target):
         return gradcheck.check_custom(backend, target, options)
-    return check(backend, target, options)
+    return check(backend, target, options, tick=tick)

@@ -45,9 +45,11 @@ def main(argv: list[str]) -> int:
         _send(out, {"fatal": f"{framework} is not installed ({exc}); "
                              f"install it with: pip install 'gradsafe[{framework}]'"})
         return 1
+    from gradsafe import interrupt
     from gradsafe.backends.base import TargetError
     from gradsafe.sweep import check_target as check
 
+    interrupt.install()
     _send(out, {"ready": backend.version()})
     for line in sys.stdin:
         if not line.strip():
@@ -59,7 +61,13 @@ def main(argv: list[str]) -> int:
             _send(out, {"result": _sample(backend, target, request["xs"])})
             continue
         try:
-            res = check(backend, target, options)
+            res = check(backend, target, options, lambda done, total: _send(
+                out, {"progress": [done, total]}))
+        except KeyboardInterrupt:
+            res = TargetResult(target.label, target.file, target.line, framework, "error",
+                               interrupt.INTERRUPTED, variant=target.variant)
+            _send(out, {"result": codec.encode(res)})
+            return 130
         except (LoadError, TargetError) as exc:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                str(exc), variant=target.variant)
