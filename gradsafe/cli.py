@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from gradsafe import __version__, baseline, config, devices, engine, shard
-from gradsafe.codes import CODES, lookup
+from gradsafe.codes import CODES, Code, lookup
 from gradsafe.discover import DiscoveryError
 from gradsafe.model import SEVERITIES
 from gradsafe.report import Format, renderer
@@ -263,22 +264,39 @@ def config_command(paths: tuple[str, ...], config_file: str | None, **given: Any
 @main.command()
 @click.argument("code", required=False)
 def explain(code: str | None) -> None:
-    """Explain a finding code (or list all codes)."""
+    """Explain a finding code: the cause, a before/after example per framework, links.
+
+    Without CODE, list every code."""
     if code is None:
         for c in CODES:
             click.echo(f"{c.code}  {c.name:<24} {c.summary}")
+        click.echo("\nRun `gradsafe explain CODE` for the cause, examples and links.")
         return
     try:
         c = lookup(code)
     except KeyError as exc:
-        raise click.UsageError(str(exc.args[0])) from None
-    click.echo(f"{c.code} {c.name}\n\n{c.summary}\n\n{c.explanation}\n")
-    click.echo(f"Before:\n    {c.before.replace(chr(10), chr(10) + '    ')}\n")
-    click.echo(f"After:\n    {c.after.replace(chr(10), chr(10) + '    ')}")
+        _fail(str(exc.args[0]))
+    click.echo(explain_text(c), nl=False)
+
+
+_FRAMEWORK_TITLES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX"}
+
+
+def explain_text(c: Code) -> str:
+    """The long explanation of one code, as `gradsafe explain CODE` prints it."""
+    def block(text: str) -> str:
+        return "    " + text.replace("\n", "\n    ")
+
+    out = [f"{c.code} {c.name}", "", c.summary, "", *textwrap.wrap(c.explanation, 88), ""]
+    for ex in c.all_examples:
+        title = _FRAMEWORK_TITLES.get(ex.framework, ex.framework)
+        out += [f"{title} before:" if title else "Before:", block(ex.before), "",
+                f"{title} after:" if title else "After:", block(ex.after), ""]
     if c.links:
-        click.echo("\nSee also:")
-        for link in c.links:
-            click.echo(f"    {link}")
+        out.append("See also:")
+        out += [f"    {link}" for link in c.links]
+        out.append("")
+    return "\n".join(out)
 
 
 def run() -> None:

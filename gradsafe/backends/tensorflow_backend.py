@@ -18,6 +18,7 @@ from gradsafe.backends.base import (
     Instance,
     MaskFn,
     Masks,
+    Recorder,
     TargetError,
     check_output,
     cotangent_scale,
@@ -117,6 +118,50 @@ class TensorFlowBackend(Backend):
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, np.asarray(tf.cast(g, tf.float64).numpy(), dtype=np.float64))
+
+    def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
+              grad: bool = True) -> Evaluation:
+        x = tf.cast(tf.constant(xs, dtype=tf.float64), _DTYPES[dtype])
+        leaves: list[Any] = []
+        with tf.GradientTape(persistent=False) as tape:
+            tape.watch(x)
+
+            def wrap(v: Any) -> tuple[Any, Any, F64] | None:
+                # isinstance, not tf.is_tensor: that probes attributes of any object, and
+                # a namespace object (`xp`) may refuse unknown ones
+                if not isinstance(v, tf.Tensor) or v.dtype.is_complex or v.dtype == tf.string:
+                    return None
+                try:
+                    flat = np.asarray(tf.cast(v, tf.float64).numpy(), dtype=np.float64).ravel()
+                except (AttributeError, TypeError, ValueError):
+                    return None  # a symbolic tensor (inside tf.function): no value to show
+                if not grad or not v.dtype.is_floating:
+                    return v, None, flat
+                eps = tf.fill(tf.shape(v), tf.constant(-0.0, v.dtype))
+                tape.watch(eps)
+                leaves.append(eps)
+                return v + eps, eps, flat
+
+            recorder.start(wrap)
+            try:
+                y = fn(x)
+            finally:
+                recorder.stop()
+        if y is None or not hasattr(y, "dtype"):
+            raise TargetError(f"returned {type(y).__name__} instead of a tensor")
+        y = tf.convert_to_tensor(y)
+        forward = np.asarray(tf.cast(y, tf.float64).numpy(), dtype=np.float64).ravel()
+        if not grad or not y.dtype.is_floating:
+            return Evaluation(forward, None)
+        grads = tape.gradient(y, [x, *leaves], output_gradients=tf.ones_like(y),
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        cots = {id(e): g for e, g in zip(leaves, grads[1:], strict=True)}
+        for r in recorder.records:
+            if r.handle is not None:
+                g = cots[id(r.handle)]
+                r.cot = np.asarray(tf.cast(g, tf.float64).numpy(), dtype=np.float64).ravel()
+        return Evaluation(forward, np.asarray(tf.cast(grads[0], tf.float64).numpy(),
+                                              dtype=np.float64).ravel())
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         import keras

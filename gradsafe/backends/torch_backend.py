@@ -15,6 +15,7 @@ from gradsafe.backends.base import (
     Instance,
     MaskFn,
     Masks,
+    Recorder,
     TargetError,
     check_output,
     cotangent_scale,
@@ -87,6 +88,44 @@ class TorchBackend(Backend):
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, g.to(torch.float64).cpu().numpy().astype(np.float64))
+
+    def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
+              grad: bool = True) -> Evaluation:
+        x = torch.from_numpy(xs).to(_DTYPES[dtype])
+        x.requires_grad_(grad)
+        leaves: list[torch.Tensor] = []
+
+        def wrap(v: Any) -> tuple[Any, Any, F64] | None:
+            if not isinstance(v, torch.Tensor) or v.is_complex():
+                return None
+            flat = v.detach().to(torch.float64).reshape(-1).numpy().copy()
+            if not grad or not v.is_floating_point():
+                return v, None, flat
+            eps = torch.full_like(v.detach(), -0.0).requires_grad_(True)
+            leaves.append(eps)
+            return v + eps, eps, flat
+
+        recorder.start(wrap)
+        try:
+            with torch.set_grad_enabled(grad):
+                y = fn(x)
+        finally:
+            recorder.stop()
+        if not isinstance(y, torch.Tensor):
+            raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
+        forward = y.detach().to(torch.float64).reshape(-1).numpy().copy()
+        if not grad or not y.requires_grad or not y.is_floating_point():
+            return Evaluation(forward, None)
+        grads = torch.autograd.grad(y, [x, *leaves], torch.ones_like(y), allow_unused=True)
+        cots = {id(e): g for e, g in zip(leaves, grads[1:], strict=True)}
+        for r in recorder.records:
+            if r.handle is not None:
+                g = cots.get(id(r.handle))
+                r.cot = (np.zeros(r.value.size) if g is None
+                         else g.to(torch.float64).reshape(-1).numpy().copy())
+        gx = grads[0]
+        return Evaluation(forward, None if gx is None
+                          else gx.to(torch.float64).reshape(-1).numpy().copy())
 
     def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
         """Eager: the bit patterns are made in torch and only masks come back. torch.compile

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import shutil
 from itertools import groupby
+from pathlib import Path
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -14,7 +16,7 @@ from gradsafe.analyse import describe_range
 from gradsafe.codes import BY_CODE
 from gradsafe.engine import exit_code
 from gradsafe.floats import display, info
-from gradsafe.model import Finding, Report, TargetResult
+from gradsafe.model import Finding, Location, Report, TargetResult
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -82,15 +84,56 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
     if verbose:
         _details(console, findings)
         return
-    first = findings[0]
-    console.print(Text(f"    {first.message}"))
+    _causes(console, findings)
+
+
+def _causes(console: Console, findings: list[Finding]) -> None:
+    """Per culprit: where (file:line:col), the source line underlined, the first message."""
+    groups: dict[tuple[str, Location | None], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.code, f.location), []).append(f)
+    for (code, loc), group in groups.items():
+        first = group[0]
+        seen = ", ".join(dict.fromkeys(f"{f.framework} {f.dtype}" for f in group))
+        if loc is not None:
+            head = Text(f"    {code} at {loc.file}:{loc.line}:{loc.col}", style="bold")
+            head.append(f"  ({seen})", style="dim")
+            console.print(head)
+            for line in underline(loc):
+                console.print(line)
+        console.print(Padding(Text(first.message), (0, 0, 0, 6), expand=False))
+
+
+def underline(loc: Location) -> list[Text]:
+    """The culprit's first source line with the expression underlined (^^^)."""
+    try:
+        lines = Path(loc.file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    if not 1 <= loc.line <= len(lines):
+        return []
+    src = lines[loc.line - 1].rstrip()
+    indent = len(src) - len(src.lstrip())
+    start = max(loc.col - 1, indent)
+    end = loc.end_col - 1 if loc.end_line == loc.line else len(src)
+    end = min(max(end, start + 1), len(src))
+    num = str(loc.line)
+    gutter = " " * (len(num) + 6)
+    code_line = Text(f"      {num} | ", style="dim")
+    code_line.append(src[indent:start])
+    code_line.append(src[start:end], style="bold red")
+    code_line.append(src[end:])
+    marks = Text(f"{gutter} | ", style="dim")
+    marks.append(" " * (start - indent) + "^" * (end - start), style="bold red")
+    return [code_line, marks]
 
 
 def _details(console: Console, findings: list[Finding]) -> None:
     """--verbose: every distinct message with its place, then each suggestion once."""
     seen: set[str] = set()
     for f in findings:
-        where = f" ({f.location.file}:{f.location.line})" if f.location else ""
+        where = (f" ({f.location.file}:{f.location.line}:{f.location.col})" if f.location
+                 else "")
         text = f"    {f.code} {f.framework} {f.dtype}: {f.message}{where}"
         if text not in seen:
             seen.add(text)
