@@ -91,14 +91,14 @@ class TorchBackend(Backend):
 
     def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
               grad: bool = True) -> Evaluation:
-        x = torch.from_numpy(xs).to(_DTYPES[dtype])
+        x = torch.from_numpy(xs).to(self.device, _DTYPES[dtype])
         x.requires_grad_(grad)
         leaves: list[torch.Tensor] = []
 
         def wrap(v: Any) -> tuple[Any, Any, F64] | None:
             if not isinstance(v, torch.Tensor) or v.is_complex():
                 return None
-            flat = v.detach().to(torch.float64).reshape(-1).numpy().copy()
+            flat = v.detach().to(torch.float64).reshape(-1).cpu().numpy().copy()
             if not grad or not v.is_floating_point():
                 return v, None, flat
             eps = torch.full_like(v.detach(), -0.0).requires_grad_(True)
@@ -113,19 +113,20 @@ class TorchBackend(Backend):
             recorder.stop()
         if not isinstance(y, torch.Tensor):
             raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
-        forward = y.detach().to(torch.float64).reshape(-1).numpy().copy()
+        forward = y.detach().to(torch.float64).reshape(-1).cpu().numpy().copy()
         if not grad or not y.requires_grad or not y.is_floating_point():
             return Evaluation(forward, None)
-        grads = torch.autograd.grad(y, [x, *leaves], torch.ones_like(y), allow_unused=True)
+        # a ones cotangent as the gradient of the sum: no sympy import (see run_chunk)
+        grads = torch.autograd.grad(y.sum(), [x, *leaves], allow_unused=True)
         cots = {id(e): g for e, g in zip(leaves, grads[1:], strict=True)}
         for r in recorder.records:
             if r.handle is not None:
                 g = cots.get(id(r.handle))
                 r.cot = (np.zeros(r.value.size) if g is None
-                         else g.to(torch.float64).reshape(-1).numpy().copy())
+                         else g.to(torch.float64).reshape(-1).cpu().numpy().copy())
         gx = grads[0]
         return Evaluation(forward, None if gx is None
-                          else gx.to(torch.float64).reshape(-1).numpy().copy())
+                          else gx.to(torch.float64).reshape(-1).cpu().numpy().copy())
 
     def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
         """Eager: the bit patterns are made in torch and only masks come back. torch.compile
