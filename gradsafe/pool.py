@@ -40,13 +40,44 @@ class WorkerFailed(Exception):
     pass
 
 
+def threads_per_worker(workers: int) -> int:
+    """Compute threads for each worker: the cores shared among the workers, and one when the
+    machine is already busy. Measured on a shared 2-core CI box under load: two spinning
+    OpenMP threads per worker made torch 10 to 100 times slower than one thread."""
+    cpus = os.cpu_count() or 1
+    threads = max(1, cpus // max(workers, 1))
+    try:
+        if os.getloadavg()[0] >= cpus:
+            threads = 1
+    except OSError:
+        pass
+    return threads
+
+
+def worker_env(threads: int, device: str = "cpu") -> dict[str, str]:
+    """The environment of a worker; the user's own thread settings win. A CPU worker sees no
+    GPU (JAX and TensorFlow would otherwise pick one up by themselves)."""
+    env = dict(os.environ)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["JAX_PLATFORMS"] = "cpu"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    n = str(threads)
+    env.setdefault("OMP_NUM_THREADS", n)  # torch (and NumPy's BLAS)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep instead of spinning
+    env.setdefault("TF_NUM_INTRAOP_THREADS", n)
+    env.setdefault("TF_NUM_INTEROP_THREADS", n)
+    if threads == 1 and "XLA_FLAGS" not in env:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return env
+
+
 class Worker:
-    def __init__(self, framework: str) -> None:
+    def __init__(self, framework: str, threads: int = 1, device: str = "cpu") -> None:
         self.framework = framework
         self.log: IO[bytes] = tempfile.TemporaryFile()
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = worker_env(threads, device)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gradsafe.worker", framework],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env,
@@ -155,6 +186,7 @@ class _Shared:
     stop: threading.Event
     workers: list[Worker]
     lock: threading.Lock
+    threads: int = 1
     raw: dict[int, dict[str, Any]] | None = None
 
 
@@ -174,7 +206,7 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
                                                      "error", INTERRUPTED, variant=t.variant)
             continue
         if fatal is None and worker is None:
-            worker = Worker(framework)
+            worker = Worker(framework, shared.threads, shared.options.device)
             with shared.lock:
                 shared.workers.append(worker)
             try:
@@ -247,7 +279,7 @@ def run(jobs: list[Job], options: Options, progress: Progress | None = None,
         by_framework.setdefault(job.framework, queue.Queue()).put(job)
         counts[job.framework] = counts.get(job.framework, 0) + 1
     shared = _Shared(options, {}, {}, progress, ticks, threading.Event(), [],
-                     threading.Lock(), raw)
+                     threading.Lock(), raw=raw)
     finished = threading.Semaphore(0)
 
     def lane(fw: str) -> None:
@@ -256,8 +288,10 @@ def run(jobs: list[Job], options: Options, progress: Progress | None = None,
         finally:
             finished.release()
 
+    sizes = lane_sizes(counts, options.jobs)
+    shared.threads = threads_per_worker(sum(sizes.values()))
     threads = [threading.Thread(target=lane, args=(fw,), daemon=True)
-               for fw, n in lane_sizes(counts, options.jobs).items() for _ in range(n)]
+               for fw, n in sizes.items() for _ in range(n)]
     for th in threads:
         th.start()
     waiting = [len(threads)]

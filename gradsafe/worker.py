@@ -8,6 +8,7 @@ framework's chatter go to stderr, which the pool keeps away from the terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -61,8 +62,11 @@ def main(argv: list[str]) -> int:
             _send(out, {"result": _sample(backend, target, request["xs"])})
             continue
         try:
+            device_note = backend.use_device(options.device)
             res = check(backend, target, options, lambda done, total: _send(
                 out, {"progress": [done, total]}))
+            if device_note:
+                res = dataclasses.replace(res, notes=(*res.notes, device_note))
         except KeyboardInterrupt:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                interrupt.INTERRUPTED, variant=target.variant)
