@@ -81,6 +81,18 @@ def check(backend: Backend, target: Target, options: Options,
     return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
+def sample(backend: Backend, target: Target,
+           xs: dict[DTypeName, F64]) -> dict[DTypeName, tuple[F64, F64 | None, str | None]]:
+    """Forward, gradient (None: not differentiable) and a build note at given inputs."""
+    obj = resolve(target, backend)
+    out: dict[DTypeName, tuple[F64, F64 | None, str | None]] = {}
+    for dtype, values in xs.items():
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        ev = backend.evaluate(fn, values, dtype)
+        out[dtype] = (ev.forward, ev.gradient, note or ev.note)
+    return out
+
+
 def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
             make: Callable[[Any, str], tuple[Any, int]]) -> list[Finding]:
     """Point each finding at the operation that caused it (see locate.py)."""

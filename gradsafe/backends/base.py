@@ -82,6 +82,13 @@ class Backend(ABC):
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         """Forward (and one VJP with a ones cotangent when grad) of a padded chunk."""
 
+    def use_device(self, device: str) -> str | None:
+        """Run on device ("cpu" or "cuda") from now on; a note naming a GPU, or TargetError
+        when the framework cannot use one. The pool hides GPUs from CPU workers."""
+        if device == "cpu":
+            return None
+        raise TargetError(f"--device {device}: the {self.name} backend runs on the CPU only")
+
     def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
         """For --exhaustive: a function of a first bit pattern that evaluates the `count`
         values from there and returns (gradient non-finite where the forward is finite,

@@ -37,6 +37,14 @@ class JaxBackend(Backend):
     def version(self) -> str:
         return str(jax.__version__)
 
+    def use_device(self, device: str) -> str | None:
+        if device == "cpu":
+            return None
+        if jax.default_backend() != "gpu":
+            raise TargetError(f"--device cuda: jax {jax.__version__} sees no GPU (install "
+                              "jax[cuda12])")
+        return f"device: cuda ({jax.devices()[0].device_kind})"
+
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
         return obj, None
 

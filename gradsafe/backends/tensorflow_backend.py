@@ -53,6 +53,15 @@ class TensorFlowBackend(Backend):
             return obj(dtype=dtype), f"keras dtype policy {dtype}"
         return obj(), "keras default dtype policy (the layer takes no dtype argument)"
 
+    def use_device(self, device: str) -> str | None:
+        if device == "cpu":
+            return None
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            raise TargetError(f"--device cuda: TensorFlow {tf.__version__} sees no GPU "
+                              "(tensorflow-cpu, or no driver)")
+        return f"device: cuda ({gpus[0].name})"  # TensorFlow places ops on the GPU itself
+
     def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
         """tf.function(jit_compile=True) (XLA) of bit patterns -> forward + gradient ->
         masks; plain tf.function, then eager, when XLA cannot compile the target."""
