@@ -269,8 +269,10 @@ def _comparison(console: Console, c: Comparison, verbose: bool) -> None:
     for col in ("dtype", "pair", "status", "forward", "gradient"):
         table.add_column(col, no_wrap=col in ("dtype", "pair", "status"))
     for r in c.rows:
+        values = ("-", "-") if r.status == "error" else (_diff_text(r.forward, r.dtype),
+                                                         _diff_text(r.gradient, r.dtype))
         table.add_row(r.dtype, f"{r.a} vs {r.b}", Text(_row_status(r), style=_ROW_STYLE[r.status]),
-                      _diff_text(r.forward, r.dtype), _diff_text(r.gradient, r.dtype))
+                      *values)
     console.print(table)
     if c.kinks:
         labels = [s.label for s in c.sides]
