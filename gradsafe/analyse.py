@@ -27,6 +27,7 @@ class Sample:
     forward: F64
     gradient: F64 | None
     reference: F64  # float64 forward where the forward is non-finite, else the forward
+    exact: bool = False  # reference is the float64 forward everywhere (GS203 is checked)
 
 
 # evaluates inputs of the plan's dtype and returns the same Sample the sweep produced
@@ -47,7 +48,15 @@ class Counter:
     evaluations: int = 0
 
 
-def bad_masks(s: Sample, d: DTypeInfo) -> dict[Kind, BoolArray]:
+# what is checked, and the finding kind it reports: an inaccurate forward is a forward finding
+CHECKS: dict[str, Kind] = {"gradient": "gradient", "forward": "forward",
+                           "inaccurate": "forward"}
+# a finite forward is inaccurate when it is off the float64 value by more than this fraction
+# of max(|value|, 1): far beyond rounding (bfloat16's is 2**-9), so only lost digits count
+INACCURATE = 0.25
+
+
+def bad_masks(s: Sample, d: DTypeInfo) -> dict[str, BoolArray]:
     finite_x = np.isfinite(s.x)
     fwd_finite = np.isfinite(s.forward)
     with np.errstate(invalid="ignore"):
@@ -58,7 +67,12 @@ def bad_masks(s: Sample, d: DTypeInfo) -> dict[Kind, BoolArray]:
         grad_bad = np.zeros_like(finite_x)
     else:
         grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient)
-    return {"gradient": grad_bad, "forward": fwd_bad}
+    off = np.zeros_like(finite_x)
+    if s.exact:
+        with np.errstate(invalid="ignore", over="ignore"):
+            off = finite_x & fwd_finite & representable & (
+                np.abs(s.forward - s.reference) > INACCURATE * np.maximum(np.abs(s.reference), 1))
+    return {"gradient": grad_bad, "forward": fwd_bad, "inaccurate": off}
 
 
 def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
@@ -69,20 +83,18 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     findings: list[Finding] = []
     finite = np.isfinite(plan.values)
     infinite = np.isinf(plan.values)
-    kinds: tuple[Kind, ...] = ("gradient", "forward")
-    for kind in kinds:
-        kind_t: Kind = kind
-        bad = masks[kind_t]
+    for check in CHECKS:
+        bad = masks[check]
         runs = _runs(bad & finite, finite)
         for i, (lo, hi) in enumerate(runs[:MAX_RANGES]):
-            lo_key = _edge(plan, lo, -1, finite, probe, d, kind_t, counter)
-            hi_key = _edge(plan, hi, +1, finite, probe, d, kind_t, counter)
+            lo_key = _edge(plan, lo, -1, finite, probe, d, check, counter)
+            hi_key = _edge(plan, hi, +1, finite, probe, d, check, counter)
             extra = len(runs) - MAX_RANGES if i == MAX_RANGES - 1 else 0
-            findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, kind_t, ctx, d,
+            findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, check, ctx, d,
                                      extra))
         for idx in np.flatnonzero(bad & infinite):
             findings.append(_finding(plan, sample, int(idx), int(idx), int(plan.keys[idx]),
-                                     int(plan.keys[idx]), kind_t, ctx, d, 0, info_only=True))
+                                     int(plan.keys[idx]), check, ctx, d, 0, info_only=True))
     return findings
 
 
@@ -99,7 +111,7 @@ def _runs(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
 
 
 def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d: DTypeInfo,
-          kind: Kind, counter: Counter) -> int:
+          kind: str, counter: Counter) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step,
     by k-ary bisection between it and the neighbouring good probe."""
     j = i + step
@@ -142,12 +154,13 @@ def _candidates(lo: int, hi: int) -> I64:
 
 
 def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: int,
-             kind: Kind, ctx: Context, d: DTypeInfo, extra: int,
+             check: str, ctx: Context, d: DTypeInfo, extra: int,
              info_only: bool = False) -> Finding:
+    kind = CHECKS[check]
     bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
     low, high = float(bounds[0]), float(bounds[1])
     members = np.arange(lo, hi + 1)
-    masks = bad_masks(_take(s, members), d)[kind]
+    masks = bad_masks(_take(s, members), d)[check]
     members = members[masks]
     ex = _example(plan.values[members], ctx.operating_range, plan.dtype)
     ex_idx = int(members[ex])
@@ -161,8 +174,8 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     else:
         severity = "error" if low <= r and high >= -r else "warning"
     boundary = _boundary(low, high, d)
-    code = classify(kind, s, members, ctx.features)
-    message = _message(kind, low, high, d, plan.dtype, x, fwd, grad,
+    code = "GS203" if check == "inaccurate" else classify(kind, s, members, ctx.features)
+    message = _message(check, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
     return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(low, high), boundary, ctx.location, message)
@@ -170,7 +183,7 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
 
 def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:
     return Sample(s.x[idx], s.forward[idx], None if s.gradient is None else s.gradient[idx],
-                  s.reference[idx])
+                  s.reference[idx], s.exact)
 
 
 def _example(values: F64, r: float, dtype: str) -> int:
@@ -234,11 +247,14 @@ def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
     return f"{lo} <= x <= {hi}"
 
 
-def _message(kind: Kind, low: float, high: float, d: DTypeInfo, dtype: str, x: float,
+def _message(check: str, low: float, high: float, d: DTypeInfo, dtype: str, x: float,
              fwd: float, grad: float, ref: float, extra: int) -> str:
     where = describe_range(low, high, d, dtype)
     xs, fs, gs = (display(v, dtype) for v in (x, fwd, grad))
-    if kind == "gradient":
+    if check == "inaccurate":
+        text = (f"forward is {fs} for {where} in {dtype} where the float64 value is "
+                f"{shortest_repr(ref, 'float64')} (at x = {xs}): the result lost its digits")
+    elif check == "gradient":
         text = (f"gradient is {_what(grad)} for {where} in {dtype} while the forward is "
                 f"finite (at x = {xs}: forward {fs}, gradient {gs})")
     else:

@@ -209,7 +209,11 @@ CODES: tuple[Code, ...] = (
         "GS401",
         "framework-disagreement",
         "the same definition gives different values or gradients in different frameworks",
-        "Two ports of one activation differ beyond the dtype's tolerance.",
+        "Two ports of one activation (or one portable definition run on two frameworks) "
+        "differ beyond the dtype's tolerance on the same inputs: a sign slip in one branch, "
+        "a different constant, a different default slope or approximation, or an overflow "
+        "in one framework's kernel that the other avoids. `gradsafe compare A B [C]` "
+        "reports how many probes differ, where, and the largest difference.",
         "jnp.where(x > 0, x, 0.1 * x)  vs  torch.where(x > 0, x, 0.01 * x)",
         "use the same constant in both ports",
     ),
@@ -218,7 +222,10 @@ CODES: tuple[Code, ...] = (
         "kink-convention",
         "frameworks pick different valid subgradients at a non-differentiable point",
         "At a kink (abs, max, clip at 0) any subgradient is valid; frameworks differ, which "
-        "matters when inputs sit exactly on the kink.",
+        "matters when inputs sit exactly on the kink (ReLU networks do hit 0 exactly). "
+        "`gradsafe compare` finds the points by measurement: the derivative just below and "
+        "just above differ, the sides agree there, and each side's value lies between the "
+        "two; try `gradsafe compare torch.abs jax.numpy.abs tf.abs`.",
         "jnp.abs(x)  # d/dx at 0: 1 in JAX, 0 in torch",
         "document the convention, or use where(x > 0, ...) explicitly",
     ),

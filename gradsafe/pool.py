@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from gradsafe import codec
@@ -31,6 +31,9 @@ class Job:
     index: int
     target: Target
     framework: str
+    # extra request fields: {"op": "sample", "xs": ...} asks for raw values (compare, plots)
+    # instead of a check; the reply is kept as it came, in `raw`
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
 
 class WorkerFailed(Exception):
@@ -184,6 +187,7 @@ class _Shared:
     workers: list[Worker]
     lock: threading.Lock
     threads: int = 1
+    raw: dict[int, dict[str, Any]] | None = None
 
 
 def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
@@ -224,9 +228,12 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
                 shared.ticks(job, done, total)
 
         try:
-            reply = worker.request({"target": codec.encode(t), "options": payload_options},
-                                   shared.options.timeout, tick)
-            shared.results[job.index] = codec.target_result(reply["result"])
+            reply = worker.request({"target": codec.encode(t), "options": payload_options,
+                                    **(job.extra or {})}, shared.options.timeout, tick)
+            if job.extra is not None and shared.raw is not None:
+                shared.raw[job.index] = reply["result"]
+            else:
+                shared.results[job.index] = codec.target_result(reply["result"])
         except WorkerFailed as exc:
             why = INTERRUPTED if shared.stop.is_set() else str(exc)
             shared.results[job.index] = TargetResult(t.label, t.file, t.line, framework,
@@ -234,7 +241,7 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
             worker.kill()
             worker.close()
             worker = None
-        if shared.progress:
+        if shared.progress and job.extra is None:
             shared.progress(job)
     if worker is not None:
         worker.close()
@@ -257,8 +264,12 @@ def lane_sizes(counts: dict[str, int], jobs: int | None) -> dict[str, int]:
 
 
 def run(jobs: list[Job], options: Options, progress: Progress | None = None,
-        ticks: Ticks | None = None) -> tuple[dict[int, TargetResult], dict[str, str]]:
+        ticks: Ticks | None = None, raw: dict[int, dict[str, Any]] | None = None
+        ) -> tuple[dict[int, TargetResult], dict[str, str]]:
     """Results by job index (deterministic whatever finishes first) and framework versions.
+
+    Jobs with `extra` put their reply in `raw` instead; one that could not run still gets an
+    error TargetResult.
 
     Ctrl-C stops the run: workers get SIGINT (an exhaustive sweep returns what it has swept,
     marked partial), jobs not started become INTERRUPTED errors. A second Ctrl-C kills."""
@@ -268,7 +279,7 @@ def run(jobs: list[Job], options: Options, progress: Progress | None = None,
         by_framework.setdefault(job.framework, queue.Queue()).put(job)
         counts[job.framework] = counts.get(job.framework, 0) + 1
     shared = _Shared(options, {}, {}, progress, ticks, threading.Event(), [],
-                     threading.Lock())
+                     threading.Lock(), raw=raw)
     finished = threading.Semaphore(0)
 
     def lane(fw: str) -> None:

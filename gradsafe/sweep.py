@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gradsafe.analyse import Context, Counter, Sample, analyse
 from gradsafe.backends.base import WIDTH, Backend, Fn, bind_namespace, resolve_dotted
 from gradsafe.exhaustive import Tick, probe_plan
@@ -45,11 +43,12 @@ class Sampler:
 
     def __call__(self, xs: F64) -> Sample:
         ev = self.backend.evaluate(self.fn, xs, self.dtype)
-        ref = ev.forward.copy()
-        bad = ~np.isfinite(ref)
-        if bad.any() and self.dtype != "float64":
-            ref[bad] = self.backend.evaluate(self.fn64, xs[bad], "float64", grad=False).forward
-        return Sample(xs, ev.forward, ev.gradient, ref)
+        if self.dtype == "float64":
+            return Sample(xs, ev.forward, ev.gradient, ev.forward.copy())
+        # the float64 forward everywhere: non-finite values and lost digits (GS203) both
+        # need it, and a forward-only pass costs a fraction of the swept VJP
+        ref = self.backend.evaluate(self.fn64, xs, "float64", grad=False).forward
+        return Sample(xs, ev.forward, ev.gradient, ref, exact=True)
 
 
 def check(backend: Backend, target: Target, options: Options,
@@ -80,6 +79,18 @@ def check(backend: Backend, target: Target, options: Options,
     findings = explain(backend, target, obj, findings,
                        lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
     return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def sample(backend: Backend, target: Target,
+           xs: dict[DTypeName, F64]) -> dict[DTypeName, tuple[F64, F64 | None, str | None]]:
+    """Forward, gradient (None: not differentiable) and a build note at given inputs."""
+    obj = resolve(target, backend)
+    out: dict[DTypeName, tuple[F64, F64 | None, str | None]] = {}
+    for dtype, values in xs.items():
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        ev = backend.evaluate(fn, values, dtype)
+        out[dtype] = (ev.forward, ev.gradient, note or ev.note)
+    return out
 
 
 def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
