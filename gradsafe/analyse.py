@@ -10,7 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gradsafe.floats import F64, I64, DTypeInfo, display, info, keys_to_values, shortest_repr
+from gradsafe.floats import (
+    F64,
+    I64,
+    DTypeInfo,
+    display,
+    info,
+    keys_to_values,
+    round_to,
+    shortest_repr,
+)
 from gradsafe.model import DTypeName, Finding, Kind, Location, Range, Severity
 from gradsafe.probes import ProbePlan
 
@@ -47,11 +56,18 @@ class Counter:
     evaluations: int = 0
 
 
-def bad_masks(s: Sample, d: DTypeInfo) -> dict[Kind, BoolArray]:
+def bad_masks(s: Sample, d: DTypeInfo, loose: bool = False) -> dict[Kind, BoolArray]:
+    """Bad points per kind. With loose, the forward also counts points where it is +-inf
+    and the float64 reference overflowed too (the truth is unknown there); analyse keeps
+    those only next to a proven forward overflow (see _forward_runs)."""
     finite_x = np.isfinite(s.x)
     fwd_finite = np.isfinite(s.forward)
-    with np.errstate(invalid="ignore"):
-        representable = np.isfinite(s.reference) & (np.abs(s.reference) <= d.max)
+    # the true value is representable when it rounds to a finite value: anything below
+    # max + half an ulp rounds to max (comparing with max itself misses that half ulp)
+    ref_rounded = round_to(s.reference, d.name)
+    representable = np.isfinite(ref_rounded)
+    if loose:  # not a finite value too large for the dtype, which is an honest overflow
+        representable |= ~np.isfinite(s.reference)
     fwd_bad = ~np.isnan(s.x) & (np.isnan(s.forward) | (np.isinf(s.forward) & representable))
     fwd_bad &= finite_x | np.isnan(s.forward)
     if s.gradient is None:
@@ -59,6 +75,27 @@ def bad_masks(s: Sample, d: DTypeInfo) -> dict[Kind, BoolArray]:
     else:
         grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient)
     return {"gradient": grad_bad, "forward": fwd_bad}
+
+
+def _forward_runs(s: Sample, d: DTypeInfo, finite: BoolArray) -> list[tuple[int, int, bool]]:
+    """Runs of bad forward values, each with whether it was widened (loose).
+
+    The float64 reference is the same formula, so it overflows too, later: log(1 + exp(x))
+    is inf in float64 from x = 709.78 on although the true value is x. A run of forward
+    overflows where float64 was finite continues through the points where float64
+    overflowed as well; honest overflows (float64 finite but beyond the dtype) end it."""
+    strict = bad_masks(s, d)["forward"] & finite
+    loose = bad_masks(s, d, loose=True)["forward"] & finite
+    proven_inf = strict & np.isinf(s.forward)
+    out: list[tuple[int, int, bool]] = []
+    for lo, hi in _runs(loose, finite):
+        if proven_inf[lo:hi + 1].any():
+            out.append((lo, hi, True))
+        else:
+            span = np.zeros_like(strict)
+            span[lo:hi + 1] = strict[lo:hi + 1]
+            out.extend((a, b, False) for a, b in _runs(span, finite))
+    return out
 
 
 def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
@@ -73,13 +110,16 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     for kind in kinds:
         kind_t: Kind = kind
         bad = masks[kind_t]
-        runs = _runs(bad & finite, finite)
-        for i, (lo, hi) in enumerate(runs[:MAX_RANGES]):
-            lo_key = _edge(plan, lo, -1, finite, probe, d, kind_t, counter)
-            hi_key = _edge(plan, hi, +1, finite, probe, d, kind_t, counter)
+        if kind_t == "forward":
+            runs = _forward_runs(sample, d, finite)
+        else:
+            runs = [(lo, hi, False) for lo, hi in _runs(bad & finite, finite)]
+        for i, (lo, hi, loose) in enumerate(runs[:MAX_RANGES]):
+            lo_key = _edge(plan, lo, -1, finite, probe, d, kind_t, counter, loose)
+            hi_key = _edge(plan, hi, +1, finite, probe, d, kind_t, counter, loose)
             extra = len(runs) - MAX_RANGES if i == MAX_RANGES - 1 else 0
             findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, kind_t, ctx, d,
-                                     extra))
+                                     extra, loose=loose))
         for idx in np.flatnonzero(bad & infinite):
             findings.append(_finding(plan, sample, int(idx), int(idx), int(plan.keys[idx]),
                                      int(plan.keys[idx]), kind_t, ctx, d, 0, info_only=True))
@@ -99,7 +139,7 @@ def _runs(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
 
 
 def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d: DTypeInfo,
-          kind: Kind, counter: Counter) -> int:
+          kind: Kind, counter: Counter, loose: bool = False) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step,
     by k-ary bisection between it and the neighbouring good probe."""
     j = i + step
@@ -115,7 +155,7 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
         cand = np.unique(np.linspace(lo, hi, n + 2)[1:-1].round().astype(np.int64))
         cand = cand[(cand > lo) & (cand < hi)]
         counter.evaluations += 1
-        sub = bad_masks(probe(keys_to_values(cand, d)), d)[kind]
+        sub = bad_masks(probe(keys_to_values(cand, d)), d, loose)[kind]
         # walk from the good side: the first bad candidate is the new bad end
         order = cand if good_key < bad_key else cand[::-1]
         flags = sub if good_key < bad_key else sub[::-1]
@@ -132,14 +172,16 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
 
 def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: int,
              kind: Kind, ctx: Context, d: DTypeInfo, extra: int,
-             info_only: bool = False) -> Finding:
+             info_only: bool = False, loose: bool = False) -> Finding:
     bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
     low, high = float(bounds[0]), float(bounds[1])
     members = np.arange(lo, hi + 1)
-    masks = bad_masks(_take(s, members), d)[kind]
-    members = members[masks]
-    ex = _example(plan.values[members], ctx.operating_range, plan.dtype)
-    ex_idx = int(members[ex])
+    part = _take(s, members)
+    proven = members[bad_masks(part, d)[kind]]  # the example: where float64 is finite
+    members = members[bad_masks(part, d, loose)[kind]]
+    pool = proven if proven.size else members
+    ex = _example(plan.values[pool], ctx.operating_range, plan.dtype)
+    ex_idx = int(pool[ex])
     x = float(plan.values[ex_idx])
     fwd = float(s.forward[ex_idx])
     grad = float(s.gradient[ex_idx]) if s.gradient is not None else float("nan")
