@@ -151,9 +151,7 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
     good_key = int(plan.keys[j])
     while abs(good_key - bad_key) > 1:
         lo, hi = sorted((good_key, bad_key))
-        n = min(hi - lo - 1, BISECT_WIDTH)
-        cand = np.unique(np.linspace(lo, hi, n + 2)[1:-1].round().astype(np.int64))
-        cand = cand[(cand > lo) & (cand < hi)]
+        cand = _candidates(lo, hi)
         counter.evaluations += 1
         sub = bad_masks(probe(keys_to_values(cand, d)), d, loose)[kind]
         # walk from the good side: the first bad candidate is the new bad end
@@ -168,6 +166,19 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
             if k > 0:
                 good_key = int(order[k - 1])
     return bad_key
+
+
+def _candidates(lo: int, hi: int) -> I64:
+    """Up to BISECT_WIDTH keys evenly spread strictly between lo and hi."""
+    n = min(hi - lo - 1, BISECT_WIDTH)
+    if max(abs(lo), abs(hi)) < 1 << 52:  # float arithmetic is exact enough here
+        cand = np.unique(np.linspace(lo, hi, n + 2)[1:-1].round().astype(np.int64))
+        return cand[(cand > lo) & (cand < hi)]
+    # float64 keys span almost 2**64: float or int64 arithmetic on them overflows (the
+    # rounded candidates fell outside (lo, hi) and left nothing to evaluate)
+    span = hi - lo
+    return np.unique(np.array([lo + (i * span) // (n + 1) for i in range(1, n + 1)],
+                              dtype=np.int64))
 
 
 def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: int,
@@ -208,9 +219,26 @@ def _example(values: F64, r: float, dtype: str) -> int:
     """A readable bad input: inside the operating range if possible, short, small."""
     inside = np.flatnonzero(np.abs(values) <= r)
     pool = inside if inside.size else np.arange(values.size)
-    best = min(pool.tolist(), key=lambda i: (len(shortest_repr(float(values[i]), dtype)),
-                                              abs(float(values[i])), float(values[i])))
-    return int(best)
+    # Branch and bound on (repr length, |x|, x): visit candidates in order of a cheap lower
+    # bound of their repr length and stop once no later one can beat the best, instead of
+    # formatting tens of thousands of values (16-bit ranges hold that many).
+    v = values[pool]
+    mag = np.abs(v)
+    with np.errstate(divide="ignore"):
+        int_digits = np.where(mag >= 1, np.floor(np.log10(np.maximum(mag, 1))) + 1, 1)
+    # "d.0" needs int_digits + 2 characters, scientific "d.0e+XX" at least 7; plus a sign
+    bound = np.minimum(int_digits + 2, 7) + (np.signbit(v)).astype(np.int64)
+    order = np.lexsort((v, mag, bound))
+    best: tuple[float, float, float] | None = None
+    best_i = int(pool[order[0]])
+    for j in order.tolist():
+        x = float(v[j])
+        if best is not None and (float(bound[j]), abs(x), x) > best:
+            break
+        key = (float(len(shortest_repr(x, dtype))), abs(x), x)
+        if best is None or key < best:
+            best, best_i = key, int(pool[j])
+    return best_i
 
 
 def _boundary(low: float, high: float, d: DTypeInfo) -> float:

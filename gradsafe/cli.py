@@ -6,13 +6,14 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from gradsafe import __version__, baseline, config, engine
+from gradsafe import __version__, baseline, config, devices, engine, shard
 from gradsafe.codes import CODES, lookup
 from gradsafe.discover import DiscoveryError
 from gradsafe.model import SEVERITIES
@@ -82,7 +83,8 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--timeout", type=float, default=None,
                      help="Seconds allowed per target and framework [default: 60]."),
         click.option("--jobs", "-j", type=int, default=None,
-                     help="Worker processes (default: one per framework)."),
+                     help="Worker processes in all (default: the number of cores; at least "
+                          "one per framework)."),
         click.option("--seed", type=int, default=None,
                      help="Seed for the random probe points [default: 0]."),
         click.option("--baseline", "baseline_file", metavar="FILE", default=None,
@@ -129,13 +131,26 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
                    "automatic grid of that argument. The defaults are always checked.")
 @click.option("--param-sweep/--no-param-sweep", default=True, show_default=True,
               help="Vary each numeric constructor argument over an automatic grid.")
+@click.option("--exhaustive", is_flag=True,
+              help="Sweep every float32 value (2**32, compiled chunks, progress on stderr) "
+                   "instead of the float32 probe plan; Ctrl-C leaves a partial report.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
+              show_default=True, help="Where the sweep runs; auto: a GPU when the framework "
+                                      "sees one, else the CPU.")
+@click.option("--shard", "shard_spec", metavar="I/N", default=None,
+              help="Check only the I-th of N shares of the files (1-based); join the JSON "
+                   "reports with `gradsafe merge`.")
+@click.option("--cache/--no-cache", "use_cache", default=True, show_default=True,
+              help="Reuse results of unchanged targets ($GRADSAFE_CACHE_DIR, else "
+                   "~/.cache/gradsafe).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour in the text report.")
 @click.option("--no-color", is_flag=True, help="Same as --color never (NO_COLOR works too).")
 def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...], fmt: str,
           output: str | None, update_baseline: bool, show_suppressed: bool, quiet: bool,
-          verbose: bool, param_specs: tuple[str, ...], param_sweep: bool, color: str,
-          no_color: bool, **given: Any) -> None:
+          verbose: bool, param_specs: tuple[str, ...], param_sweep: bool, exhaustive: bool,
+          device: str, shard_spec: str | None, use_cache: bool, color: str, no_color: bool,
+          **given: Any) -> None:
     """Check files, directories (*.py inside) or dotted built-ins like torch.nn.functional.elu.
 
     PATHS default to `paths` in [tool.gradsafe]. Exit code: 0 clean; bit 1 findings at or
@@ -147,8 +162,10 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
     resolved = _resolve(paths, config_file, targets, **given)
     try:
         options = replace(resolved.options, param_values=parse_params(param_specs),
-                          param_sweep=param_sweep)
-    except VariantError as exc:
+                          param_sweep=param_sweep, cache=use_cache, exhaustive=exhaustive,
+                          device=devices.choose(device),
+                          shard=shard.parse(shard_spec) if shard_spec else None)
+    except (VariantError, shard.ShardError, devices.DeviceError) as exc:
         _fail(str(exc))
     if not options.paths:
         _fail("no paths to check: pass PATHS or set paths in [tool.gradsafe]")
@@ -167,8 +184,15 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
             t = getattr(job, "target", None)
             click.echo(f"checked {getattr(t, 'name', '?')} ({getattr(job, 'framework', '')})",
                        err=True)
+    bar = None
+    if options.exhaustive:
+        from gradsafe.progress import ExhaustiveProgress  # rich.progress only when needed
+
+        bar = ExhaustiveProgress()
     try:
-        report = engine.check(options.paths, run_options, progress)
+        with bar if bar is not None else nullcontext():
+            report = engine.check(options.paths, run_options, progress,
+                                  bar.tick if bar is not None else None)
     except (DiscoveryError, VariantError) as exc:
         _fail(str(exc))
     except baseline.BaselineError as exc:
@@ -204,6 +228,31 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
     sys.exit(engine.exit_code(report))
 
 
+@main.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the merged report to this file instead of stdout.")
+def merge(reports: tuple[str, ...], output: str | None) -> None:
+    """Join the JSON reports of `check --shard I/N --format json` runs into one.
+
+    The result is the report an unsharded run writes, byte for byte; the exit code is its
+    exit code.
+    """
+    try:
+        merged = shard.merge([shard.load(path) for path in reports])
+    except shard.ShardError as exc:
+        _fail(str(exc))
+    text = shard.render(merged)
+    if output:
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}")
+    else:
+        click.echo(text, nl=False)
+    sys.exit(int(merged["summary"]["exit_code"]))
+
+
 @main.command("config")
 @_config_options
 def config_command(paths: tuple[str, ...], config_file: str | None, **given: Any) -> None:
@@ -236,6 +285,9 @@ def run() -> None:
     """Console entry point: internal errors become one line unless GRADSAFE_DEBUG is set."""
     try:
         main()
+    except KeyboardInterrupt:  # outside a sweep (which reports partially instead)
+        click.echo("gradsafe: interrupted", err=True)
+        sys.exit(130)
     except Exception as exc:
         if os.environ.get("GRADSAFE_DEBUG"):
             raise

@@ -76,4 +76,5 @@ def options(d: dict[str, Any]) -> Options:
         targets=tuple(d["targets"]), operating_range=d["operating_range"],
         fail_on=d["fail_on"], timeout=d["timeout"], seed=d["seed"],
         param_values=tuple((str(k), tuple(v)) for k, v in d.get("param_values", ())),
-        param_sweep=bool(d.get("param_sweep", True)))
+        param_sweep=bool(d.get("param_sweep", True)),
+        exhaustive=bool(d.get("exhaustive", False)), device=str(d.get("device", "cpu")))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradsafe.model import CUSTOM_KINDS, Target
+from gradsafe.model import CUSTOM_KINDS, PORTABLE, Target
 from gradsafe.params import builtin_info, class_info
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
@@ -116,7 +116,13 @@ def discover_file(path: str) -> list[Target]:
     helpers = custom_rule_helpers(tree)
     targets = []
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and _is_target_function(node) \
+        if isinstance(node, ast.FunctionDef) and (pkind := portable_kind(node, scope)) \
+                and node.name not in helpers and decorated_kind(node, scope) is None:
+            # one source, every framework: keras.ops under each Keras backend, or an
+            # array-API function handed each framework's namespace
+            targets.append(Target(node.name, path, node.lineno, pkind, PORTABLE,
+                                  _constants(node, scope), _features(node, scope)))
+        elif isinstance(node, ast.FunctionDef) and _is_target_function(node) \
                 and node.name not in helpers:
             frameworks = _frameworks(node, scope, set())
             if not set(frameworks) - {"numpy"}:
@@ -179,6 +185,52 @@ def _is_target_function(node: ast.FunctionDef) -> bool:
     required = len(positional) - len(args.defaults)
     kw_required = any(d is None for d in args.kw_defaults)
     return len(positional) >= 1 and required == 1 and not kw_required
+
+
+def _namespace_param(node: ast.FunctionDef) -> str | None:
+    """`def act(x, xp)`: the second positional parameter is the array namespace when it is
+    named `xp` or only ever used as `xp.name`."""
+    if node.name.startswith("_") or node.name.startswith("test"):
+        return None
+    args = node.args
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    if required != 2 or any(d is None for d in args.kw_defaults):
+        return None
+    name = positional[1].arg
+    if name == "xp":
+        return name
+    uses = [sub for sub in ast.walk(node) if isinstance(sub, ast.Name) and sub.id == name]
+    parents = {id(sub.value) for sub in ast.walk(node) if isinstance(sub, ast.Attribute)}
+    return name if uses and all(id(u) in parents for u in uses) else None
+
+
+def _modules_used(node: ast.AST, scope: _Scope, seen: set[str]) -> set[str]:
+    """Module paths of the imported names a function reads, through same-file helpers."""
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            if sub.id in scope.aliases:
+                found.add(scope.aliases[sub.id])
+            elif sub.id in scope.functions and sub.id not in seen:
+                seen.add(sub.id)
+                found |= _modules_used(scope.functions[sub.id], scope, seen)
+    return found
+
+
+def portable_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+    """"array_api" for `def act(x, xp)`; "keras_ops" for a one-argument function whose only
+    framework is Keras 3 (keras.ops, keras.activations), which runs on all three backends."""
+    if _namespace_param(node) is not None:
+        return "array_api"
+    if not _is_target_function(node):
+        return None
+    ml = {m for m in _modules_used(node, scope, set())
+          if framework_of_module(m) not in (None, "numpy")}
+    if ml and all(m.split(".", 1)[0] == "keras" for m in ml) \
+            and not any(m.startswith(("keras.layers", "keras.Layer")) for m in ml):
+        return "keras_ops"
+    return None
 
 
 def _dotted(node: ast.expr) -> str | None:

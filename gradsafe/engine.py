@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from gradsafe import filters, pool, variants
+from gradsafe import cache, filters, pool, shard, variants
 from gradsafe.discover import discover
+from gradsafe.interrupt import is_partial
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
 
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
@@ -63,23 +64,60 @@ def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
 
 
 def check(paths: Iterable[str], options: Options,
-          progress: Callable[[pool.Job], None] | None = None) -> Report:
-    targets = [t for t in discover(paths) if not filters.excluded(t, options)]
+          progress: Callable[[pool.Job], None] | None = None,
+          ticks: pool.Ticks | None = None) -> Report:
+    """Run the pipeline. progress: called as each job finishes; ticks: (job, done, all)
+    while an exhaustive sweep runs."""
+    store = cache.Cache(cache.default_dir()) if options.cache else None
+    found = store.discover(tuple(paths)) if store else discover(paths)
+    targets = [t for t in found if not filters.excluded(t, options)]
     variants.check_param_names(targets, options)
+    if options.shard is not None:
+        targets = shard.select(targets, options.shard)
     targets = [v for t in targets for v in variants.expand(t, options)]
     jobs, errors, notes = plan_jobs(targets, options)
-    results, _versions = pool.run(jobs, options, progress)
+    results, partial = _run_cached(jobs, options, store, progress, ticks)
     ordered = sorted([*errors, *results.values()], key=sort_key)
     kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
     return Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
                   suppressed=kept.suppressed, unused_suppressions=kept.unused,
-                  root=options.root, notes=tuple(notes))
+                  root=options.root, notes=tuple(sorted(set(notes))), partial=partial,
+                  shard=options.shard)
+
+
+def _run_cached(jobs: list[pool.Job], options: Options, store: cache.Cache | None,
+                progress: Callable[[pool.Job], None] | None, ticks: pool.Ticks | None
+                ) -> tuple[dict[int, TargetResult], bool]:
+    """Serve unchanged targets from the cache; sweep the rest and remember them."""
+    results: dict[int, TargetResult] = {}
+    todo: list[pool.Job] = []
+    keys: dict[int, str] = {}
+    for job in jobs:
+        if store is None:
+            todo.append(job)
+            continue
+        keys[job.index] = cache.key(job.target, job.framework, options)
+        hit = store.get(keys[job.index])
+        if hit is None:
+            todo.append(job)
+        else:
+            results[job.index] = hit
+            if progress:
+                progress(job)
+    swept, _versions = pool.run(todo, options, progress, ticks)
+    partial = any(is_partial(r.error, r.notes) for r in swept.values())
+    for index, result in swept.items():
+        results[index] = result
+        if store is not None and not partial:
+            store.put(keys[index], result)
+    return results, partial
 
 
 def exit_code(report: Report) -> int:
-    """Bit 1: findings at or above fail_on. Bit 2: something could not be checked."""
+    """Bit 1: findings at or above fail_on. Bit 2: something could not be checked
+    (including a run interrupted with Ctrl-C)."""
     limit = SEVERITIES.index(report.fail_on)
-    code = 0
+    code = 2 if report.partial else 0
     for t in report.targets:
         if t.status == "error":
             code |= 2

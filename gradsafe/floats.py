@@ -79,6 +79,11 @@ def _bits_to_values(bits: npt.NDArray[np.uint64], d: DTypeInfo) -> F64:
     return as32.astype(np.float64)
 
 
+def bits_to_values(bits: npt.NDArray[np.uint64], dtype: str) -> F64:
+    """The values of raw bit patterns of dtype, as float64."""
+    return _bits_to_values(bits, info(dtype))
+
+
 def _values_to_bits(values: F64, d: DTypeInfo) -> npt.NDArray[np.uint64]:
     """Round to nearest (ties to even) in the dtype, then take the bit pattern."""
     v = np.asarray(values, dtype=np.float64)

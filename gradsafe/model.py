@@ -23,6 +23,10 @@ TargetKind = str  # "function", "module", "layer", "builtin", ...
 CUSTOM_KINDS: dict[str, str] = {"autograd_function": "torch", "custom_gradient": "tensorflow",
                                 "custom_vjp": "jax", "custom_jvp": "jax",
                                 "numpy_layer": "numpy"}
+# targets written once and run on every framework: Keras 3 `keras.ops` code (under each
+# Keras backend) and array-API functions `def act(x, xp)`
+PORTABLE_KINDS: tuple[str, ...] = ("keras_ops", "array_api")
+PORTABLE: tuple[str, ...] = FRAMEWORKS
 ParamKind = Literal["float", "int", "count"]
 ParamValue = float | int
 
@@ -133,6 +137,11 @@ class Options:
     # --param NAME=V1,V2: values replacing the automatic grid of that constructor argument
     param_values: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
     param_sweep: bool = True  # False: defaults and --param values only
+    # scale (see cache.py, shard.py, exhaustive.py)
+    cache: bool = True
+    exhaustive: bool = False  # every float32 value instead of the probe plan
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+    shard: tuple[int, int] | None = None  # (i, n), 1-based: check the i-th of n shares
 
 
 @dataclass(frozen=True)
@@ -181,3 +190,5 @@ class Report:
     unused_suppressions: tuple[Suppression, ...] = ()
     root: str = ""
     notes: tuple[str, ...] = ()  # things the run chose not to check, said once
+    partial: bool = False  # interrupted (Ctrl-C): some targets or values were not checked
+    shard: tuple[int, int] | None = None  # (i, n) when this is one shard of a run

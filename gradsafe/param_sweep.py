@@ -22,6 +22,7 @@ import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse, describe_range
 from gradsafe.backends.base import Backend, Instance
+from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, DTypeInfo, display, info, keys_to_values, shortest_repr
 from gradsafe.model import (
     DTypeName,
@@ -34,7 +35,7 @@ from gradsafe.model import (
     TargetResult,
     Variant,
 )
-from gradsafe.probes import ProbePlan, plan
+from gradsafe.probes import ProbePlan
 
 DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
 BLOCK = 512
@@ -61,7 +62,7 @@ class LayoutSampler:
 
 
 def check_variant(backend: Backend, target: Target, options: Options,
-                  counter: Counter | None = None) -> TargetResult:
+                  counter: Counter | None = None, tick: Tick | None = None) -> TargetResult:
     from gradsafe.sweep import no_gradient, resolve, result, target_location
 
     v = target.variant
@@ -78,7 +79,10 @@ def check_variant(backend: Backend, target: Target, options: Options,
             try:
                 inst = backend.build(obj, target.kind, dtype, v)
                 sampler = LayoutSampler(backend, inst, inst64, dtype)
-                probes = plan(dtype, constants, options.operating_range, options.seed)
+                probes, swept = probe_plan(backend, inst.fn, dtype, constants, options,
+                                           tick, inst.multiple)
+                if swept:
+                    notes.append(swept)
                 sample = sampler(probes.values)
             except Exception as exc:
                 if not _unsupported(exc):

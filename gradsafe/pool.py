@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from gradsafe import codec
+from gradsafe.interrupt import INTERRUPTED
 from gradsafe.model import Options, Target, TargetResult
 
 STARTUP_TIMEOUT = 180.0
@@ -65,14 +66,30 @@ class Worker:
             raise WorkerFailed(str(reply["fatal"]))
         self.version = str(reply.get("ready", ""))
 
-    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def request(self, payload: dict[str, Any], timeout: float,
+                tick: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Send one job and wait for its result; progress lines ({"progress": [done, all]})
+        go to tick and restart the time limit, which bounds the time between them."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps(payload) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerFailed(self._death()) from None
-        return self._read(timeout, "checking")
+        while True:
+            reply = self._read(timeout, "checking")
+            if "progress" not in reply:
+                return reply
+            if tick is not None:
+                done, total = reply["progress"]
+                tick(int(done), int(total))
+
+    def interrupt(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     def _read(self, timeout: float, doing: str) -> dict[str, Any]:
         try:
@@ -117,57 +134,144 @@ class Worker:
         self.log.close()
 
 
-def _lane(framework: str, jobs: list[Job], options: Options,
-          results: dict[int, TargetResult], versions: dict[str, str],
-          progress: Callable[[Job], None] | None) -> None:
+MIN_JOBS_PER_WORKER = 3  # another worker costs a framework import: only worth it with work
+
+
+Progress = Callable[[Job], None]
+# (job, values done, values in all) while an exhaustive sweep runs
+Ticks = Callable[[Job, int, int], None]
+
+
+@dataclass
+class _Shared:
+    options: Options
+    results: dict[int, TargetResult]
+    versions: dict[str, str]
+    progress: Progress | None
+    ticks: Ticks | None
+    stop: threading.Event
+    workers: list[Worker]
+    lock: threading.Lock
+
+
+def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
+    """One worker: takes this framework's jobs from the shared queue until it is empty."""
     worker: Worker | None = None
     fatal: str | None = None
-    payload_options = codec.encode(options)
-    for job in jobs:
+    payload_options = codec.encode(shared.options)
+    while True:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
         t = job.target
+        if shared.stop.is_set():
+            shared.results[job.index] = TargetResult(t.label, t.file, t.line, framework,
+                                                     "error", INTERRUPTED, variant=t.variant)
+            continue
         if fatal is None and worker is None:
             worker = Worker(framework)
+            with shared.lock:
+                shared.workers.append(worker)
             try:
                 worker.start()
-                versions[framework] = worker.version
+                shared.versions[framework] = worker.version
             except WorkerFailed as exc:
                 fatal = str(exc)
                 worker.close()
                 worker = None
         if fatal is not None or worker is None:
-            results[job.index] = TargetResult(t.label, t.file, t.line, framework, "error",
-                                               fatal, variant=t.variant)
+            if shared.stop.is_set():
+                fatal = INTERRUPTED
+            shared.results[job.index] = TargetResult(t.label, t.file, t.line, framework,
+                                                     "error", fatal, variant=t.variant)
             continue
+
+        def tick(done: int, total: int, job: Job = job) -> None:
+            if shared.ticks:
+                shared.ticks(job, done, total)
+
         try:
             reply = worker.request({"target": codec.encode(t), "options": payload_options},
-                                   options.timeout)
-            results[job.index] = codec.target_result(reply["result"])
+                                   shared.options.timeout, tick)
+            shared.results[job.index] = codec.target_result(reply["result"])
         except WorkerFailed as exc:
-            results[job.index] = TargetResult(t.label, t.file, t.line, framework, "error",
-                                               str(exc), variant=t.variant)
+            why = INTERRUPTED if shared.stop.is_set() else str(exc)
+            shared.results[job.index] = TargetResult(t.label, t.file, t.line, framework,
+                                                     "error", why, variant=t.variant)
             worker.kill()
             worker.close()
             worker = None
-        if progress:
-            progress(job)
+        if shared.progress:
+            shared.progress(job)
     if worker is not None:
         worker.close()
 
 
-def run(jobs: list[Job], options: Options,
-        progress: Callable[[Job], None] | None = None) -> tuple[dict[int, TargetResult],
-                                                                 dict[str, str]]:
-    """Results by job index (deterministic whatever finishes first) and framework versions."""
-    by_framework: dict[str, list[Job]] = {}
+def lane_sizes(counts: dict[str, int], jobs: int | None) -> dict[str, int]:
+    """Workers per framework: one each, then the rest of --jobs (default: the cores) to the
+    frameworks with the most targets, never more than one per MIN_JOBS_PER_WORKER targets."""
+    total = jobs or os.cpu_count() or 1
+    sizes = {fw: 1 for fw in counts}
+    spare = total - len(sizes)
+    while spare > 0:
+        room = [fw for fw in counts if sizes[fw] * MIN_JOBS_PER_WORKER < counts[fw]]
+        if not room:
+            break
+        fw = max(room, key=lambda f: (counts[f] / sizes[f], f))
+        sizes[fw] += 1
+        spare -= 1
+    return sizes
+
+
+def run(jobs: list[Job], options: Options, progress: Progress | None = None,
+        ticks: Ticks | None = None) -> tuple[dict[int, TargetResult], dict[str, str]]:
+    """Results by job index (deterministic whatever finishes first) and framework versions.
+
+    Ctrl-C stops the run: workers get SIGINT (an exhaustive sweep returns what it has swept,
+    marked partial), jobs not started become INTERRUPTED errors. A second Ctrl-C kills."""
+    by_framework: dict[str, queue.Queue[Job]] = {}
+    counts: dict[str, int] = {}
     for job in jobs:
-        by_framework.setdefault(job.framework, []).append(job)
-    results: dict[int, TargetResult] = {}
-    versions: dict[str, str] = {}
-    threads = [threading.Thread(target=_lane, args=(fw, js, options, results, versions,
-                                                    progress), daemon=True)
-               for fw, js in by_framework.items()]
+        by_framework.setdefault(job.framework, queue.Queue()).put(job)
+        counts[job.framework] = counts.get(job.framework, 0) + 1
+    shared = _Shared(options, {}, {}, progress, ticks, threading.Event(), [],
+                     threading.Lock())
+    finished = threading.Semaphore(0)
+
+    def lane(fw: str) -> None:
+        try:
+            _lane(fw, by_framework[fw], shared)
+        finally:
+            finished.release()
+
+    threads = [threading.Thread(target=lane, args=(fw,), daemon=True)
+               for fw, n in lane_sizes(counts, options.jobs).items() for _ in range(n)]
     for th in threads:
         th.start()
-    for th in threads:
-        th.join()
-    return results, versions
+    waiting = [len(threads)]
+    try:
+        _join(waiting, finished)
+    except KeyboardInterrupt:
+        shared.stop.set()
+        with shared.lock:
+            for w in shared.workers:
+                w.interrupt()
+        try:
+            _join(waiting, finished)
+        except KeyboardInterrupt:
+            with shared.lock:
+                for w in shared.workers:
+                    w.kill()
+            _join(waiting, finished)
+    return shared.results, shared.versions
+
+
+def _join(running: list[int], finished: threading.Semaphore) -> None:
+    """Wait until running[0] lanes have finished, counting down (so a wait cut short by
+    Ctrl-C can resume). Not Thread.join: a KeyboardInterrupt inside join can leave the
+    thread looking finished while it runs on (CPython 3.11), and the interrupted sweep's
+    partial result would be lost."""
+    while running[0] > 0:
+        if finished.acquire(timeout=0.2):
+            running[0] -= 1

@@ -11,18 +11,21 @@ from typing import Any
 import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.backends.base import Backend, Fn, resolve_dotted
+from gradsafe.backends.base import Backend, Fn, bind_namespace, resolve_dotted
+from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, info
 from gradsafe.load import load_target
 from gradsafe.model import DTypeName, Finding, Location, Options, Range, Target, TargetResult
-from gradsafe.probes import plan
 
 
-def resolve(target: Target) -> Any:
+def resolve(target: Target, backend: Backend | None = None) -> Any:
     if target.kind == "builtin":
         return resolve_dotted(target.name)
     assert target.file is not None
-    return load_target(target.file, target.name)
+    obj = load_target(target.file, target.name)
+    if target.kind == "array_api" and backend is not None:
+        return bind_namespace(obj, backend.array_namespace())
+    return obj
 
 
 def target_location(target: Target) -> Location | None:
@@ -49,12 +52,12 @@ class Sampler:
 
 
 def check(backend: Backend, target: Target, options: Options,
-          counter: Counter | None = None) -> TargetResult:
+          counter: Counter | None = None, tick: Tick | None = None) -> TargetResult:
     if target.variant is not None:  # one configuration of a class: see param_sweep
         from gradsafe.param_sweep import check_variant
 
-        return check_variant(backend, target, options, counter)
-    obj = resolve(target)
+        return check_variant(backend, target, options, counter, tick)
+    obj = resolve(target, backend)
     location = target_location(target)
     findings: list[Finding] = []
     notes: list[str] = []
@@ -64,7 +67,9 @@ def check(backend: Backend, target: Target, options: Options,
         if note:
             notes.append(f"{dtype}: {note}")
         sampler = Sampler(backend, fn, fn64, dtype)
-        probes = plan(dtype, target.constants, options.operating_range, options.seed)
+        probes, swept = probe_plan(backend, fn, dtype, target.constants, options, tick)
+        if swept:
+            notes.append(swept)
         sample = sampler(probes.values)
         if sample.gradient is None:
             findings.append(no_gradient(target, backend.name, dtype, location))
@@ -93,10 +98,11 @@ def result(target: Target, framework: str, findings: tuple[Finding, ...],
                         "fail" if failing else "pass", None, findings, notes)
 
 
-def check_target(backend: Backend, target: Target, options: Options) -> TargetResult:
+def check_target(backend: Backend, target: Target, options: Options,
+                 tick: Tick | None = None) -> TargetResult:
     """Dispatch by kind: hand-written gradients go to gradcheck, everything else is swept."""
     from gradsafe import gradcheck  # lazily: gradcheck imports this module
 
     if gradcheck.is_custom(target):
         return gradcheck.check_custom(backend, target, options)
-    return check(backend, target, options)
+    return check(backend, target, options, tick=tick)

@@ -28,9 +28,11 @@ def _send(stream: IO[str], payload: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    out = _protocol_stream()
     framework = argv[0]
+    # Keras 3 reads its backend once, at import: each worker runs `keras.ops` code on its
+    # own framework (the numpy lane keeps Keras on TensorFlow, which it never imports)
+    os.environ["KERAS_BACKEND"] = framework if framework in ("torch", "jax") else "tensorflow"
+    out = _protocol_stream()
     from gradsafe import codec
     from gradsafe.load import LoadError, one_line
     from gradsafe.model import TargetResult
@@ -43,9 +45,11 @@ def main(argv: list[str]) -> int:
         _send(out, {"fatal": f"{framework} is not installed ({exc}); "
                              f"install it with: pip install 'gradsafe[{framework}]'"})
         return 1
+    from gradsafe import interrupt
     from gradsafe.backends.base import TargetError
     from gradsafe.sweep import check_target as check
 
+    interrupt.install()
     _send(out, {"ready": backend.version()})
     for line in sys.stdin:
         if not line.strip():
@@ -54,7 +58,13 @@ def main(argv: list[str]) -> int:
         target = codec.target(request["target"])
         options = codec.options(request["options"])
         try:
-            res = check(backend, target, options)
+            res = check(backend, target, options, lambda done, total: _send(
+                out, {"progress": [done, total]}))
+        except KeyboardInterrupt:
+            res = TargetResult(target.label, target.file, target.line, framework, "error",
+                               interrupt.INTERRUPTED, variant=target.variant)
+            _send(out, {"result": codec.encode(res)})
+            return 130
         except (LoadError, TargetError) as exc:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                str(exc), variant=target.variant)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never read or fill the user's result cache: one fresh directory per test
+    process (in-process engine runs and CLI subprocesses inherit it)."""
+    os.environ["GRADSAFE_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradsafe-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.get("GRADSAFE_CACHE_DIR", ""), ignore_errors=True)
 
 
 def cli_env() -> dict[str, str]:

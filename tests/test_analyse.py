@@ -111,3 +111,35 @@ def test_forward_overflow_run_continues_where_float64_overflows_too() -> None:
     assert found[0].example_input == 89.0
     # exp itself overflows honestly: float64 beyond max, then inf; never a finding
     assert [f for f in analyse(p, exp32(p.values), exp32, ctx32) if f.severity != "info"] == []
+
+
+def test_float64_boundaries_near_the_top_of_the_lattice() -> None:
+    """Bisection between keys near 2**63 (|x| ~ 1e308) used to overflow its arithmetic."""
+
+    def square_root_of_square(xs: F64) -> Sample:  # sqrt(x*x): x*x overflows for |x| > 1.3e154
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            sq = xs * xs
+            fwd = np.sqrt(sq)
+            grad = xs / fwd  # d sqrt(x*x)/dx = x / sqrt(x*x): inf/inf = NaN once x*x overflows
+        return Sample(xs, fwd, grad, np.abs(xs))
+
+    p = plan("float64")
+    counter = Counter()
+    found = analyse(p, square_root_of_square(p.values), square_root_of_square,
+                    Context("float64", "numpy", 1e4, None, frozenset()), counter)
+    fwd = sorted((f.range.low, f.range.high) for f in found
+                 if f.kind == "forward" and f.severity != "info")
+    grad = sorted((f.range.low, f.range.high) for f in found
+                  if f.kind == "gradient" and f.severity != "info")
+    limit = float(np.nextafter(np.sqrt(np.finfo(np.float64).max), np.inf))
+    mx = float(np.finfo(np.float64).max)
+    assert fwd == [(-mx, -limit), (limit, mx)]
+    # and x*x underflows to 0 near zero: x / 0 is NaN there, exactly up to the last such x
+    ((low, high),) = grad
+    assert low == -high
+
+    def bad(x: float) -> bool:
+        return not np.isfinite(square_root_of_square(np.array([x])).gradient).all()  # type: ignore[arg-type]
+
+    assert bad(high) and not bad(float(np.nextafter(high, np.inf)))
+    assert counter.evaluations <= 64

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from gradsafe.floats import F64
+from gradsafe.floats import F64, bits_to_values
 from gradsafe.model import Variant
 
 # Every evaluation uses vectors whose length is a multiple of WIDTH: CPU kernels take
@@ -34,6 +35,8 @@ class Evaluation:
 
 
 Fn = Callable[[Any], Any]
+Masks = tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+MaskFn = Callable[[int], Masks]
 
 
 def resolve_dotted(dotted: str) -> Any:
@@ -79,6 +82,22 @@ class Backend(ABC):
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         """Forward (and one VJP with a ones cotangent when grad) of a padded chunk."""
 
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """For --exhaustive: a function of a first bit pattern that evaluates the `count`
+        values from there and returns (gradient non-finite where the forward is finite,
+        forward NaN, forward ±inf). Backends override it with a compiled version."""
+
+        def masks(start: int) -> Masks:
+            bits = np.arange(start, start + count, dtype=np.uint64)
+            ev = self.run_chunk(fn, bits_to_values(bits, dtype), dtype, True)
+            return masks_of(ev.forward, ev.gradient)
+
+        return masks
+
+    def array_namespace(self) -> Any:
+        """The array-API namespace handed to `def act(x, xp)` targets."""
+        raise TargetError(f"{self.name} has no array-API namespace")
+
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         """One configuration of a class (constructor values, mode, seed, input layout)."""
         raise TargetError(f"{self.name} cannot check a '{kind}' target with parameters")
@@ -103,6 +122,21 @@ class Backend(ABC):
         if not grad or no_grad:
             return Evaluation(forward, None, note)
         return Evaluation(forward, np.concatenate(grads), note)
+
+
+def masks_of(forward: F64, gradient: F64 | None) -> Masks:
+    fin = np.isfinite(forward)
+    grad_bad = (fin & ~np.isfinite(gradient) if gradient is not None
+                else np.zeros(forward.shape, dtype=bool))
+    return grad_bad, np.isnan(forward), np.isinf(forward)
+
+def bind_namespace(fn: Any, xp: Any) -> Fn:
+    """`act(x, xp)` as a one-argument function of x."""
+    def bound(x: Any) -> Any:
+        return fn(x, xp)
+
+    bound.__name__ = getattr(fn, "__name__", "act")
+    return bound
 
 
 def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object) -> None:

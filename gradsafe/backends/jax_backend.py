@@ -15,6 +15,8 @@ from gradsafe.backends.base import (
     Evaluation,
     Fn,
     Instance,
+    MaskFn,
+    Masks,
     TargetError,
     check_output,
     cotangent_scale,
@@ -37,6 +39,9 @@ class JaxBackend(Backend):
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
         return obj, None
 
+    def array_namespace(self) -> Any:
+        return jnp  # jax.numpy implements the array API standard itself
+
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         # x64 only for float64 sweeps: enabling it globally would change the dtype of
         # constants such as jnp.array(0.5) in the user's float32 code.
@@ -58,6 +63,32 @@ class JaxBackend(Backend):
             (g,) = vjp(jnp.ones_like(y))
             return Evaluation(forward, np.asarray(g.astype(jnp.float64) if dtype == "float64"
                                                   else g.astype(jnp.float32), dtype=np.float64))
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """One jax.jit of bit patterns -> forward + VJP -> masks; eager if it cannot trace
+        (Python control flow on values)."""
+        if dtype != "float32":
+            return super().sweep_masks(fn, dtype, count)
+
+        def body(start: Any) -> Any:
+            bits = start + jnp.arange(count, dtype=jnp.uint32)
+            x = jax.lax.bitcast_convert_type(bits, jnp.float32)
+            y, vjp = jax.vjp(fn, x)
+            (g,) = vjp(jnp.ones_like(y))
+            fin = jnp.isfinite(y)
+            return fin & ~jnp.isfinite(g), jnp.isnan(y), jnp.isinf(y)
+
+        compiled = jax.jit(body)
+        try:
+            np.asarray(compiled(jnp.uint32(0))[0])  # compile now, fall back on failure
+        except Exception:
+            return super().sweep_masks(fn, dtype, count)
+
+        def masks(start: int) -> Masks:
+            grad_bad, nan, inf = compiled(jnp.uint32(start))
+            return np.asarray(grad_bad), np.asarray(nan), np.asarray(inf)
+
+        return masks
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()

@@ -16,6 +16,8 @@ from gradsafe.backends.base import (
     Evaluation,
     Fn,
     Instance,
+    MaskFn,
+    Masks,
     TargetError,
     check_output,
     cotangent_scale,
@@ -49,6 +51,42 @@ class TensorFlowBackend(Backend):
         if takes_dtype:
             return obj(dtype=dtype), f"keras dtype policy {dtype}"
         return obj(), "keras default dtype policy (the layer takes no dtype argument)"
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """tf.function(jit_compile=True) (XLA) of bit patterns -> forward + gradient ->
+        masks; plain tf.function, then eager, when XLA cannot compile the target."""
+        if dtype != "float32":
+            return super().sweep_masks(fn, dtype, count)
+
+        def body(start: Any) -> Any:
+            bits = start + tf.range(count, dtype=tf.int64)
+            x = tf.bitcast(tf.cast(bits, tf.uint32), tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = fn(x)
+            g = tape.gradient(y, x)
+            fin = tf.math.is_finite(y)
+            grad_bad = (fin & ~tf.math.is_finite(g)) if g is not None else tf.zeros_like(fin)
+            return grad_bad, tf.math.is_nan(y), tf.math.is_inf(y)
+
+        for jit in (True, False):
+            compiled = tf.function(body, jit_compile=jit, reduce_retracing=True)
+            try:
+                compiled(tf.constant(0, tf.int64))
+            except Exception:
+                continue
+
+            def masks(start: int, compiled: Any = compiled) -> Masks:
+                grad_bad, nan, inf = compiled(tf.constant(start, tf.int64))
+                return grad_bad.numpy(), nan.numpy(), inf.numpy()
+
+            return masks
+        return super().sweep_masks(fn, dtype, count)
+
+    def array_namespace(self) -> Any:
+        from gradsafe.backends.tf_xp import NAMESPACE
+
+        return NAMESPACE
 
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         x = tf.cast(tf.constant(xs, dtype=tf.float64), _DTYPES[dtype])

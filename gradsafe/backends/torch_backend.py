@@ -13,6 +13,8 @@ from gradsafe.backends.base import (
     Evaluation,
     Fn,
     Instance,
+    MaskFn,
+    Masks,
     TargetError,
     check_output,
     cotangent_scale,
@@ -44,6 +46,14 @@ class TorchBackend(Backend):
             return self.instantiate(obj, "module", dtype)
         return obj, None
 
+    def array_namespace(self) -> Any:
+        try:
+            import array_api_compat.torch as xp
+        except ImportError:
+            raise TargetError("array-API targets need array-api-compat on torch: "
+                              "pip install array-api-compat") from None
+        return xp
+
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         x = torch.from_numpy(xs).to(_DTYPES[dtype])
         x.requires_grad_(grad)
@@ -59,10 +69,36 @@ class TorchBackend(Backend):
             return Evaluation(forward, None)
         if not y.requires_grad or not y.is_floating_point():
             return Evaluation(forward, None)
-        (g,) = torch.autograd.grad(y, x, torch.ones_like(y), allow_unused=True)
+        # The VJP with a ones cotangent, as the gradient of the sum: an explicit cotangent
+        # tensor makes torch import sympy (about 1 s) to compare shapes on the first call.
+        (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, g.to(torch.float64).numpy().astype(np.float64))
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """Eager: the bit patterns are made in torch and only masks come back. torch.compile
+        did not pay here (measured on a 2-core CPU: 40 s to compile, 10.2 vs 9.6 M values/s)."""
+        if dtype != "float32":
+            return super().sweep_masks(fn, dtype, count)
+
+        def masks(start: int) -> Masks:
+            bits = torch.arange(start, start + count, dtype=torch.int64).to(torch.int32)
+            x = bits.view(torch.float32).requires_grad_(True)
+            with torch.enable_grad():
+                y = fn(x)
+            if not isinstance(y, torch.Tensor):
+                raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
+            check_output(tuple(y.shape), tuple(x.shape), y)
+            g = None
+            if y.requires_grad and y.is_floating_point():
+                (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+            with torch.no_grad():
+                fin = torch.isfinite(y)
+                grad_bad = (fin & ~torch.isfinite(g)) if g is not None else torch.zeros_like(fin)
+                return (grad_bad.numpy(), torch.isnan(y).numpy(), torch.isinf(y).numpy())
+
+        return masks
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         torch_dtype = _DTYPES[dtype]

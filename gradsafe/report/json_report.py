@@ -93,6 +93,9 @@ def report_data(report: Report) -> dict[str, Any]:
         "unused_suppressions": [{"file": s.file, "line": s.line, "codes": list(s.codes)}
                                 for s in report.unused_suppressions],
         "notes": list(report.notes),
+        "partial": report.partial,
+        "shard": None if report.shard is None else {"index": report.shard[0],
+                                                    "count": report.shard[1]},
     }
 
 

@@ -146,6 +146,12 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
         return buf.getvalue()
     for note in report.notes:
         console.print(Text(f"note: {note}", style="dim"))
+    if report.partial:
+        console.print(Text("partial: the run was interrupted (Ctrl-C); what was not checked "
+                           "is listed above", style="bold yellow"))
+    if report.shard is not None:
+        console.print(Text(f"shard {report.shard[0]}/{report.shard[1]} (join the shards' "
+                           "JSON reports with gradsafe merge)", style="dim"))
     statuses = [t.status for t in report.targets]
     counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
               for s in ("error", "warning", "info")}

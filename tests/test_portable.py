@@ -1,0 +1,32 @@
+"""Portable definitions: found statically as targets of every framework."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURES
+
+from gradsafe.discover import discover_file
+from gradsafe.engine import plan_jobs
+from gradsafe.model import Options
+
+
+def test_portable_targets_run_on_every_framework(tmp_path: Path) -> None:
+    found = discover_file(str(FIXTURES / "portable" / "keras_ops.py"))
+    found += discover_file(str(FIXTURES / "portable" / "array_api.py"))
+    assert [(t.name, t.kind, t.frameworks) for t in found] == [
+        (name, kind, ("torch", "tensorflow", "jax"))
+        for kind in ("keras_ops", "array_api") for name in ("elu_leak", "elu_safe")]
+    jobs, errors, _ = plan_jobs(found, Options(frameworks=("jax", "torch")))
+    assert not errors
+    assert sorted({j.framework for j in jobs}) == ["jax", "torch"]
+
+    # Keras mixed with tf.* is TensorFlow only; a second argument used as a value is not xp
+    src = tmp_path / "mixed.py"
+    src.write_text("import keras\nimport tensorflow as tf\n"
+                   "def a(x):\n    return keras.ops.exp(x) + tf.exp(x)\n"
+                   "def b(x, k):\n    return k.exp(x)\n"
+                   "def c(x, k):\n    return tf.exp(x) * k\n")
+    kinds = {t.name: (t.kind, t.frameworks) for t in discover_file(str(src))}
+    assert kinds == {"a": ("function", ("tensorflow",)), "b": ("array_api",
+                     ("torch", "tensorflow", "jax"))}
