@@ -56,39 +56,47 @@ class Counter:
     evaluations: int = 0
 
 
-def bad_masks(s: Sample, d: DTypeInfo, loose: bool = False) -> dict[Kind, BoolArray]:
-    """Bad points per kind. With loose, the forward also counts points where it is +-inf
-    and the float64 reference overflowed too (the truth is unknown there); analyse keeps
-    those only next to a proven forward overflow (see _forward_runs)."""
+def _masks(s: Sample, d: DTypeInfo) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Bad gradients, bad forwards, and bad forwards counting also the points where the
+    forward is +-inf and the float64 reference overflowed too (the truth is unknown there;
+    analyse keeps those only next to a proven forward overflow, see _forward_runs)."""
     finite_x = np.isfinite(s.x)
     fwd_finite = np.isfinite(s.forward)
     # the true value is representable when it rounds to a finite value: anything below
     # max + half an ulp rounds to max (comparing with max itself misses that half ulp)
-    ref_rounded = round_to(s.reference, d.name)
-    representable = np.isfinite(ref_rounded)
-    if loose:  # not a finite value too large for the dtype, which is an honest overflow
-        representable |= ~np.isfinite(s.reference)
-    fwd_bad = ~np.isnan(s.x) & (np.isnan(s.forward) | (np.isinf(s.forward) & representable))
-    fwd_bad &= finite_x | np.isnan(s.forward)
+    representable = np.isfinite(round_to(s.reference, d.name))
+    # a finite reference beyond the dtype is an honest overflow; a non-finite one is unknown
+    unknown = ~np.isfinite(s.reference)
+    usable = ~np.isnan(s.x) & (finite_x | np.isnan(s.forward))
+    fwd_inf = np.isinf(s.forward)
+    fwd_nan = np.isnan(s.forward)
+    fwd_bad = usable & (fwd_nan | (fwd_inf & representable))
+    fwd_loose = usable & (fwd_nan | (fwd_inf & (representable | unknown)))
     if s.gradient is None:
         grad_bad = np.zeros_like(finite_x)
     else:
         grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient)
-    return {"gradient": grad_bad, "forward": fwd_bad}
+    return grad_bad, fwd_bad, fwd_loose
 
 
-def _forward_runs(s: Sample, d: DTypeInfo, finite: BoolArray) -> list[tuple[int, int, bool]]:
+def bad_masks(s: Sample, d: DTypeInfo, loose: bool = False) -> dict[Kind, BoolArray]:
+    """Bad points per kind (with loose, forward overflows of unknown truth count too)."""
+    grad_bad, fwd_bad, fwd_loose = _masks(s, d)
+    return {"gradient": grad_bad, "forward": fwd_loose if loose else fwd_bad}
+
+
+def _forward_runs(strict: BoolArray, loose: BoolArray, forward: F64,
+                  finite: BoolArray) -> list[tuple[int, int, bool]]:
     """Runs of bad forward values, each with whether it was widened (loose).
 
     The float64 reference is the same formula, so it overflows too, later: log(1 + exp(x))
     is inf in float64 from x = 709.78 on although the true value is x. A run of forward
     overflows where float64 was finite continues through the points where float64
     overflowed as well; honest overflows (float64 finite but beyond the dtype) end it."""
-    strict = bad_masks(s, d)["forward"] & finite
-    loose = bad_masks(s, d, loose=True)["forward"] & finite
-    proven_inf = strict & np.isinf(s.forward)
+    strict = strict & finite
+    proven_inf = strict & np.isinf(forward)
     out: list[tuple[int, int, bool]] = []
-    for lo, hi in _runs(loose, finite):
+    for lo, hi in _runs(loose & finite, finite):
         if proven_inf[lo:hi + 1].any():
             out.append((lo, hi, True))
         else:
@@ -102,7 +110,8 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
             counter: Counter | None = None) -> list[Finding]:
     d = info(plan.dtype)
     counter = counter or Counter()
-    masks = bad_masks(sample, d)
+    grad_bad, fwd_bad, fwd_loose = _masks(sample, d)
+    masks: dict[Kind, BoolArray] = {"gradient": grad_bad, "forward": fwd_bad}
     findings: list[Finding] = []
     finite = np.isfinite(plan.values)
     infinite = np.isinf(plan.values)
@@ -111,7 +120,7 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
         kind_t: Kind = kind
         bad = masks[kind_t]
         if kind_t == "forward":
-            runs = _forward_runs(sample, d, finite)
+            runs = _forward_runs(fwd_bad, fwd_loose, sample.forward, finite)
         else:
             runs = [(lo, hi, False) for lo, hi in _runs(bad & finite, finite)]
         for i, (lo, hi, loose) in enumerate(runs[:MAX_RANGES]):

@@ -8,10 +8,10 @@
                of its location)
   "errors":    [{target, framework, contains}] targets that could not be checked
 
-Fixtures in the groups of BATCHED (many small cases) are checked with one CLI call per
-directory and args: each case is the part of that report whose targets come from its file,
-and its exit code is computed from those targets the way the CLI computes it; the call's
-own exit code must be the union of its cases'.
+Fixtures in the groups of batch.BATCHED (many small cases) are checked with one CLI call
+per set of args (tests/batch.py): each case is the part of that report whose targets come
+from its file, and its exit code is computed from those targets the way the CLI computes
+it; the call's own exit code must be the union of its parts'.
 """
 
 from __future__ import annotations
@@ -23,37 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch import expected as _expected
+from batch import is_batched, run_batch
+from batch import source as _source
 from conftest import FIXTURES, ROOT, run_json
 
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
-BATCHED = ("zoo", "real_cases", "builtins")
 SEVERITIES = ("error", "warning", "info")
-
-
-def _expected(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
-def _source(path: Path) -> Path:
-    return path.with_name(path.name.replace(".expected.json", ".py"))
 
 
 @cache
 def _run_single(rel: str, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
     return run_json("check", rel, *args)
-
-
-def _batched(case: Path) -> bool:
-    return case.relative_to(FIXTURES).parts[0] in BATCHED
-
-
-@cache
-def _run_batch(directory: Path, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
-    """One CLI call for every case of a directory that shares these args."""
-    files = [str(_source(c).relative_to(ROOT)) for c in CASES
-             if c.parent == directory and tuple(_expected(c).get("args", [])) == args]
-    return run_json("check", *files, *args)
 
 
 def case_exit_code(targets: list[dict[str, Any]], fail_on: str) -> int:
@@ -69,12 +50,12 @@ def case_exit_code(targets: list[dict[str, Any]], fail_on: str) -> int:
 
 def _run_case(case: Path, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
     rel = str(_source(case).relative_to(ROOT))
-    if not _batched(case):
+    if not is_batched(case):
         return _run_single(rel, args)
-    code, report = _run_batch(case.parent, args)
+    code, report = run_batch(args)
     per_file: dict[str, list[dict[str, Any]]] = {}
     for t in report["targets"]:
-        per_file.setdefault(t["file"], []).append(t)
+        per_file.setdefault(t["file"] or t["name"], []).append(t)
     fail_on = report["options"]["fail_on"]
     union = 0
     for targets in per_file.values():
