@@ -63,7 +63,7 @@ class LayoutSampler:
 
 def check_variant(backend: Backend, target: Target, options: Options,
                   counter: Counter | None = None, tick: Tick | None = None) -> TargetResult:
-    from gradsafe.sweep import no_gradient, resolve, result, target_location
+    from gradsafe.sweep import explain, no_gradient, resolve, result, target_location
 
     v = target.variant
     assert v is not None
@@ -111,6 +111,11 @@ def check_variant(backend: Backend, target: Target, options: Options,
         note = f"not checked: {target.name} rejects {changed(v)} ({_one_line(exc)})"
         res = result(target, backend.name, (), (note,), options)
         return dataclasses.replace(res, name=v.label, variant=v)
+    def make(o: Any, dt: str) -> tuple[Any, int]:
+        inst = backend.build(o, target.kind, dt, v)
+        return inst.fn, inst.multiple
+
+    findings = explain(backend, target, obj, findings, make)
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)

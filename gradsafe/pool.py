@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from gradsafe import codec
@@ -31,19 +31,53 @@ class Job:
     index: int
     target: Target
     framework: str
+    # extra request fields: {"op": "sample", "xs": ...} asks for raw values (compare, plots)
+    # instead of a check; the reply is kept as it came, in `raw`
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
 
 class WorkerFailed(Exception):
     pass
 
 
+def threads_per_worker(workers: int) -> int:
+    """Compute threads for each worker: the cores shared among the workers, and one when the
+    machine is already busy. Measured on a shared 2-core CI box under load: two spinning
+    OpenMP threads per worker made torch 10 to 100 times slower than one thread."""
+    cpus = os.cpu_count() or 1
+    threads = max(1, cpus // max(workers, 1))
+    try:
+        if os.getloadavg()[0] >= cpus:
+            threads = 1
+    except OSError:
+        pass
+    return threads
+
+
+def worker_env(threads: int, device: str = "cpu") -> dict[str, str]:
+    """The environment of a worker; the user's own thread settings win. A CPU worker sees no
+    GPU (JAX and TensorFlow would otherwise pick one up by themselves)."""
+    env = dict(os.environ)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["JAX_PLATFORMS"] = "cpu"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    n = str(threads)
+    env.setdefault("OMP_NUM_THREADS", n)  # torch (and NumPy's BLAS)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep instead of spinning
+    env.setdefault("TF_NUM_INTRAOP_THREADS", n)
+    env.setdefault("TF_NUM_INTEROP_THREADS", n)
+    if threads == 1 and "XLA_FLAGS" not in env:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return env
+
+
 class Worker:
-    def __init__(self, framework: str) -> None:
+    def __init__(self, framework: str, threads: int = 1, device: str = "cpu") -> None:
         self.framework = framework
         self.log: IO[bytes] = tempfile.TemporaryFile()
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = worker_env(threads, device)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gradsafe.worker", framework],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env,
@@ -152,6 +186,8 @@ class _Shared:
     stop: threading.Event
     workers: list[Worker]
     lock: threading.Lock
+    threads: int = 1
+    raw: dict[int, dict[str, Any]] | None = None
 
 
 def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
@@ -170,7 +206,7 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
                                                      "error", INTERRUPTED, variant=t.variant)
             continue
         if fatal is None and worker is None:
-            worker = Worker(framework)
+            worker = Worker(framework, shared.threads, shared.options.device)
             with shared.lock:
                 shared.workers.append(worker)
             try:
@@ -192,9 +228,12 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
                 shared.ticks(job, done, total)
 
         try:
-            reply = worker.request({"target": codec.encode(t), "options": payload_options},
-                                   shared.options.timeout, tick)
-            shared.results[job.index] = codec.target_result(reply["result"])
+            reply = worker.request({"target": codec.encode(t), "options": payload_options,
+                                    **(job.extra or {})}, shared.options.timeout, tick)
+            if job.extra is not None and shared.raw is not None:
+                shared.raw[job.index] = reply["result"]
+            else:
+                shared.results[job.index] = codec.target_result(reply["result"])
         except WorkerFailed as exc:
             why = INTERRUPTED if shared.stop.is_set() else str(exc)
             shared.results[job.index] = TargetResult(t.label, t.file, t.line, framework,
@@ -202,7 +241,7 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
             worker.kill()
             worker.close()
             worker = None
-        if shared.progress:
+        if shared.progress and job.extra is None:
             shared.progress(job)
     if worker is not None:
         worker.close()
@@ -225,8 +264,12 @@ def lane_sizes(counts: dict[str, int], jobs: int | None) -> dict[str, int]:
 
 
 def run(jobs: list[Job], options: Options, progress: Progress | None = None,
-        ticks: Ticks | None = None) -> tuple[dict[int, TargetResult], dict[str, str]]:
+        ticks: Ticks | None = None, raw: dict[int, dict[str, Any]] | None = None
+        ) -> tuple[dict[int, TargetResult], dict[str, str]]:
     """Results by job index (deterministic whatever finishes first) and framework versions.
+
+    Jobs with `extra` put their reply in `raw` instead; one that could not run still gets an
+    error TargetResult.
 
     Ctrl-C stops the run: workers get SIGINT (an exhaustive sweep returns what it has swept,
     marked partial), jobs not started become INTERRUPTED errors. A second Ctrl-C kills."""
@@ -236,7 +279,7 @@ def run(jobs: list[Job], options: Options, progress: Progress | None = None,
         by_framework.setdefault(job.framework, queue.Queue()).put(job)
         counts[job.framework] = counts.get(job.framework, 0) + 1
     shared = _Shared(options, {}, {}, progress, ticks, threading.Event(), [],
-                     threading.Lock())
+                     threading.Lock(), raw=raw)
     finished = threading.Semaphore(0)
 
     def lane(fw: str) -> None:
@@ -245,8 +288,10 @@ def run(jobs: list[Job], options: Options, progress: Progress | None = None,
         finally:
             finished.release()
 
+    sizes = lane_sizes(counts, options.jobs)
+    shared.threads = threads_per_worker(sum(sizes.values()))
     threads = [threading.Thread(target=lane, args=(fw,), daemon=True)
-               for fw, n in lane_sizes(counts, options.jobs).items() for _ in range(n)]
+               for fw, n in sizes.items() for _ in range(n)]
     for th in threads:
         th.start()
     waiting = [len(threads)]

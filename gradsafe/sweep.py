@@ -5,13 +5,14 @@ Runs inside a worker (it touches the framework through a Backend); returns model
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.backends.base import Backend, Fn, bind_namespace, resolve_dotted
+from gradsafe.backends.base import WIDTH, Backend, Fn, bind_namespace, resolve_dotted
 from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, info
 from gradsafe.load import load_target
@@ -76,7 +77,34 @@ def check(backend: Backend, target: Target, options: Options,
             continue
         ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
         findings.extend(analyse(probes, sample, sampler, ctx, counter))
+    findings = explain(backend, target, obj, findings,
+                       lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
     return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def sample(backend: Backend, target: Target,
+           xs: dict[DTypeName, F64]) -> dict[DTypeName, tuple[F64, F64 | None, str | None]]:
+    """Forward, gradient (None: not differentiable) and a build note at given inputs."""
+    obj = resolve(target, backend)
+    out: dict[DTypeName, tuple[F64, F64 | None, str | None]] = {}
+    for dtype, values in xs.items():
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        ev = backend.evaluate(fn, values, dtype)
+        out[dtype] = (ev.forward, ev.gradient, note or ev.note)
+    return out
+
+
+def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
+            make: Callable[[Any, str], tuple[Any, int]]) -> list[Finding]:
+    """Point each finding at the operation that caused it (see locate.py)."""
+    if not findings:
+        return findings
+    from gradsafe import locate
+
+    traced = locate.instrument(target)
+    if traced is not None and target.kind == "array_api":
+        traced.obj = bind_namespace(traced.obj, backend.array_namespace())
+    return locate.refine(backend, target, traced, make, findings)
 
 
 def no_gradient(target: Target, framework: str, dtype: DTypeName,

@@ -8,6 +8,7 @@ framework's chatter go to stderr, which the pool keeps away from the terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -57,9 +58,15 @@ def main(argv: list[str]) -> int:
         request = json.loads(line)
         target = codec.target(request["target"])
         options = codec.options(request["options"])
+        if request.get("op") == "sample":
+            _send(out, {"result": _sample(backend, target, request["xs"])})
+            continue
         try:
+            device_note = backend.use_device(options.device)
             res = check(backend, target, options, lambda done, total: _send(
                 out, {"progress": [done, total]}))
+            if device_note:
+                res = dataclasses.replace(res, notes=(*res.notes, device_note))
         except KeyboardInterrupt:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                interrupt.INTERRUPTED, variant=target.variant)
@@ -74,6 +81,26 @@ def main(argv: list[str]) -> int:
                                f"raised {one_line(exc, user)}", variant=target.variant)
         _send(out, {"result": codec.encode(res)})
     return 0
+
+
+def _sample(backend: Any, target: Any, xs: dict[str, str]) -> dict[str, Any]:
+    """Forward and gradient of a target at given inputs per dtype (compare, plots)."""
+    from gradsafe import codec
+    from gradsafe.backends.base import TargetError
+    from gradsafe.load import LoadError, one_line
+    from gradsafe.sweep import sample
+
+    try:
+        values = sample(backend, target, {d: codec.decode_array(v) for d, v in xs.items()})
+    except (LoadError, TargetError) as exc:
+        return {"error": str(exc)}
+    except Exception as exc:
+        user = os.path.realpath(target.file) if target.file else None
+        return {"error": f"raised {one_line(exc, user)}"}
+    return {"error": None, "samples": {
+        d: {"forward": codec.encode_array(f), "gradient": None if g is None
+            else codec.encode_array(g), "note": note}
+        for d, (f, g, note) in values.items()}}
 
 
 if __name__ == "__main__":

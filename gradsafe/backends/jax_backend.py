@@ -17,6 +17,7 @@ from gradsafe.backends.base import (
     Instance,
     MaskFn,
     Masks,
+    Recorder,
     TargetError,
     check_output,
     cotangent_scale,
@@ -35,6 +36,14 @@ class JaxBackend(Backend):
 
     def version(self) -> str:
         return str(jax.__version__)
+
+    def use_device(self, device: str) -> str | None:
+        if device == "cpu":
+            return None
+        if jax.default_backend() != "gpu":
+            raise TargetError(f"--device cuda: jax {jax.__version__} sees no GPU (install "
+                              "jax[cuda12])")
+        return f"device: cuda ({jax.devices()[0].device_kind})"
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
         return obj, None
@@ -63,6 +72,67 @@ class JaxBackend(Backend):
             (g,) = vjp(jnp.ones_like(y))
             return Evaluation(forward, np.asarray(g.astype(jnp.float64) if dtype == "float64"
                                                   else g.astype(jnp.float32), dtype=np.float64))
+
+    def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
+              grad: bool = True) -> Evaluation:
+        """Two passes: an eager forward records the values (tracers have none), then a VJP
+        with one -0.0 input per recorded floating value, added in the same order."""
+        ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+        with ctx:
+            x = jnp.asarray(xs, dtype=_DTYPES[dtype])
+
+            def is_float(v: Any) -> bool:
+                return bool(jnp.issubdtype(v.dtype, jnp.floating))
+
+            def record(v: Any) -> tuple[Any, Any, F64] | None:
+                if not isinstance(v, jax.Array) or isinstance(v, jax.core.Tracer):
+                    return None
+                if jnp.issubdtype(v.dtype, jnp.complexfloating):
+                    return None
+                flat = np.asarray(v).astype(np.float64).ravel()
+                return v, ("float" if grad and is_float(v) else None), flat
+
+            recorder.start(record)
+            try:
+                y = fn(x)
+            finally:
+                recorder.stop()
+            forward = _to_np(y, x).ravel()
+            if not grad or not is_float(y):
+                return Evaluation(forward, None)
+            floats = [r for r in recorder.records if r.handle is not None]
+            shapes = [r.value.size for r in floats]
+
+            def wrap(v: Any) -> tuple[Any, Any, F64] | None:
+                if not isinstance(v, jax.Array) or jnp.issubdtype(v.dtype,
+                                                                   jnp.complexfloating):
+                    return None
+                if not is_float(v):
+                    return v, None, np.zeros(0)
+                k = counter[0]
+                counter[0] += 1
+                if k >= len(eps_in) or int(v.size) != shapes[k]:
+                    raise TargetError("the second tracing pass took another path")
+                return v + eps_in[k].reshape(v.shape).astype(v.dtype), None, np.zeros(0)
+
+            counter = [0]
+            eps_in: list[Any] = []
+
+            def with_eps(x_: Any, eps: list[Any]) -> Any:
+                eps_in[:] = eps
+                counter[0] = 0
+                recorder.start(wrap, replay=True)
+                try:
+                    return fn(x_)
+                finally:
+                    recorder.stop()
+
+            zeros = [jnp.full((n,), -0.0, dtype=_DTYPES[dtype]) for n in shapes]
+            _, vjp = jax.vjp(with_eps, x, zeros)
+            gx, geps = vjp(jnp.ones_like(y))
+            for r, g in zip(floats, geps, strict=True):
+                r.cot = np.asarray(g).astype(np.float64).ravel()
+            return Evaluation(forward, np.asarray(gx).astype(np.float64).ravel())
 
     def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
         """One jax.jit of bit patterns -> forward + VJP -> masks; eager if it cannot trace

@@ -15,6 +15,7 @@ from gradsafe.backends.base import (
     Instance,
     MaskFn,
     Masks,
+    Recorder,
     TargetError,
     check_output,
     cotangent_scale,
@@ -34,10 +35,22 @@ class TorchBackend(Backend):
     def version(self) -> str:
         return str(torch.__version__)
 
+    device = torch.device("cpu")
+
+    def use_device(self, device: str) -> str | None:
+        if device == "cpu":
+            self.device = torch.device("cpu")
+            return None
+        if not torch.cuda.is_available():
+            raise TargetError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU "
+                              "(a CPU-only build, or no driver)")
+        self.device = torch.device("cuda")
+        return f"device: cuda ({torch.cuda.get_device_name(0)})"
+
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
         if kind == "module":
             module = obj() if isinstance(obj, type) else copy.deepcopy(obj)
-            module = module.to(_DTYPES[dtype])
+            module = module.to(self.device, _DTYPES[dtype])
             module.eval()
             return module, None
         if kind == "autograd_function":  # a Function subclass is called through .apply
@@ -55,7 +68,7 @@ class TorchBackend(Backend):
         return xp
 
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
-        x = torch.from_numpy(xs).to(_DTYPES[dtype])
+        x = torch.from_numpy(xs).to(self.device, _DTYPES[dtype])
         x.requires_grad_(grad)
         with torch.set_grad_enabled(grad):
             y = fn(x)
@@ -64,7 +77,7 @@ class TorchBackend(Backend):
         if not isinstance(y, torch.Tensor):
             raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
         check_output(tuple(y.shape), tuple(x.shape), y)
-        forward = y.detach().to(torch.float64).numpy()
+        forward = y.detach().to(torch.float64).cpu().numpy()
         if not grad:
             return Evaluation(forward, None)
         if not y.requires_grad or not y.is_floating_point():
@@ -74,7 +87,46 @@ class TorchBackend(Backend):
         (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
         if g is None:
             return Evaluation(forward, None)
-        return Evaluation(forward, g.to(torch.float64).numpy().astype(np.float64))
+        return Evaluation(forward, g.to(torch.float64).cpu().numpy().astype(np.float64))
+
+    def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
+              grad: bool = True) -> Evaluation:
+        x = torch.from_numpy(xs).to(self.device, _DTYPES[dtype])
+        x.requires_grad_(grad)
+        leaves: list[torch.Tensor] = []
+
+        def wrap(v: Any) -> tuple[Any, Any, F64] | None:
+            if not isinstance(v, torch.Tensor) or v.is_complex():
+                return None
+            flat = v.detach().to(torch.float64).reshape(-1).cpu().numpy().copy()
+            if not grad or not v.is_floating_point():
+                return v, None, flat
+            eps = torch.full_like(v.detach(), -0.0).requires_grad_(True)
+            leaves.append(eps)
+            return v + eps, eps, flat
+
+        recorder.start(wrap)
+        try:
+            with torch.set_grad_enabled(grad):
+                y = fn(x)
+        finally:
+            recorder.stop()
+        if not isinstance(y, torch.Tensor):
+            raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
+        forward = y.detach().to(torch.float64).reshape(-1).cpu().numpy().copy()
+        if not grad or not y.requires_grad or not y.is_floating_point():
+            return Evaluation(forward, None)
+        # a ones cotangent as the gradient of the sum: no sympy import (see run_chunk)
+        grads = torch.autograd.grad(y.sum(), [x, *leaves], allow_unused=True)
+        cots = {id(e): g for e, g in zip(leaves, grads[1:], strict=True)}
+        for r in recorder.records:
+            if r.handle is not None:
+                g = cots.get(id(r.handle))
+                r.cot = (np.zeros(r.value.size) if g is None
+                         else g.to(torch.float64).reshape(-1).cpu().numpy().copy())
+        gx = grads[0]
+        return Evaluation(forward, None if gx is None
+                          else gx.to(torch.float64).reshape(-1).cpu().numpy().copy())
 
     def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
         """Eager: the bit patterns are made in torch and only masks come back. torch.compile
@@ -83,7 +135,8 @@ class TorchBackend(Backend):
             return super().sweep_masks(fn, dtype, count)
 
         def masks(start: int) -> Masks:
-            bits = torch.arange(start, start + count, dtype=torch.int64).to(torch.int32)
+            bits = torch.arange(start, start + count, dtype=torch.int64,
+                                device=self.device).to(torch.int32)
             x = bits.view(torch.float32).requires_grad_(True)
             with torch.enable_grad():
                 y = fn(x)
@@ -96,7 +149,8 @@ class TorchBackend(Backend):
             with torch.no_grad():
                 fin = torch.isfinite(y)
                 grad_bad = (fin & ~torch.isfinite(g)) if g is not None else torch.zeros_like(fin)
-                return (grad_bad.numpy(), torch.isnan(y).numpy(), torch.isinf(y).numpy())
+                return (grad_bad.cpu().numpy(), torch.isnan(y).cpu().numpy(),
+                        torch.isinf(y).cpu().numpy())
 
         return masks
 
@@ -108,7 +162,7 @@ class TorchBackend(Backend):
             module = copy.deepcopy(obj)
         if not isinstance(module, torch.nn.Module):
             raise TargetError(f"{type(module).__name__} is not a torch.nn.Module")
-        module = module.to(torch_dtype)
+        module = module.to(self.device, torch_dtype)
         module.train(variant.mode == "train")
         params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         seed = variant.seed
@@ -124,7 +178,7 @@ class TorchBackend(Backend):
             return y.reshape(-1)
 
         def param_grad(xs: F64) -> dict[str, F64]:
-            x = torch.from_numpy(xs).to(torch_dtype)
+            x = torch.from_numpy(xs).to(self.device, torch_dtype)
             with torch.enable_grad():
                 y = fn(x)
             zeros = {n: np.zeros(p.numel()) for n, p in params}
@@ -133,7 +187,7 @@ class TorchBackend(Backend):
             cot = torch.full_like(y, cotangent_scale(int(y.numel())))
             grads = torch.autograd.grad(y, [p for _, p in params], cot, allow_unused=True)
             return {n: (zeros[n] if g is None else
-                        g.detach().to(torch.float64).numpy().ravel().astype(np.float64))
+                        g.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
                     for (n, _), g in zip(params, grads, strict=True)}
 
         return Instance(fn, None, param_grad if params else None,
