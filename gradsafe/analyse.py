@@ -36,6 +36,7 @@ class Sample:
     forward: F64
     gradient: F64 | None
     reference: F64  # float64 forward where the forward is non-finite, else the forward
+    exact: bool = False  # reference is the float64 forward everywhere (GS203 is checked)
 
 
 # evaluates inputs of the plan's dtype and returns the same Sample the sweep produced
@@ -56,8 +57,18 @@ class Counter:
     evaluations: int = 0
 
 
-def _masks(s: Sample, d: DTypeInfo) -> tuple[BoolArray, BoolArray, BoolArray]:
-    """Bad gradients, bad forwards, and bad forwards counting also the points where the
+# what is checked, and the finding kind it reports: an inaccurate forward is a forward finding
+CHECKS: dict[str, Kind] = {"gradient": "gradient", "forward": "forward",
+                           "inaccurate": "forward"}
+# a finite forward is inaccurate when it is off the float64 value by more than this fraction
+# of max(|value|, 1): far beyond rounding (bfloat16's is 2**-9), so only lost digits count
+INACCURATE = 0.25
+# the forward check widened through points where float64 overflowed too (see _forward_runs)
+LOOSE = "forward_loose"
+
+
+def bad_masks(s: Sample, d: DTypeInfo) -> dict[str, BoolArray]:
+    """Bad points per check, and LOOSE: bad forwards counting also the points where the
     forward is +-inf and the float64 reference overflowed too (the truth is unknown there;
     analyse keeps those only next to a proven forward overflow, see _forward_runs)."""
     finite_x = np.isfinite(s.x)
@@ -68,41 +79,39 @@ def _masks(s: Sample, d: DTypeInfo) -> tuple[BoolArray, BoolArray, BoolArray]:
     # a finite reference beyond the dtype is an honest overflow; a non-finite one is unknown
     unknown = ~np.isfinite(s.reference)
     usable = ~np.isnan(s.x) & (finite_x | np.isnan(s.forward))
-    fwd_inf = np.isinf(s.forward)
-    fwd_nan = np.isnan(s.forward)
+    fwd_nan, fwd_inf = np.isnan(s.forward), np.isinf(s.forward)
     fwd_bad = usable & (fwd_nan | (fwd_inf & representable))
     fwd_loose = usable & (fwd_nan | (fwd_inf & (representable | unknown)))
     if s.gradient is None:
         grad_bad = np.zeros_like(finite_x)
     else:
         grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient)
-    return grad_bad, fwd_bad, fwd_loose
+    off = np.zeros_like(finite_x)
+    if s.exact:
+        with np.errstate(invalid="ignore", over="ignore"):
+            off = finite_x & fwd_finite & representable & (
+                np.abs(s.forward - s.reference) > INACCURATE * np.maximum(np.abs(s.reference), 1))
+    return {"gradient": grad_bad, "forward": fwd_bad, "inaccurate": off, LOOSE: fwd_loose}
 
 
-def bad_masks(s: Sample, d: DTypeInfo, loose: bool = False) -> dict[Kind, BoolArray]:
-    """Bad points per kind (with loose, forward overflows of unknown truth count too)."""
-    grad_bad, fwd_bad, fwd_loose = _masks(s, d)
-    return {"gradient": grad_bad, "forward": fwd_loose if loose else fwd_bad}
-
-
-def _forward_runs(strict: BoolArray, loose: BoolArray, forward: F64,
-                  finite: BoolArray) -> list[tuple[int, int, bool]]:
-    """Runs of bad forward values, each with whether it was widened (loose).
+def _forward_runs(masks: dict[str, BoolArray], forward: F64,
+                  finite: BoolArray) -> list[tuple[int, int, str]]:
+    """Runs of bad forward values, each with the check that found it (LOOSE if widened).
 
     The float64 reference is the same formula, so it overflows too, later: log(1 + exp(x))
     is inf in float64 from x = 709.78 on although the true value is x. A run of forward
     overflows where float64 was finite continues through the points where float64
     overflowed as well; honest overflows (float64 finite but beyond the dtype) end it."""
-    strict = strict & finite
+    strict = masks["forward"] & finite
     proven_inf = strict & np.isinf(forward)
-    out: list[tuple[int, int, bool]] = []
-    for lo, hi in _runs(loose & finite, finite):
+    out: list[tuple[int, int, str]] = []
+    for lo, hi in _runs(masks[LOOSE] & finite, finite):
         if proven_inf[lo:hi + 1].any():
-            out.append((lo, hi, True))
+            out.append((lo, hi, LOOSE))
         else:
             span = np.zeros_like(strict)
             span[lo:hi + 1] = strict[lo:hi + 1]
-            out.extend((a, b, False) for a, b in _runs(span, finite))
+            out.extend((a, b, "forward") for a, b in _runs(span, finite))
     return out
 
 
@@ -110,28 +119,25 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
             counter: Counter | None = None) -> list[Finding]:
     d = info(plan.dtype)
     counter = counter or Counter()
-    grad_bad, fwd_bad, fwd_loose = _masks(sample, d)
-    masks: dict[Kind, BoolArray] = {"gradient": grad_bad, "forward": fwd_bad}
+    masks = bad_masks(sample, d)
     findings: list[Finding] = []
     finite = np.isfinite(plan.values)
     infinite = np.isinf(plan.values)
-    kinds: tuple[Kind, ...] = ("gradient", "forward")
-    for kind in kinds:
-        kind_t: Kind = kind
-        bad = masks[kind_t]
-        if kind_t == "forward":
-            runs = _forward_runs(fwd_bad, fwd_loose, sample.forward, finite)
+    for check in CHECKS:
+        bad = masks[check]
+        if check == "forward":
+            runs = _forward_runs(masks, sample.forward, finite)
         else:
-            runs = [(lo, hi, False) for lo, hi in _runs(bad & finite, finite)]
-        for i, (lo, hi, loose) in enumerate(runs[:MAX_RANGES]):
-            lo_key = _edge(plan, lo, -1, finite, probe, d, kind_t, counter, loose)
-            hi_key = _edge(plan, hi, +1, finite, probe, d, kind_t, counter, loose)
+            runs = [(lo, hi, check) for lo, hi in _runs(bad & finite, finite)]
+        for i, (lo, hi, found_by) in enumerate(runs[:MAX_RANGES]):
+            lo_key = _edge(plan, lo, -1, finite, probe, d, found_by, counter)
+            hi_key = _edge(plan, hi, +1, finite, probe, d, found_by, counter)
             extra = len(runs) - MAX_RANGES if i == MAX_RANGES - 1 else 0
-            findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, kind_t, ctx, d,
-                                     extra, loose=loose))
+            findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, check, ctx, d,
+                                     extra, found_by=found_by))
         for idx in np.flatnonzero(bad & infinite):
             findings.append(_finding(plan, sample, int(idx), int(idx), int(plan.keys[idx]),
-                                     int(plan.keys[idx]), kind_t, ctx, d, 0, info_only=True))
+                                     int(plan.keys[idx]), check, ctx, d, 0, info_only=True))
     return findings
 
 
@@ -148,7 +154,7 @@ def _runs(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
 
 
 def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d: DTypeInfo,
-          kind: Kind, counter: Counter, loose: bool = False) -> int:
+          kind: str, counter: Counter) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step,
     by k-ary bisection between it and the neighbouring good probe."""
     j = i + step
@@ -162,7 +168,7 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
         lo, hi = sorted((good_key, bad_key))
         cand = _candidates(lo, hi)
         counter.evaluations += 1
-        sub = bad_masks(probe(keys_to_values(cand, d)), d, loose)[kind]
+        sub = bad_masks(probe(keys_to_values(cand, d)), d)[kind]
         # walk from the good side: the first bad candidate is the new bad end
         order = cand if good_key < bad_key else cand[::-1]
         flags = sub if good_key < bad_key else sub[::-1]
@@ -191,14 +197,15 @@ def _candidates(lo: int, hi: int) -> I64:
 
 
 def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: int,
-             kind: Kind, ctx: Context, d: DTypeInfo, extra: int,
-             info_only: bool = False, loose: bool = False) -> Finding:
+             check: str, ctx: Context, d: DTypeInfo, extra: int,
+             info_only: bool = False, found_by: str | None = None) -> Finding:
+    kind = CHECKS[check]
     bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
     low, high = float(bounds[0]), float(bounds[1])
     members = np.arange(lo, hi + 1)
-    part = _take(s, members)
-    proven = members[bad_masks(part, d)[kind]]  # the example: where float64 is finite
-    members = members[bad_masks(part, d, loose)[kind]]
+    masks = bad_masks(_take(s, members), d)
+    proven = members[masks[check]]  # the example comes from where float64 is finite
+    members = members[masks[found_by or check]]
     pool = proven if proven.size else members
     ex = _example(plan.values[pool], ctx.operating_range, plan.dtype)
     ex_idx = int(pool[ex])
@@ -212,8 +219,8 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     else:
         severity = "error" if low <= r and high >= -r else "warning"
     boundary = _boundary(low, high, d)
-    code = classify(kind, s, members, ctx.features)
-    message = _message(kind, low, high, d, plan.dtype, x, fwd, grad,
+    code = "GS203" if check == "inaccurate" else classify(kind, s, members, ctx.features)
+    message = _message(check, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
     return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(low, high), boundary, ctx.location, message)
@@ -221,7 +228,7 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
 
 def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:
     return Sample(s.x[idx], s.forward[idx], None if s.gradient is None else s.gradient[idx],
-                  s.reference[idx])
+                  s.reference[idx], s.exact)
 
 
 def _example(values: F64, r: float, dtype: str) -> int:
@@ -285,11 +292,14 @@ def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
     return f"{lo} <= x <= {hi}"
 
 
-def _message(kind: Kind, low: float, high: float, d: DTypeInfo, dtype: str, x: float,
+def _message(check: str, low: float, high: float, d: DTypeInfo, dtype: str, x: float,
              fwd: float, grad: float, ref: float, extra: int) -> str:
     where = describe_range(low, high, d, dtype)
     xs, fs, gs = (display(v, dtype) for v in (x, fwd, grad))
-    if kind == "gradient":
+    if check == "inaccurate":
+        text = (f"forward is {fs} for {where} in {dtype} where the float64 value is "
+                f"{shortest_repr(ref, 'float64')} (at x = {xs}): the result lost its digits")
+    elif check == "gradient":
         text = (f"gradient is {_what(grad)} for {where} in {dtype} while the forward is "
                 f"finite (at x = {xs}: forward {fs}, gradient {gs})")
     else:

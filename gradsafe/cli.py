@@ -413,7 +413,8 @@ def explain_text(c: Code) -> str:
     def block(text: str) -> str:
         return "    " + text.replace("\n", "\n    ")
 
-    out = [f"{c.code} {c.name}", "", c.summary, "", *textwrap.wrap(c.explanation, 88), ""]
+    out = [f"{c.code} {c.name}", "", *textwrap.wrap(c.summary, 88), "",
+           *textwrap.wrap(c.explanation, 88), ""]
     for ex in c.all_examples:
         title = _FRAMEWORK_TITLES.get(ex.framework, ex.framework)
         out += [f"{title} before:" if title else "Before:", block(ex.before), "",

@@ -48,11 +48,16 @@ class LayoutSampler:
     float64 reference where the forward is non-finite."""
 
     def __init__(self, backend: Backend, inst: Instance, inst64: Instance,
-                 dtype: DTypeName) -> None:
+                 dtype: DTypeName, exact: bool = False) -> None:
         self.backend, self.inst, self.inst64, self.dtype = backend, inst, inst64, dtype
+        self.exact = exact and dtype != "float64"
 
     def __call__(self, xs: F64) -> Sample:
         ev = self.backend.evaluate(self.inst.fn, xs, self.dtype, multiple=self.inst.multiple)
+        if self.exact:
+            ref = self.backend.evaluate(self.inst64.fn, xs, "float64", grad=False,
+                                        multiple=self.inst64.multiple).forward
+            return Sample(xs, ev.forward, ev.gradient, ref, exact=True)
         ref = ev.forward.copy()
         bad = ~np.isfinite(ref)
         if bad.any() and self.dtype != "float64":
@@ -78,7 +83,11 @@ def check_variant(backend: Backend, target: Target, options: Options,
         for dtype in options.dtypes:
             try:
                 inst = backend.build(obj, target.kind, dtype, v)
-                sampler = LayoutSampler(backend, inst, inst64, dtype)
+                # lost digits (GS203) are judged against the float64 build only when both
+                # builds compute the same thing: no random draws, no weights of their own
+                # (a random initializer draws other values in float64)
+                sampler = LayoutSampler(backend, inst, inst64, dtype,
+                                        exact=v.seed is None and inst.param_grad is None)
                 probes, swept = probe_plan(backend, inst.fn, dtype, constants, options,
                                            tick, inst.multiple)
                 if swept:

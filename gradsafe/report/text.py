@@ -88,7 +88,8 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
     console.print(table)
     for code in sorted({f.code for f in findings}):
         c = BY_CODE[code]
-        console.print(Text(f"    {code} {c.name}: {c.summary}", style="dim"))
+        console.print(Padding(Text(f"{code} {c.name}: {c.summary}", style="dim"),
+                              (0, 0, 0, 4), expand=False))
     if verbose:
         _details(console, findings)
         return
@@ -196,7 +197,7 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
     if show_suppressed:
         _suppressed(console, report)
     if quiet:
-        return buf.getvalue()
+        return _plain(buf.getvalue(), color)
     for note in report.notes:
         console.print(Text(f"note: {note}", style="dim"))
     if report.partial:
@@ -224,7 +225,12 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
         by_baseline = sum(s.reason == "baseline" for s in report.suppressed)
         summary.append(f"; {len(report.suppressed)} suppressed ({by_baseline} by the baseline)")
     console.print(summary)
-    return buf.getvalue()
+    return _plain(buf.getvalue(), color)
+
+
+def _plain(text: str, color: bool) -> str:
+    """Without colour, no trailing blanks (rich pads table cells and wrapped lines)."""
+    return text if color else "\n".join(line.rstrip() for line in text.split("\n"))
 
 
 _ROW_STYLE = {"agree": "green", "kink": "cyan", "differ": "bold red", "error": "magenta"}
