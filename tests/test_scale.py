@@ -44,6 +44,18 @@ def test_lanes_one_per_framework_then_by_work() -> None:
     assert pool.lane_sizes({"torch": 100}, 1) == {"torch": 1}
 
 
+def test_report_order_does_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    src = tmp_path / "acts.py"
+    src.write_text("import torch\n\n" + "".join(
+        f"def act{i}(x):\n    return torch.where(x > {i}, x, torch.exp(x) - 1)\n\n"
+        for i in range(4)))
+    runs = [render(engine.check([str(src)], Options(dtypes=("float16",), param_sweep=False,
+                                                     cache=False, jobs=jobs)))
+            for jobs in (1, 2)]  # 2: two torch workers take the four targets in any order
+    assert runs[0] == runs[1]
+    assert [t["name"] for t in json.loads(runs[0])["targets"]] == [f"act{i}" for i in range(4)]
+
+
 # --- cache --------------------------------------------------------------------------------
 
 def _target(file: str, name: str = "elu") -> Target:
@@ -283,12 +295,15 @@ def test_ctrl_c_leaves_a_partial_report(tmp_path: Path) -> None:
     """A real CLI run with --exhaustive, interrupted once the sweep has started."""
     out = tmp_path / "report.json"
     env = {**cli_env(), "GRADSAFE_CACHE_DIR": str(tmp_path / "cache")}
+    # A shell without job control starts background commands with SIGINT ignored, and a
+    # child inherits that: restore Python's handler in the child before the CLI starts.
+    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+             " sys.argv = ['gradsafe', *sys.argv[1:]]; runpy.run_module('gradsafe', "
+             "run_name='__main__')")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gradsafe", "check", str(SEED / "elu_where_jax.py"),
+        [sys.executable, "-c", start, "check", str(SEED / "elu_where_jax.py"),
          "--exhaustive", "--dtype", "float32", "--format", "json", "-o", str(out)],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-        # a shell without job control starts background commands with SIGINT ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert line.startswith("exhaustive elu (jax) float32:"), line
