@@ -140,6 +140,8 @@ def discover_file(path: str) -> list[Target]:
             if kind is None:
                 continue
             frameworks = ("tensorflow",) if kind == "layer" else _frameworks(node, scope, set())
+            if kind == "layer" and _keras_only(node, scope):
+                frameworks = PORTABLE  # keras.ops inside: every Keras backend runs it
             if kind == "module":
                 frameworks = ("torch",)
             frameworks = (CUSTOM_KINDS[kind],) if kind in CUSTOM_KINDS else frameworks
@@ -231,6 +233,13 @@ def portable_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
             and not any(m.startswith(("keras.layers", "keras.Layer")) for m in ml):
         return "keras_ops"
     return None
+
+
+def _keras_only(node: ast.AST, scope: _Scope) -> bool:
+    """Code whose only framework is Keras 3 (keras.ops, keras.layers, keras.initializers)."""
+    ml = {m for m in _modules_used(node, scope, set())
+          if framework_of_module(m) not in (None, "numpy")}
+    return bool(ml) and all(m.split(".", 1)[0] == "keras" for m in ml)
 
 
 def _dotted(node: ast.expr) -> str | None:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradsafe.backends import keras_layers
 from gradsafe.backends.base import (
     Backend,
     Evaluation,
@@ -46,6 +47,11 @@ class JaxBackend(Backend):
         return f"device: cuda ({jax.devices()[0].device_kind})"
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
+        if kind == "layer" or keras_layers.is_keras_layer(obj):
+            with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
+                kl = keras_layers.build(obj, dtype, None,
+                                        lambda n: jnp.zeros(n, _DTYPES[dtype]))
+            return kl.call, kl.note
         return obj, None
 
     def array_namespace(self) -> Any:
@@ -163,7 +169,10 @@ class JaxBackend(Backend):
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
         with ctx:
-            if kind == "nnx" or _is_nnx(obj):
+            keras_names: tuple[str, ...] | None = None
+            if kind == "layer" or keras_layers.is_keras_layer(obj):
+                call, weights, note, keras_names = _keras(obj, dtype, variant)
+            elif kind == "nnx" or _is_nnx(obj):
                 call, weights = _nnx(obj, dtype, variant)
                 note = f"flax nnx parameters cast to {dtype}"
             elif kind == "trax" or hasattr(obj, "forward"):
@@ -175,6 +184,7 @@ class JaxBackend(Backend):
         jdtype = _DTYPES[dtype]
         paths, treedef = jax.tree_util.tree_flatten_with_path(weights)
         names = tuple(jax.tree_util.keystr(path) or "weights" for path, _ in paths)
+        names = keras_names if keras_names is not None else names
 
         def fn_with(w: Any, x: Any) -> Any:
             shaped = x.reshape(layout_shape(variant, int(x.size)))
@@ -199,8 +209,27 @@ class JaxBackend(Backend):
                         for n, leaf in zip(names, leaves, strict=True)}
 
         del treedef
-        return Instance(fn, note if names else None, param_grad if names else None, names,
+        shown = note if names or keras_names is not None else None  # a Keras dtype policy
+        return Instance(fn, shown, param_grad if names else None, names,
                         layout_multiple(variant))
+
+
+def _keras(obj: Any, dtype: str, variant: Variant
+           ) -> tuple[Any, Any, str, tuple[str, ...]]:
+    """A Keras 3 layer under the JAX Keras backend, as a pure function of its trainable
+    variables (`stateless_call`); the rest of its state (seed generators included) is
+    passed fresh on every call, so a seeded layer draws the same numbers each time."""
+    kl = keras_layers.build(obj, dtype, variant, lambda n: jnp.zeros(n, _DTYPES[dtype]))
+    layer = kl.layer
+    trainable = [v.value for v in layer.trainable_variables]
+    rest = [v.value for v in layer.non_trainable_variables]
+
+    def call(w: Any, x: Any) -> Any:
+        y, _ = layer.stateless_call(w, rest, x, **kl.kwargs)
+        return y
+
+    names = tuple(str(getattr(v, "path", None) or v.name) for v in layer.trainable_variables)
+    return call, trainable, kl.note, names
 
 
 def _is_nnx(obj: Any) -> bool:

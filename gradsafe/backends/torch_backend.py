@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradsafe.backends import keras_layers
 from gradsafe.backends.base import (
     Backend,
     Evaluation,
@@ -48,6 +49,10 @@ class TorchBackend(Backend):
         return f"device: cuda ({torch.cuda.get_device_name(0)})"
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
+        if kind == "layer" or keras_layers.is_keras_layer(obj):
+            kl = keras_layers.build(obj, dtype, None, lambda n: torch.zeros(
+                n, dtype=_DTYPES[dtype], device=self.device))
+            return kl.call, kl.note
         if kind == "module":
             module = obj() if isinstance(obj, type) else copy.deepcopy(obj)
             module = module.to(self.device, _DTYPES[dtype])
@@ -155,6 +160,8 @@ class TorchBackend(Backend):
         return masks
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
+        if kind == "layer" or keras_layers.is_keras_layer(obj):
+            return _keras_build(obj, dtype, variant, self.device)
         torch_dtype = _DTYPES[dtype]
         if isinstance(obj, type):
             module = obj(**dict(variant.params))
@@ -192,6 +199,39 @@ class TorchBackend(Backend):
 
         return Instance(fn, None, param_grad if params else None,
                         tuple(n for n, _ in params), layout_multiple(variant))
+
+
+def _keras_build(obj: Any, dtype: str, variant: Variant, device: torch.device) -> Instance:
+    """A Keras 3 layer under the torch Keras backend: its weights are torch Parameters."""
+    torch_dtype = _DTYPES[dtype]
+    kl = keras_layers.build(obj, dtype, variant,
+                            lambda n: torch.zeros(n, dtype=torch_dtype, device=device))
+    weights = list(kl.layer.trainable_weights)
+    params = [w.value for w in weights]
+    names = tuple(str(getattr(w, "path", None) or w.name) for w in weights)
+    state = list(kl.layer.non_trainable_variables)
+    snapshot = [v.value.detach().clone() for v in state] if variant.seed is not None else []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        for var, value in zip(state, snapshot, strict=False):
+            var.assign(value)  # random layers: the same seed-generator state every call
+        y: torch.Tensor = kl.call(x)
+        return y
+
+    def param_grad(xs: F64) -> dict[str, F64]:
+        x = torch.from_numpy(xs).to(device, torch_dtype)
+        with torch.enable_grad():
+            y = fn(x)
+        zeros = {n: np.zeros(p.numel()) for n, p in zip(names, params, strict=True)}
+        if not y.requires_grad:
+            return zeros
+        cot = torch.full_like(y, cotangent_scale(int(y.numel())))
+        grads = torch.autograd.grad(y, params, cot, allow_unused=True)
+        return {n: (zeros[n] if g is None else
+                    g.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
+                for n, g in zip(names, grads, strict=True)}
+
+    return Instance(fn, kl.note, param_grad if params else None, names, kl.multiple)
 
 
 BACKEND = TorchBackend()
