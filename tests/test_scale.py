@@ -273,20 +273,32 @@ def test_exhaustive_interrupt_keeps_what_was_swept() -> None:
     assert len(extended.keys) > len(base.keys)
 
 
-def test_compiled_jax_masks_match_eager_ones() -> None:
-    jax_backend = pytest.importorskip("gradsafe.backends.jax_backend")
-    import jax.numpy as jnp
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_compiled_masks_match_eager_ones(framework: str) -> None:
+    """The fast --exhaustive path (jax.jit; torch with bit patterns made by int32 wrap-around)
+    gives the masks of the generic path, on both halves of the lattice."""
+    if framework == "jax":
+        import jax.numpy as jnp
 
-    def elu(x: object) -> object:
-        return jnp.where(x > 0, x, jnp.exp(x) - 1)  # type: ignore[operator]
+        from gradsafe.backends.jax_backend import BACKEND as b
 
-    b = jax_backend.BACKEND
-    compiled = b.sweep_masks(elu, "float32", 1 << 16)
+        def elu(x: object) -> object:
+            return jnp.where(x > 0, x, jnp.exp(x) - 1)  # type: ignore[operator]
+    else:
+        import torch
+
+        from gradsafe.backends.torch_backend import BACKEND as b
+
+        def elu(x: object) -> object:
+            return torch.where(x > 0, x, torch.exp(x) - 1)  # type: ignore[operator]
+
+    fast = b.sweep_masks(elu, "float32", 1 << 16)
     eager = Backend.sweep_masks(b, elu, "float32", 1 << 16)
-    for start in (WINDOW[0] + 0x10000, 0x7F800000 - 0x10000, 0xFF800000):
-        for c, e in zip(compiled(start), eager(start), strict=True):
-            assert np.array_equal(c, e)
-    grad_bad, _, _ = compiled(0x42B10000)  # 88.53 .. 88.78: the boundary is inside
+    for start in (WINDOW[0] + 0x10000, 0x7F800000 - 0x10000, 0x80000000, 0xC2B10000,
+                  0xFF800000, 0xFFFF0000):
+        for c, e in zip(fast(start), eager(start), strict=True):
+            assert np.array_equal(c, e), hex(start)
+    grad_bad, _, _ = fast(0x42B10000)  # 88.53 .. 88.78: the boundary is inside
     keys = 0x42B10000 + np.flatnonzero(grad_bad)
     assert keys.min() == int(values_to_keys(np.array([88.72284]), "float32")[0])
 
