@@ -75,6 +75,22 @@ def framework_versions(framework: str) -> str:
 
 
 @cache
+def own_fingerprint() -> str:
+    """gradsafe's own code: the size and modification time of every module of the package.
+    The version number alone would serve stale results to anyone running gradsafe from a
+    changing checkout (an editable install, a contributor, CI of a fork)."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        h.update(f"{path.relative_to(package)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
+@cache
 def _source(file: str) -> str:
     try:
         return hashlib.sha256(Path(file).read_bytes()).hexdigest()
@@ -87,6 +103,7 @@ def key(target: Target, framework: str, options: Options) -> str:
     data: dict[str, Any] = {
         "format": FORMAT,
         "gradsafe": __version__,
+        "code": own_fingerprint(),
         "python": sys.version,
         "framework": framework,
         "versions": framework_versions(framework),
@@ -133,7 +150,7 @@ class Cache:
         except OSError:
             return discover_file(path)
         k = hashlib.sha256(json.dumps({
-            "format": FORMAT, "gradsafe": __version__, "path": path,
+            "format": FORMAT, "gradsafe": __version__, "code": own_fingerprint(), "path": path,
             "source": hashlib.sha256(source).hexdigest(),
             "versions": [framework_versions(fw) for fw in sorted(PACKAGES)],
         }, sort_keys=True).encode()).hexdigest()

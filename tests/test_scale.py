@@ -44,6 +44,18 @@ def test_lanes_one_per_framework_then_by_work() -> None:
     assert pool.lane_sizes({"torch": 100}, 1) == {"torch": 1}
 
 
+def test_report_order_does_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    src = tmp_path / "acts.py"
+    src.write_text("import torch\n\n" + "".join(
+        f"def act{i}(x):\n    return torch.where(x > {i}, x, torch.exp(x) - 1)\n\n"
+        for i in range(4)))
+    runs = [render(engine.check([str(src)], Options(dtypes=("float16",), param_sweep=False,
+                                                     cache=False, jobs=jobs)))
+            for jobs in (1, 2)]  # 2: two torch workers take the four targets in any order
+    assert runs[0] == runs[1]
+    assert [t["name"] for t in json.loads(runs[0])["targets"]] == [f"act{i}" for i in range(4)]
+
+
 # --- cache --------------------------------------------------------------------------------
 
 def _target(file: str, name: str = "elu") -> Target:
@@ -261,20 +273,32 @@ def test_exhaustive_interrupt_keeps_what_was_swept() -> None:
     assert len(extended.keys) > len(base.keys)
 
 
-def test_compiled_jax_masks_match_eager_ones() -> None:
-    jax_backend = pytest.importorskip("gradsafe.backends.jax_backend")
-    import jax.numpy as jnp
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_compiled_masks_match_eager_ones(framework: str) -> None:
+    """The fast --exhaustive path (jax.jit; torch with bit patterns made by int32 wrap-around)
+    gives the masks of the generic path, on both halves of the lattice."""
+    if framework == "jax":
+        import jax.numpy as jnp
 
-    def elu(x: object) -> object:
-        return jnp.where(x > 0, x, jnp.exp(x) - 1)  # type: ignore[operator]
+        from gradsafe.backends.jax_backend import BACKEND as b
 
-    b = jax_backend.BACKEND
-    compiled = b.sweep_masks(elu, "float32", 1 << 16)
+        def elu(x: object) -> object:
+            return jnp.where(x > 0, x, jnp.exp(x) - 1)  # type: ignore[operator]
+    else:
+        import torch
+
+        from gradsafe.backends.torch_backend import BACKEND as b
+
+        def elu(x: object) -> object:
+            return torch.where(x > 0, x, torch.exp(x) - 1)  # type: ignore[operator]
+
+    fast = b.sweep_masks(elu, "float32", 1 << 16)
     eager = Backend.sweep_masks(b, elu, "float32", 1 << 16)
-    for start in (WINDOW[0] + 0x10000, 0x7F800000 - 0x10000, 0xFF800000):
-        for c, e in zip(compiled(start), eager(start), strict=True):
-            assert np.array_equal(c, e)
-    grad_bad, _, _ = compiled(0x42B10000)  # 88.53 .. 88.78: the boundary is inside
+    for start in (WINDOW[0] + 0x10000, 0x7F800000 - 0x10000, 0x80000000, 0xC2B10000,
+                  0xFF800000, 0xFFFF0000):
+        for c, e in zip(fast(start), eager(start), strict=True):
+            assert np.array_equal(c, e), hex(start)
+    grad_bad, _, _ = fast(0x42B10000)  # 88.53 .. 88.78: the boundary is inside
     keys = 0x42B10000 + np.flatnonzero(grad_bad)
     assert keys.min() == int(values_to_keys(np.array([88.72284]), "float32")[0])
 
@@ -283,12 +307,15 @@ def test_ctrl_c_leaves_a_partial_report(tmp_path: Path) -> None:
     """A real CLI run with --exhaustive, interrupted once the sweep has started."""
     out = tmp_path / "report.json"
     env = {**cli_env(), "GRADSAFE_CACHE_DIR": str(tmp_path / "cache")}
+    # A shell without job control starts background commands with SIGINT ignored, and a
+    # child inherits that: restore Python's handler in the child before the CLI starts.
+    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+             " sys.argv = ['gradsafe', *sys.argv[1:]]; runpy.run_module('gradsafe', "
+             "run_name='__main__')")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gradsafe", "check", str(SEED / "elu_where_jax.py"),
+        [sys.executable, "-c", start, "check", str(SEED / "elu_where_jax.py"),
          "--exhaustive", "--dtype", "float32", "--format", "json", "-o", str(out)],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-        # a shell without job control starts background commands with SIGINT ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert line.startswith("exhaustive elu (jax) float32:"), line
