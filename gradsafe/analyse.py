@@ -10,7 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gradsafe.floats import F64, I64, DTypeInfo, display, info, keys_to_values, shortest_repr
+from gradsafe.floats import (
+    F64,
+    I64,
+    DTypeInfo,
+    display,
+    info,
+    keys_to_values,
+    round_to,
+    shortest_repr,
+)
 from gradsafe.model import DTypeName, Finding, Kind, Location, Range, Severity
 from gradsafe.probes import ProbePlan
 
@@ -27,6 +36,7 @@ class Sample:
     forward: F64
     gradient: F64 | None
     reference: F64  # float64 forward where the forward is non-finite, else the forward
+    exact: bool = False  # reference is the float64 forward everywhere (GS203 is checked)
 
 
 # evaluates inputs of the plan's dtype and returns the same Sample the sweep produced
@@ -47,18 +57,62 @@ class Counter:
     evaluations: int = 0
 
 
-def bad_masks(s: Sample, d: DTypeInfo) -> dict[Kind, BoolArray]:
+# what is checked, and the finding kind it reports: an inaccurate forward is a forward finding
+CHECKS: dict[str, Kind] = {"gradient": "gradient", "forward": "forward",
+                           "inaccurate": "forward"}
+# a finite forward is inaccurate when it is off the float64 value by more than this fraction
+# of max(|value|, 1): far beyond rounding (bfloat16's is 2**-9), so only lost digits count
+INACCURATE = 0.25
+# the forward check widened through points where float64 overflowed too (see _forward_runs)
+LOOSE = "forward_loose"
+
+
+def bad_masks(s: Sample, d: DTypeInfo) -> dict[str, BoolArray]:
+    """Bad points per check, and LOOSE: bad forwards counting also the points where the
+    forward is +-inf and the float64 reference overflowed too (the truth is unknown there;
+    analyse keeps those only next to a proven forward overflow, see _forward_runs)."""
     finite_x = np.isfinite(s.x)
     fwd_finite = np.isfinite(s.forward)
-    with np.errstate(invalid="ignore"):
-        representable = np.isfinite(s.reference) & (np.abs(s.reference) <= d.max)
-    fwd_bad = ~np.isnan(s.x) & (np.isnan(s.forward) | (np.isinf(s.forward) & representable))
-    fwd_bad &= finite_x | np.isnan(s.forward)
+    # the true value is representable when it rounds to a finite value: anything below
+    # max + half an ulp rounds to max (comparing with max itself misses that half ulp)
+    representable = np.isfinite(round_to(s.reference, d.name))
+    # a finite reference beyond the dtype is an honest overflow; a non-finite one is unknown
+    unknown = ~np.isfinite(s.reference)
+    usable = ~np.isnan(s.x) & (finite_x | np.isnan(s.forward))
+    fwd_nan, fwd_inf = np.isnan(s.forward), np.isinf(s.forward)
+    fwd_bad = usable & (fwd_nan | (fwd_inf & representable))
+    fwd_loose = usable & (fwd_nan | (fwd_inf & (representable | unknown)))
     if s.gradient is None:
         grad_bad = np.zeros_like(finite_x)
     else:
         grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient)
-    return {"gradient": grad_bad, "forward": fwd_bad}
+    off = np.zeros_like(finite_x)
+    if s.exact:
+        with np.errstate(invalid="ignore", over="ignore"):
+            off = finite_x & fwd_finite & representable & (
+                np.abs(s.forward - s.reference) > INACCURATE * np.maximum(np.abs(s.reference), 1))
+    return {"gradient": grad_bad, "forward": fwd_bad, "inaccurate": off, LOOSE: fwd_loose}
+
+
+def _forward_runs(masks: dict[str, BoolArray], forward: F64,
+                  finite: BoolArray) -> list[tuple[int, int, str]]:
+    """Runs of bad forward values, each with the check that found it (LOOSE if widened).
+
+    The float64 reference is the same formula, so it overflows too, later: log(1 + exp(x))
+    is inf in float64 from x = 709.78 on although the true value is x. A run of forward
+    overflows where float64 was finite continues through the points where float64
+    overflowed as well; honest overflows (float64 finite but beyond the dtype) end it."""
+    strict = masks["forward"] & finite
+    proven_inf = strict & np.isinf(forward)
+    out: list[tuple[int, int, str]] = []
+    for lo, hi in _runs(masks[LOOSE] & finite, finite):
+        if proven_inf[lo:hi + 1].any():
+            out.append((lo, hi, LOOSE))
+        else:
+            span = np.zeros_like(strict)
+            span[lo:hi + 1] = strict[lo:hi + 1]
+            out.extend((a, b, "forward") for a, b in _runs(span, finite))
+    return out
 
 
 def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
@@ -69,20 +123,21 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     findings: list[Finding] = []
     finite = np.isfinite(plan.values)
     infinite = np.isinf(plan.values)
-    kinds: tuple[Kind, ...] = ("gradient", "forward")
-    for kind in kinds:
-        kind_t: Kind = kind
-        bad = masks[kind_t]
-        runs = _runs(bad & finite, finite)
-        for i, (lo, hi) in enumerate(runs[:MAX_RANGES]):
-            lo_key = _edge(plan, lo, -1, finite, probe, d, kind_t, counter)
-            hi_key = _edge(plan, hi, +1, finite, probe, d, kind_t, counter)
+    for check in CHECKS:
+        bad = masks[check]
+        if check == "forward":
+            runs = _forward_runs(masks, sample.forward, finite)
+        else:
+            runs = [(lo, hi, check) for lo, hi in _runs(bad & finite, finite)]
+        for i, (lo, hi, found_by) in enumerate(runs[:MAX_RANGES]):
+            lo_key = _edge(plan, lo, -1, finite, probe, d, found_by, counter)
+            hi_key = _edge(plan, hi, +1, finite, probe, d, found_by, counter)
             extra = len(runs) - MAX_RANGES if i == MAX_RANGES - 1 else 0
-            findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, kind_t, ctx, d,
-                                     extra))
+            findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, check, ctx, d,
+                                     extra, found_by=found_by))
         for idx in np.flatnonzero(bad & infinite):
             findings.append(_finding(plan, sample, int(idx), int(idx), int(plan.keys[idx]),
-                                     int(plan.keys[idx]), kind_t, ctx, d, 0, info_only=True))
+                                     int(plan.keys[idx]), check, ctx, d, 0, info_only=True))
     return findings
 
 
@@ -99,7 +154,7 @@ def _runs(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
 
 
 def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d: DTypeInfo,
-          kind: Kind, counter: Counter) -> int:
+          kind: str, counter: Counter) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step,
     by k-ary bisection between it and the neighbouring good probe."""
     j = i + step
@@ -111,9 +166,7 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
     good_key = int(plan.keys[j])
     while abs(good_key - bad_key) > 1:
         lo, hi = sorted((good_key, bad_key))
-        n = min(hi - lo - 1, BISECT_WIDTH)
-        cand = np.unique(np.linspace(lo, hi, n + 2)[1:-1].round().astype(np.int64))
-        cand = cand[(cand > lo) & (cand < hi)]
+        cand = _candidates(lo, hi)
         counter.evaluations += 1
         sub = bad_masks(probe(keys_to_values(cand, d)), d)[kind]
         # walk from the good side: the first bad candidate is the new bad end
@@ -130,16 +183,32 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
     return bad_key
 
 
+def _candidates(lo: int, hi: int) -> I64:
+    """Up to BISECT_WIDTH keys evenly spread strictly between lo and hi."""
+    n = min(hi - lo - 1, BISECT_WIDTH)
+    if max(abs(lo), abs(hi)) < 1 << 52:  # float arithmetic is exact enough here
+        cand = np.unique(np.linspace(lo, hi, n + 2)[1:-1].round().astype(np.int64))
+        return cand[(cand > lo) & (cand < hi)]
+    # float64 keys span almost 2**64: float or int64 arithmetic on them overflows (the
+    # rounded candidates fell outside (lo, hi) and left nothing to evaluate)
+    span = hi - lo
+    return np.unique(np.array([lo + (i * span) // (n + 1) for i in range(1, n + 1)],
+                              dtype=np.int64))
+
+
 def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: int,
-             kind: Kind, ctx: Context, d: DTypeInfo, extra: int,
-             info_only: bool = False) -> Finding:
+             check: str, ctx: Context, d: DTypeInfo, extra: int,
+             info_only: bool = False, found_by: str | None = None) -> Finding:
+    kind = CHECKS[check]
     bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
     low, high = float(bounds[0]), float(bounds[1])
     members = np.arange(lo, hi + 1)
-    masks = bad_masks(_take(s, members), d)[kind]
-    members = members[masks]
-    ex = _example(plan.values[members], ctx.operating_range, plan.dtype)
-    ex_idx = int(members[ex])
+    masks = bad_masks(_take(s, members), d)
+    proven = members[masks[check]]  # the example comes from where float64 is finite
+    members = members[masks[found_by or check]]
+    pool = proven if proven.size else members
+    ex = _example(plan.values[pool], ctx.operating_range, plan.dtype)
+    ex_idx = int(pool[ex])
     x = float(plan.values[ex_idx])
     fwd = float(s.forward[ex_idx])
     grad = float(s.gradient[ex_idx]) if s.gradient is not None else float("nan")
@@ -150,8 +219,8 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     else:
         severity = "error" if low <= r and high >= -r else "warning"
     boundary = _boundary(low, high, d)
-    code = classify(kind, s, members, ctx.features)
-    message = _message(kind, low, high, d, plan.dtype, x, fwd, grad,
+    code = "GS203" if check == "inaccurate" else classify(kind, s, members, ctx.features)
+    message = _message(check, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
     return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(low, high), boundary, ctx.location, message)
@@ -159,16 +228,33 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
 
 def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:
     return Sample(s.x[idx], s.forward[idx], None if s.gradient is None else s.gradient[idx],
-                  s.reference[idx])
+                  s.reference[idx], s.exact)
 
 
 def _example(values: F64, r: float, dtype: str) -> int:
     """A readable bad input: inside the operating range if possible, short, small."""
     inside = np.flatnonzero(np.abs(values) <= r)
     pool = inside if inside.size else np.arange(values.size)
-    best = min(pool.tolist(), key=lambda i: (len(shortest_repr(float(values[i]), dtype)),
-                                              abs(float(values[i])), float(values[i])))
-    return int(best)
+    # Branch and bound on (repr length, |x|, x): visit candidates in order of a cheap lower
+    # bound of their repr length and stop once no later one can beat the best, instead of
+    # formatting tens of thousands of values (16-bit ranges hold that many).
+    v = values[pool]
+    mag = np.abs(v)
+    with np.errstate(divide="ignore"):
+        int_digits = np.where(mag >= 1, np.floor(np.log10(np.maximum(mag, 1))) + 1, 1)
+    # "d.0" needs int_digits + 2 characters, scientific "d.0e+XX" at least 7; plus a sign
+    bound = np.minimum(int_digits + 2, 7) + (np.signbit(v)).astype(np.int64)
+    order = np.lexsort((v, mag, bound))
+    best: tuple[float, float, float] | None = None
+    best_i = int(pool[order[0]])
+    for j in order.tolist():
+        x = float(v[j])
+        if best is not None and (float(bound[j]), abs(x), x) > best:
+            break
+        key = (float(len(shortest_repr(x, dtype))), abs(x), x)
+        if best is None or key < best:
+            best, best_i = key, int(pool[j])
+    return best_i
 
 
 def _boundary(low: float, high: float, d: DTypeInfo) -> float:
@@ -206,11 +292,14 @@ def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
     return f"{lo} <= x <= {hi}"
 
 
-def _message(kind: Kind, low: float, high: float, d: DTypeInfo, dtype: str, x: float,
+def _message(check: str, low: float, high: float, d: DTypeInfo, dtype: str, x: float,
              fwd: float, grad: float, ref: float, extra: int) -> str:
     where = describe_range(low, high, d, dtype)
     xs, fs, gs = (display(v, dtype) for v in (x, fwd, grad))
-    if kind == "gradient":
+    if check == "inaccurate":
+        text = (f"forward is {fs} for {where} in {dtype} where the float64 value is "
+                f"{shortest_repr(ref, 'float64')} (at x = {xs}): the result lost its digits")
+    elif check == "gradient":
         text = (f"gradient is {_what(grad)} for {where} in {dtype} while the forward is "
                 f"finite (at x = {xs}: forward {fs}, gradient {gs})")
     else:

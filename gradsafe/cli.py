@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from gradsafe import __version__, baseline, config, engine
-from gradsafe.codes import CODES, lookup
+from gradsafe import __version__, baseline, config, devices, engine, shard
+from gradsafe.codes import CODES, Code, lookup
 from gradsafe.discover import DiscoveryError
-from gradsafe.model import SEVERITIES
+from gradsafe.model import SEVERITIES, Report
 from gradsafe.report import Format, renderer
 from gradsafe.variants import VariantError, parse_params
+
+if TYPE_CHECKING:
+    from gradsafe.compare import GroupData
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -82,7 +87,8 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--timeout", type=float, default=None,
                      help="Seconds allowed per target and framework [default: 60]."),
         click.option("--jobs", "-j", type=int, default=None,
-                     help="Worker processes (default: one per framework)."),
+                     help="Worker processes in all (default: the number of cores; at least "
+                          "one per framework)."),
         click.option("--seed", type=int, default=None,
                      help="Seed for the random probe points [default: 0]."),
         click.option("--baseline", "baseline_file", metavar="FILE", default=None,
@@ -132,13 +138,29 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
 @click.option("--suggest/--no-suggest", default=True, show_default=True,
               help="Propose a rewrite for each target with findings and verify it by "
                    "re-sweeping (--no-suggest skips the extra sweeps).")
+@click.option("--exhaustive", is_flag=True,
+              help="Sweep every float32 value (2**32, compiled chunks, progress on stderr) "
+                   "instead of the float32 probe plan; Ctrl-C leaves a partial report.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
+              show_default=True, help="Where the sweep runs; auto: a GPU when the framework "
+                                      "sees one, else the CPU.")
+@click.option("--shard", "shard_spec", metavar="I/N", default=None,
+              help="Check only the I-th of N shares of the files (1-based); join the JSON "
+                   "reports with `gradsafe merge`.")
+@click.option("--cache/--no-cache", "use_cache", default=True, show_default=True,
+              help="Reuse results of unchanged targets ($GRADSAFE_CACHE_DIR, else "
+                   "~/.cache/gradsafe).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour in the text report.")
 @click.option("--no-color", is_flag=True, help="Same as --color never (NO_COLOR works too).")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), metavar="FILE.png",
+              help="Draw f and f' of each checked function per framework and dtype, bad "
+                   "ranges shaded, boundaries marked (needs matplotlib: the 'plot' extra).")
 def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...], fmt: str,
           output: str | None, update_baseline: bool, show_suppressed: bool, quiet: bool,
           verbose: bool, param_specs: tuple[str, ...], param_sweep: bool, suggest: bool,
-          color: str, no_color: bool, **given: Any) -> None:
+          exhaustive: bool, device: str, shard_spec: str | None, use_cache: bool, color: str,
+          no_color: bool, plot_file: str | None, **given: Any) -> None:
     """Check files, directories (*.py inside) or dotted built-ins like torch.nn.functional.elu.
 
     PATHS default to `paths` in [tool.gradsafe]. Exit code: 0 clean; bit 1 findings at or
@@ -147,11 +169,16 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
     """
     if output and not Path(output).resolve().parent.is_dir():
         _fail(f"cannot write --output {output}: its directory does not exist")
+    if plot_file:
+        _need_matplotlib(plot_file)
     resolved = _resolve(paths, config_file, targets, **given)
     try:
         options = replace(resolved.options, param_values=parse_params(param_specs),
-                          param_sweep=param_sweep, suggest=suggest)
-    except VariantError as exc:
+                          param_sweep=param_sweep, suggest=suggest, cache=use_cache,
+                          exhaustive=exhaustive,
+                          device=devices.choose(device),
+                          shard=shard.parse(shard_spec) if shard_spec else None)
+    except (VariantError, shard.ShardError, devices.DeviceError) as exc:
         _fail(str(exc))
     if not options.paths:
         _fail("no paths to check: pass PATHS or set paths in [tool.gradsafe]")
@@ -170,8 +197,16 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
             t = getattr(job, "target", None)
             click.echo(f"checked {getattr(t, 'name', '?')} ({getattr(job, 'framework', '')})",
                        err=True)
+    bar = None
+    if options.exhaustive:
+        from gradsafe.progress import ExhaustiveProgress  # rich.progress only when needed
+
+        bar = ExhaustiveProgress()
     try:
-        report = engine.check(options.paths, run_options, progress)
+        with bar if bar is not None else nullcontext():
+            report, samples, left_out = engine.check_and_plot(
+                options.paths, run_options, progress, bar.tick if bar is not None else None,
+                PLOT_TARGETS if plot_file else 0)
     except (DiscoveryError, VariantError) as exc:
         _fail(str(exc))
     except baseline.BaselineError as exc:
@@ -197,6 +232,8 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
                            show_suppressed=show_suppressed)
     else:
         text = renderer(Format(fmt))(report, False)
+    if plot_file:
+        _plot_check(plot_file, report, samples, left_out)
     if output:
         try:
             write_atomic(output, text)
@@ -273,11 +310,154 @@ def fix(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...
         click.echo(f"gradsafe: rewrote {', '.join(p.applied)} in {_shown(p.path)}", err=True)
     if not changes:
         click.echo("gradsafe: no verified rewrite to apply", err=True)
+    from gradsafe.cache import forget_sources
+
+    forget_sources()
     after = engine.check(options.paths, replace(options, suggest=False))
     from gradsafe.report.text import render as render_text
 
     click.echo(render_text(after, False, quiet=False), nl=False)
     sys.exit(engine.exit_code(after) | failed)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, metavar="A B [C]")
+@click.option("--framework", "frameworks", multiple=True, metavar="NAME[,NAME]",
+              help="Frameworks for portable definitions (default: torch, tensorflow, jax).")
+@click.option("--dtype", "dtypes", multiple=True, metavar="NAME[,NAME]",
+              help="float16, bfloat16, float32, float64 (default: float32,float16,bfloat16).")
+@click.option("--range", "operating_range", type=float, default=None,
+              help="Operating range of the probe plan [default: 10000].")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Lowest severity that makes the exit code non-zero [default: error].")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds allowed per target and framework [default: 60].")
+@click.option("--seed", type=int, default=None, help="Seed for the random probe points.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Report format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report to this file instead of stdout.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), metavar="FILE.png",
+              help="Draw f and f' of every side per dtype, differences shaded (needs "
+                   "matplotlib: the 'plot' extra).")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Colour in the text report.")
+@click.option("--no-color", is_flag=True, help="Same as --color never (NO_COLOR works too).")
+def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str | None,
+            color: str, no_color: bool, **given: Any) -> None:
+    """Run the same probes through two or three definitions and show where forward values
+    and gradients agree.
+
+    A, B, C: files (targets matched by name), FILE.py::NAME, or dotted built-ins such as
+    torch.nn.functional.elu jax.nn.elu tf.nn.elu. One portable definition (keras.ops or
+    array-API) is compared across the frameworks it runs on. Exit code: bit 1 GS401
+    differences (at or above --fail-on), bit 2 a side could not be evaluated.
+    """
+    from gradsafe.compare import CompareError
+
+    if len(specs) > 3:
+        _fail("compare takes one to three targets (A B [C])")
+    for path in (output, plot_file):
+        if path and not Path(path).resolve().parent.is_dir():
+            _fail(f"cannot write {path}: its directory does not exist")
+    if plot_file:
+        _need_matplotlib(plot_file)
+    options = _resolve((), None, (), **given).options
+    try:
+        report, data = engine.compare(specs, options)
+    except (CompareError, DiscoveryError) as exc:
+        _fail(str(exc))
+    colored = _use_color("never" if no_color else color,
+                         output is None and sys.stdout.isatty())
+    if fmt == "json":
+        from gradsafe.report.json_report import render as render_json
+
+        text = render_json(report)
+    else:
+        from gradsafe.report.text import render as render_text
+
+        text = render_text(report, colored)
+    if plot_file:
+        from gradsafe.plot import plot_comparisons
+
+        _write_plot(plot_file, lambda path: plot_comparisons(report, data, path))
+    if output:
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}")
+    else:
+        click.echo(text, nl=False, color=colored)
+    sys.exit(engine.exit_code(report))
+
+
+PLOT_TARGETS = 6
+
+
+def _plot_check(path: str, report: Report, data: list[GroupData], left_out: int) -> None:
+    from gradsafe.plot import plot_check
+
+    if not any(gd.values for gd in data):
+        click.echo(f"gradsafe: nothing to plot in {path} (no function could be evaluated)",
+                   err=True)
+        return
+    _write_plot(path, lambda tmp: plot_check(report, data, tmp))
+    more = f"; {left_out} more targets not drawn (pick some with --target)" if left_out else ""
+    click.echo(f"gradsafe: wrote {path}{more}", err=True)
+
+
+def _need_matplotlib(path: str) -> None:
+    if not path.lower().endswith(".png"):
+        _fail(f"--plot {path}: the plot is a PNG file; name it *.png")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        _fail("--plot needs matplotlib: pip install 'gradsafe[plot]'")
+
+
+def _write_plot(path: str, draw: Callable[[str], None]) -> None:
+    """Draw into a temporary file and rename: never half a PNG."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.",
+                               suffix=".png")
+    os.close(fd)
+    try:
+        draw(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a normal file, not mkstemp's private 0600
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@main.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the merged report to this file instead of stdout.")
+def merge(reports: tuple[str, ...], output: str | None) -> None:
+    """Join the JSON reports of `check --shard I/N --format json` runs into one.
+
+    The result is the report an unsharded run writes, byte for byte; the exit code is its
+    exit code.
+    """
+    try:
+        merged = shard.merge([shard.load(path) for path in reports])
+    except shard.ShardError as exc:
+        _fail(str(exc))
+    text = shard.render(merged)
+    if output:
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}")
+    else:
+        click.echo(text, nl=False)
+    sys.exit(int(merged["summary"]["exit_code"]))
 
 
 @main.command("config")
@@ -290,28 +470,49 @@ def config_command(paths: tuple[str, ...], config_file: str | None, **given: Any
 @main.command()
 @click.argument("code", required=False)
 def explain(code: str | None) -> None:
-    """Explain a finding code (or list all codes)."""
+    """Explain a finding code: the cause, a before/after example per framework, links.
+
+    Without CODE, list every code."""
     if code is None:
         for c in CODES:
             click.echo(f"{c.code}  {c.name:<24} {c.summary}")
+        click.echo("\nRun `gradsafe explain CODE` for the cause, examples and links.")
         return
     try:
         c = lookup(code)
     except KeyError as exc:
-        raise click.UsageError(str(exc.args[0])) from None
-    click.echo(f"{c.code} {c.name}\n\n{c.summary}\n\n{c.explanation}\n")
-    click.echo(f"Before:\n    {c.before.replace(chr(10), chr(10) + '    ')}\n")
-    click.echo(f"After:\n    {c.after.replace(chr(10), chr(10) + '    ')}")
+        _fail(str(exc.args[0]))
+    click.echo(explain_text(c), nl=False)
+
+
+_FRAMEWORK_TITLES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX"}
+
+
+def explain_text(c: Code) -> str:
+    """The long explanation of one code, as `gradsafe explain CODE` prints it."""
+    def block(text: str) -> str:
+        return "    " + text.replace("\n", "\n    ")
+
+    out = [f"{c.code} {c.name}", "", *textwrap.wrap(c.summary, 88), "",
+           *textwrap.wrap(c.explanation, 88), ""]
+    for ex in c.all_examples:
+        title = _FRAMEWORK_TITLES.get(ex.framework, ex.framework)
+        out += [f"{title} before:" if title else "Before:", block(ex.before), "",
+                f"{title} after:" if title else "After:", block(ex.after), ""]
     if c.links:
-        click.echo("\nSee also:")
-        for link in c.links:
-            click.echo(f"    {link}")
+        out.append("See also:")
+        out += [f"    {link}" for link in c.links]
+        out.append("")
+    return "\n".join(out)
 
 
 def run() -> None:
     """Console entry point: internal errors become one line unless GRADSAFE_DEBUG is set."""
     try:
         main()
+    except KeyboardInterrupt:  # outside a sweep (which reports partially instead)
+        click.echo("gradsafe: interrupted", err=True)
+        sys.exit(130)
     except Exception as exc:
         if os.environ.get("GRADSAFE_DEBUG"):
             raise

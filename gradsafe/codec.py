@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from typing import Any
 
+import numpy as np
+
+from gradsafe.floats import F64
 from gradsafe.model import (
     Finding,
     Location,
@@ -78,4 +82,14 @@ def options(d: dict[str, Any]) -> Options:
         targets=tuple(d["targets"]), operating_range=d["operating_range"],
         fail_on=d["fail_on"], timeout=d["timeout"], seed=d["seed"],
         param_values=tuple((str(k), tuple(v)) for k, v in d.get("param_values", ())),
-        param_sweep=bool(d.get("param_sweep", True)), suggest=bool(d.get("suggest", True)))
+        param_sweep=bool(d.get("param_sweep", True)), suggest=bool(d.get("suggest", True)),
+        exhaustive=bool(d.get("exhaustive", False)), device=str(d.get("device", "cpu")))
+
+
+def encode_array(a: F64) -> str:
+    """float64 values, exactly (NaN, inf and -0.0 included), as base64 text."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
+
+
+def decode_array(text: str) -> F64:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)

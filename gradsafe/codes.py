@@ -6,6 +6,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Example:
+    """A minimal before/after pair in one framework."""
+
+    framework: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
 class Code:
     code: str
     name: str
@@ -14,6 +23,17 @@ class Code:
     before: str
     after: str
     links: tuple[str, ...] = ()
+    examples: tuple[Example, ...] = ()  # per framework; `before`/`after` is the short form
+
+    @property
+    def all_examples(self) -> tuple[Example, ...]:
+        return self.examples or (Example("", self.before, self.after),)
+
+
+JAX_WHERE_FAQ = ("https://jax.readthedocs.io/en/latest/faq.html"
+                 "#gradients-contain-nan-where-using-where")
+TORCH_WHERE_ISSUE = "https://github.com/pytorch/pytorch/issues/68425"
+TF_WHERE_DOCS = "https://www.tensorflow.org/api_docs/python/tf/where"
 
 
 HELP_URI = "https://github.com/gradsafe/gradsafe#codes"
@@ -32,11 +52,17 @@ CODES: tuple[Code, ...] = (
         "(the 'double where'), or mask inside the exponential.",
         "torch.where(x > 0, x, torch.exp(x) - 1)",
         "torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))",
+        (TORCH_WHERE_ISSUE, JAX_WHERE_FAQ, TF_WHERE_DOCS),
         (
-            "https://github.com/pytorch/pytorch/issues/68425",
-            "https://jax.readthedocs.io/en/latest/faq.html"
-            "#gradients-contain-nan-where-using-where",
-            "https://www.tensorflow.org/api_docs/python/tf/where",
+            Example("torch", "torch.where(x > 0, x, torch.exp(x) - 1)",
+                    "safe = torch.where(x > 0, torch.zeros_like(x), x)\n"
+                    "torch.where(x > 0, x, torch.expm1(safe))"),
+            Example("tensorflow", "tf.where(x > 0, x, tf.exp(x) - 1)",
+                    "safe = tf.where(x > 0, tf.zeros_like(x), x)\n"
+                    "tf.where(x > 0, x, tf.math.expm1(safe))"),
+            Example("jax", "jnp.where(x > 0, x, jnp.exp(x) - 1)",
+                    "safe = jnp.where(x > 0, 0.0, x)  # the 'double where' of the JAX FAQ\n"
+                    "jnp.where(x > 0, x, jnp.expm1(safe))"),
         ),
     ),
     Code(
@@ -50,6 +76,15 @@ CODES: tuple[Code, ...] = (
         "stable primitive (softplus, logaddexp, log_sigmoid) instead.",
         "x * torch.tanh(torch.log(1 + torch.exp(x)))",
         "x * torch.tanh(torch.nn.functional.softplus(x))",
+        (JAX_WHERE_FAQ,),
+        (
+            Example("torch", "x * torch.tanh(torch.log(1 + torch.exp(x)))",
+                    "x * torch.tanh(torch.nn.functional.softplus(x))"),
+            Example("tensorflow", "x * tf.tanh(tf.math.log(1 + tf.exp(x)))",
+                    "x * tf.tanh(tf.math.softplus(x))"),
+            Example("jax", "x * jnp.tanh(jnp.log(1 + jnp.exp(x)))",
+                    "x * jnp.tanh(jax.nn.softplus(x))"),
+        ),
     ),
     Code(
         "GS103",
@@ -60,6 +95,12 @@ CODES: tuple[Code, ...] = (
         "epsilon inside the singular operation, guard the input, or write a custom gradient.",
         "torch.sqrt(x * x)",
         "torch.sqrt(x * x + 1e-12)",
+        (JAX_WHERE_FAQ,),
+        (
+            Example("torch", "torch.sqrt(x * x)", "torch.sqrt(x * x + 1e-12)"),
+            Example("tensorflow", "tf.sqrt(x * x)", "tf.sqrt(x * x + 1e-12)"),
+            Example("jax", "jnp.sqrt(x * x)", "jnp.sqrt(x * x + 1e-12)"),
+        ),
     ),
     Code(
         "GS104",
@@ -68,8 +109,17 @@ CODES: tuple[Code, ...] = (
         "The target's output does not depend differentiably on its input: it returned an "
         "integer or boolean tensor, detached the graph, or went through NumPy. Gradients "
         "are None or zero everywhere.",
-        "(x > 0).float() * x.detach()",
-        "torch.relu(x)",
+        "torch.floor(x).to(torch.int32)",
+        "x + (torch.floor(x) - x).detach()  # straight-through: floor forward, identity backward",
+        (),
+        (
+            Example("torch", "torch.floor(x).to(torch.int32)",
+                    "x + (torch.floor(x) - x).detach()  # straight-through estimator"),
+            Example("tensorflow", "tf.cast(tf.floor(x), tf.int32)",
+                    "x + tf.stop_gradient(tf.floor(x) - x)  # straight-through estimator"),
+            Example("jax", "jnp.floor(x).astype(jnp.int32)",
+                    "x + jax.lax.stop_gradient(jnp.floor(x) - x)  # straight-through"),
+        ),
     ),
     Code(
         "GS201",
@@ -80,6 +130,15 @@ CODES: tuple[Code, ...] = (
         "gives inf/inf = NaN for |x| > 88.7 in float32.",
         "(torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))",
         "torch.tanh(x)",
+        (),
+        (
+            Example("torch", "(torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))",
+                    "torch.tanh(x)"),
+            Example("tensorflow", "(tf.exp(x) - tf.exp(-x)) / (tf.exp(x) + tf.exp(-x))",
+                    "tf.tanh(x)"),
+            Example("jax", "(jnp.exp(x) - jnp.exp(-x)) / (jnp.exp(x) + jnp.exp(-x))",
+                    "jnp.tanh(x)"),
+        ),
     ),
     Code(
         "GS202",
@@ -89,6 +148,18 @@ CODES: tuple[Code, ...] = (
         "branches; where the mask is 0 and the branch overflowed, 0 * inf = NaN.",
         "m = x > 0\nm * x + (~m) * (torch.exp(x) - 1)",
         "torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))",
+        (TORCH_WHERE_ISSUE,),
+        (
+            Example("torch", "m = (x > 0).to(x.dtype)\nm * x + (1 - m) * (torch.exp(x) - 1)",
+                    "m = (x > 0).to(x.dtype)\n"
+                    "m * x + (1 - m) * torch.expm1((1 - m) * x)  # mask inside the exp"),
+            Example("tensorflow", "m = tf.cast(x > 0, x.dtype)\nm * x + (1 - m) * (tf.exp(x) - 1)",
+                    "m = tf.cast(x > 0, x.dtype)\n"
+                    "m * x + (1 - m) * tf.math.expm1((1 - m) * x)  # mask inside the exp"),
+            Example("jax", "m = (x > 0).astype(x.dtype)\nm * x + (1 - m) * (jnp.exp(x) - 1)",
+                    "m = (x > 0).astype(x.dtype)\n"
+                    "m * x + (1 - m) * jnp.expm1((1 - m) * x)  # mask inside the exp"),
+        ),
     ),
     Code(
         "GS203",
@@ -97,7 +168,16 @@ CODES: tuple[Code, ...] = (
         "The forward is finite but wrong: an intermediate overflowed or underflowed and the "
         "result lost all digits (x / sqrt(1 + x*x) returns 0 once x*x overflows).",
         "x / torch.sqrt(1 + x * x)",
-        "x * torch.rsqrt(1 + x * x)  # or rescale before squaring",
+        "torch.tanh(torch.asinh(x))  # the same function, no x * x",
+        (),
+        (
+            Example("torch", "x / torch.sqrt(1 + x * x)",
+                    "torch.tanh(torch.asinh(x))  # the same function, no x * x"),
+            Example("tensorflow", "x / tf.sqrt(1 + x * x)",
+                    "tf.tanh(tf.math.asinh(x))  # the same function, no x * x"),
+            Example("jax", "x / jnp.sqrt(1 + x * x)",
+                    "jnp.tanh(jnp.arcsinh(x))  # the same function, no x * x"),
+        ),
     ),
     Code(
         "GS301",
@@ -129,7 +209,11 @@ CODES: tuple[Code, ...] = (
         "GS401",
         "framework-disagreement",
         "the same definition gives different values or gradients in different frameworks",
-        "Two ports of one activation differ beyond the dtype's tolerance.",
+        "Two ports of one activation (or one portable definition run on two frameworks) "
+        "differ beyond the dtype's tolerance on the same inputs: a sign slip in one branch, "
+        "a different constant, a different default slope or approximation, or an overflow "
+        "in one framework's kernel that the other avoids. `gradsafe compare A B [C]` "
+        "reports how many probes differ, where, and the largest difference.",
         "jnp.where(x > 0, x, 0.1 * x)  vs  torch.where(x > 0, x, 0.01 * x)",
         "use the same constant in both ports",
     ),
@@ -138,7 +222,10 @@ CODES: tuple[Code, ...] = (
         "kink-convention",
         "frameworks pick different valid subgradients at a non-differentiable point",
         "At a kink (abs, max, clip at 0) any subgradient is valid; frameworks differ, which "
-        "matters when inputs sit exactly on the kink.",
+        "matters when inputs sit exactly on the kink (ReLU networks do hit 0 exactly). "
+        "`gradsafe compare` finds the points by measurement: the derivative just below and "
+        "just above differ, the sides agree there, and each side's value lies between the "
+        "two; try `gradsafe compare torch.abs jax.numpy.abs tf.abs`.",
         "jnp.abs(x)  # d/dx at 0: 1 in JAX, 0 in torch",
         "document the convention, or use where(x > 0, ...) explicitly",
     ),

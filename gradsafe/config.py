@@ -291,7 +291,7 @@ def render(resolved: Resolved) -> str:
 
 _UNSET = {
     "frameworks": "inferred from each target's imports",
-    "jobs": "one worker per framework",
+    "jobs": "one per core",
     "baseline": "no baseline",
 }
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from gradsafe import filters, pool, variants
+from gradsafe import cache, filters, pool, shard, variants
 from gradsafe.discover import discover
+from gradsafe.interrupt import is_partial
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
+
+if TYPE_CHECKING:
+    from gradsafe.compare import GroupData
 
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
@@ -63,26 +68,100 @@ def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
 
 
 def check(paths: Iterable[str], options: Options,
-          progress: Callable[[pool.Job], None] | None = None) -> Report:
-    targets = [t for t in discover(paths) if not filters.excluded(t, options)]
+          progress: Callable[[pool.Job], None] | None = None,
+          ticks: pool.Ticks | None = None) -> Report:
+    """Run the pipeline. progress: called as each job finishes; ticks: (job, done, all)
+    while an exhaustive sweep runs."""
+    return check_and_plot(paths, options, progress, ticks)[0]
+
+
+def check_and_plot(paths: Iterable[str], options: Options,
+                   progress: Callable[[pool.Job], None] | None = None,
+                   ticks: pool.Ticks | None = None,
+                   plot_limit: int = 0) -> tuple[Report, list[GroupData], int]:
+    """`check`, plus (plot_limit > 0) f and f' of up to plot_limit checked functions on the
+    probe plan, sampled by the same workers; and how many functions were not sampled."""
+    from gradsafe.compare import Group, collect, plot_groups, sample_jobs
+
+    store = cache.Cache(cache.default_dir()) if options.cache else None
+    found = store.discover(tuple(paths)) if store else discover(paths)
+    targets = [t for t in found if not filters.excluded(t, options)]
     variants.check_param_names(targets, options)
+    if options.shard is not None:
+        targets = shard.select(targets, options.shard)
     targets = [v for t in targets for v in variants.expand(t, options)]
     jobs, errors, notes = plan_jobs(targets, options)
-    results, _versions = pool.run(jobs, options, progress)
+    gs: list[Group] = []
+    left_out = 0
+    if plot_limit:
+        planned = {(j.target.name, j.target.file, j.framework) for j in jobs}
+        gs, left_out = plot_groups([t for t in targets if any(
+            (t.name, t.file, fw) in planned for fw in FRAMEWORKS)], options, plot_limit)
+    sjobs, xs_of = sample_jobs(gs, options, len(jobs))
+    raw: dict[int, dict[str, object]] = {}
+    results, partial = _run_cached(jobs, options, store, progress, ticks, sjobs, raw)
+    samples = [gd for gd, _ in collect(gs, xs_of, raw, results, len(jobs))]
+    results = {i: r for i, r in results.items() if i < len(jobs)}
     ordered = sorted([*errors, *results.values()], key=sort_key)
     kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
-    return Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
-                  suppressed=kept.suppressed, unused_suppressions=kept.unused,
-                  root=options.root, notes=tuple(notes))
+    report = Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
+                    suppressed=kept.suppressed, unused_suppressions=kept.unused,
+                    root=options.root, notes=tuple(sorted(set(notes))), partial=partial,
+                    shard=options.shard)
+    return report, samples, left_out
+
+
+def compare(specs: Iterable[str], options: Options) -> tuple[Report, list[GroupData]]:
+    """`gradsafe compare`: the report (comparisons) and the measured values (for plots)."""
+    from gradsafe.compare import compare as run
+
+    return run(specs, options)
+
+
+def _run_cached(jobs: list[pool.Job], options: Options, store: cache.Cache | None,
+                progress: Callable[[pool.Job], None] | None, ticks: pool.Ticks | None,
+                extra: list[pool.Job] | None = None,
+                raw: dict[int, dict[str, object]] | None = None
+                ) -> tuple[dict[int, TargetResult], bool]:
+    """Serve unchanged targets from the cache; sweep the rest and remember them. `extra`
+    jobs (plot samples) run in the same workers, their replies go to `raw`."""
+    results: dict[int, TargetResult] = {}
+    todo: list[pool.Job] = []
+    keys: dict[int, str] = {}
+    for job in jobs:
+        if store is None:
+            todo.append(job)
+            continue
+        keys[job.index] = cache.key(job.target, job.framework, options)
+        hit = store.get(keys[job.index])
+        if hit is None:
+            todo.append(job)
+        else:
+            results[job.index] = hit
+            if progress:
+                progress(job)
+    swept, _versions = pool.run([*todo, *(extra or [])], options, progress, ticks, raw)
+    partial = any(is_partial(r.error, r.notes) for r in swept.values())
+    for index, result in swept.items():
+        results[index] = result
+        if store is not None and not partial and index in keys:
+            store.put(keys[index], result)
+    return results, partial
 
 
 def exit_code(report: Report) -> int:
-    """Bit 1: findings at or above fail_on. Bit 2: something could not be checked."""
+    """Bit 1: findings at or above fail_on. Bit 2: something could not be checked
+    (including a run interrupted with Ctrl-C)."""
     limit = SEVERITIES.index(report.fail_on)
-    code = 0
+    code = 2 if report.partial else 0
     for t in report.targets:
         if t.status == "error":
             code |= 2
         if any(SEVERITIES.index(f.severity) <= limit for f in t.findings):
+            code |= 1
+    for c in report.comparisons:
+        if c.errors:
+            code |= 2
+        if any(SEVERITIES.index(f.severity) <= limit for f in c.findings):
             code |= 1
     return code

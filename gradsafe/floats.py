@@ -72,11 +72,17 @@ def _bits_to_values(bits: npt.NDArray[np.uint64], d: DTypeInfo) -> F64:
     if d.name == "float64":
         return bits.astype(np.uint64).view(np.float64).copy()
     if d.name == "float32":
-        return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+        with np.errstate(invalid="ignore"):  # signalling NaN patterns stay NaN
+            return bits.astype(np.uint32).view(np.float32).astype(np.float64)
     if d.name == "float16":
         return bits.astype(np.uint16).view(np.float16).astype(np.float64)
     as32 = (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
     return as32.astype(np.float64)
+
+
+def bits_to_values(bits: npt.NDArray[np.uint64], dtype: str) -> F64:
+    """The values of raw bit patterns of dtype, as float64."""
+    return _bits_to_values(bits, info(dtype))
 
 
 def _values_to_bits(values: F64, d: DTypeInfo) -> npt.NDArray[np.uint64]:

@@ -139,6 +139,11 @@ class Options:
     param_values: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
     param_sweep: bool = True  # False: defaults and --param values only
     suggest: bool = True  # False (--no-suggest): no rewrites, no verification re-sweeps
+    # scale (see cache.py, shard.py, exhaustive.py)
+    cache: bool = True
+    exhaustive: bool = False  # every float32 value instead of the probe plan
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+    shard: tuple[int, int] | None = None  # (i, n), 1-based: check the i-th of n shares
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,71 @@ class Suppressed:
 
 
 @dataclass(frozen=True)
+class Side:
+    """One thing `gradsafe compare` evaluates: a target on one framework."""
+
+    label: str  # how tables name it: "torch", "jax", or "ports.py::elu" when ambiguous
+    name: str
+    file: str | None
+    line: int | None
+    framework: str
+    kind: TargetKind
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Where two sides disagree beyond the dtype's tolerance, in forward or gradient."""
+
+    count: int  # probes that differ
+    low: float  # smallest and largest differing input
+    high: float
+    at: float  # input of the largest difference
+    a: float  # the two values there
+    b: float
+    max_diff: float  # |a - b| (inf when only one of them is finite)
+
+
+RowStatus = Literal["agree", "kink", "differ", "error"]
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One framework pair in one dtype: agree, differ (GS401) or only kink conventions."""
+
+    dtype: DTypeName
+    a: str  # side labels
+    b: str
+    status: RowStatus
+    probes: int
+    tolerance: float
+    forward: Difference | None
+    gradient: Difference | None
+    kinks: int
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the function is not smooth (one-sided derivatives differ) and the
+    sides pick different values for f'(x): every side's choice, measured."""
+
+    dtype: DTypeName
+    x: float
+    left: float  # f' just below and just above x (the sides agree there)
+    right: float
+    gradients: tuple[tuple[str, float], ...]  # side label -> f'(x)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    sides: tuple[Side, ...]
+    rows: tuple[PairRow, ...]
+    kinks: tuple[Kink, ...]
+    findings: tuple[Finding, ...]
+    errors: tuple[tuple[str, str], ...] = ()  # side label -> why it could not be evaluated
+
+
+@dataclass(frozen=True)
 class Report:
     targets: tuple[TargetResult, ...]
     dtypes: tuple[DTypeName, ...]
@@ -187,3 +257,6 @@ class Report:
     unused_suppressions: tuple[Suppression, ...] = ()
     root: str = ""
     notes: tuple[str, ...] = ()  # things the run chose not to check, said once
+    partial: bool = False  # interrupted (Ctrl-C): some targets or values were not checked
+    shard: tuple[int, int] | None = None  # (i, n) when this is one shard of a run
+    comparisons: tuple[Comparison, ...] = ()  # `gradsafe compare`

@@ -22,6 +22,7 @@ import numpy as np
 
 from gradsafe.analyse import Context, Counter, Sample, analyse, describe_range
 from gradsafe.backends.base import Backend, Instance
+from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, DTypeInfo, display, info, keys_to_values, shortest_repr
 from gradsafe.model import (
     DTypeName,
@@ -34,7 +35,7 @@ from gradsafe.model import (
     TargetResult,
     Variant,
 )
-from gradsafe.probes import ProbePlan, plan
+from gradsafe.probes import ProbePlan
 
 DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
 BLOCK = 512
@@ -47,11 +48,16 @@ class LayoutSampler:
     float64 reference where the forward is non-finite."""
 
     def __init__(self, backend: Backend, inst: Instance, inst64: Instance,
-                 dtype: DTypeName) -> None:
+                 dtype: DTypeName, exact: bool = False) -> None:
         self.backend, self.inst, self.inst64, self.dtype = backend, inst, inst64, dtype
+        self.exact = exact and dtype != "float64"
 
     def __call__(self, xs: F64) -> Sample:
         ev = self.backend.evaluate(self.inst.fn, xs, self.dtype, multiple=self.inst.multiple)
+        if self.exact:
+            ref = self.backend.evaluate(self.inst64.fn, xs, "float64", grad=False,
+                                        multiple=self.inst64.multiple).forward
+            return Sample(xs, ev.forward, ev.gradient, ref, exact=True)
         ref = ev.forward.copy()
         bad = ~np.isfinite(ref)
         if bad.any() and self.dtype != "float64":
@@ -61,9 +67,9 @@ class LayoutSampler:
 
 
 def check_variant(backend: Backend, target: Target, options: Options,
-                  counter: Counter | None = None,
+                  counter: Counter | None = None, tick: Tick | None = None,
                   seen: dict[str, tuple[F64, F64]] | None = None) -> TargetResult:
-    from gradsafe.sweep import no_gradient, resolve, result, target_location
+    from gradsafe.sweep import explain, no_gradient, resolve, result, target_location
 
     v = target.variant
     assert v is not None
@@ -78,10 +84,17 @@ def check_variant(backend: Backend, target: Target, options: Options,
         for dtype in options.dtypes:
             try:
                 inst = backend.build(obj, target.kind, dtype, v)
-                sampler = LayoutSampler(backend, inst, inst64, dtype)
-                probes = plan(dtype, constants, options.operating_range, options.seed)
+                # lost digits (GS203) are judged against the float64 build only when both
+                # builds compute the same thing: no random draws, no weights of their own
+                # (a random initializer draws other values in float64)
+                sampler = LayoutSampler(backend, inst, inst64, dtype,
+                                        exact=v.seed is None and inst.param_grad is None)
+                probes, swept = probe_plan(backend, inst.fn, dtype, constants, options,
+                                           tick, inst.multiple)
+                if swept:
+                    notes.append(swept)
                 sample = sampler(probes.values)
-                if seen is not None:
+                if seen is not None:  # forward values, for verifying a suggestion
                     seen[dtype] = (probes.values, sample.forward)
             except Exception as exc:
                 if not _unsupported(exc):
@@ -110,6 +123,11 @@ def check_variant(backend: Backend, target: Target, options: Options,
         note = f"not checked: {target.name} rejects {changed(v)} ({_one_line(exc)})"
         res = result(target, backend.name, (), (note,), options)
         return dataclasses.replace(res, name=v.label, variant=v)
+    def make(o: Any, dt: str) -> tuple[Any, int]:
+        inst = backend.build(o, target.kind, dt, v)
+        return inst.fn, inst.multiple
+
+    findings = explain(backend, target, obj, findings, make)
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)

@@ -5,17 +5,16 @@ Runs inside a worker (it touches the framework through a Backend); returns model
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.backends.base import Backend, Fn, bind_namespace, resolve_dotted
+from gradsafe.backends.base import WIDTH, Backend, Fn, bind_namespace, resolve_dotted
+from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, info
 from gradsafe.load import load_target
 from gradsafe.model import DTypeName, Finding, Location, Options, Range, Target, TargetResult
-from gradsafe.probes import plan
 
 
 def resolve(target: Target, backend: Backend | None = None) -> Any:
@@ -44,11 +43,12 @@ class Sampler:
 
     def __call__(self, xs: F64) -> Sample:
         ev = self.backend.evaluate(self.fn, xs, self.dtype)
-        ref = ev.forward.copy()
-        bad = ~np.isfinite(ref)
-        if bad.any() and self.dtype != "float64":
-            ref[bad] = self.backend.evaluate(self.fn64, xs[bad], "float64", grad=False).forward
-        return Sample(xs, ev.forward, ev.gradient, ref)
+        if self.dtype == "float64":
+            return Sample(xs, ev.forward, ev.gradient, ev.forward.copy())
+        # the float64 forward everywhere: non-finite values and lost digits (GS203) both
+        # need it, and a forward-only pass costs a fraction of the swept VJP
+        ref = self.backend.evaluate(self.fn64, xs, "float64", grad=False).forward
+        return Sample(xs, ev.forward, ev.gradient, ref, exact=True)
 
 
 # dtype -> (probe inputs, forward values): what a sweep saw, kept for suggestion checks
@@ -56,11 +56,12 @@ Forwards = dict[str, tuple[F64, F64]]
 
 
 def check(backend: Backend, target: Target, options: Options,
-          counter: Counter | None = None, seen: Forwards | None = None) -> TargetResult:
+          counter: Counter | None = None, tick: Tick | None = None,
+          seen: Forwards | None = None) -> TargetResult:
     if target.variant is not None:  # one configuration of a class: see param_sweep
         from gradsafe.param_sweep import check_variant
 
-        return check_variant(backend, target, options, counter, seen)
+        return check_variant(backend, target, options, counter, tick, seen)
     obj = resolve(target, backend)
     location = target_location(target)
     findings: list[Finding] = []
@@ -71,7 +72,9 @@ def check(backend: Backend, target: Target, options: Options,
         if note:
             notes.append(f"{dtype}: {note}")
         sampler = Sampler(backend, fn, fn64, dtype)
-        probes = plan(dtype, target.constants, options.operating_range, options.seed)
+        probes, swept = probe_plan(backend, fn, dtype, target.constants, options, tick)
+        if swept:
+            notes.append(swept)
         sample = sampler(probes.values)
         if seen is not None:
             seen[dtype] = (probes.values, sample.forward)
@@ -80,7 +83,34 @@ def check(backend: Backend, target: Target, options: Options,
             continue
         ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
         findings.extend(analyse(probes, sample, sampler, ctx, counter))
+    findings = explain(backend, target, obj, findings,
+                       lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
     return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def sample(backend: Backend, target: Target,
+           xs: dict[DTypeName, F64]) -> dict[DTypeName, tuple[F64, F64 | None, str | None]]:
+    """Forward, gradient (None: not differentiable) and a build note at given inputs."""
+    obj = resolve(target, backend)
+    out: dict[DTypeName, tuple[F64, F64 | None, str | None]] = {}
+    for dtype, values in xs.items():
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        ev = backend.evaluate(fn, values, dtype)
+        out[dtype] = (ev.forward, ev.gradient, note or ev.note)
+    return out
+
+
+def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
+            make: Callable[[Any, str], tuple[Any, int]]) -> list[Finding]:
+    """Point each finding at the operation that caused it (see locate.py)."""
+    if not findings:
+        return findings
+    from gradsafe import locate
+
+    traced = locate.instrument(target)
+    if traced is not None and target.kind == "array_api":
+        traced.obj = bind_namespace(traced.obj, backend.array_namespace())
+    return locate.refine(backend, target, traced, make, findings)
 
 
 def no_gradient(target: Target, framework: str, dtype: DTypeName,
@@ -103,11 +133,11 @@ def result(target: Target, framework: str, findings: tuple[Finding, ...],
 
 
 def check_target(backend: Backend, target: Target, options: Options,
-                 seen: Forwards | None = None) -> TargetResult:
+                 tick: Tick | None = None, seen: Forwards | None = None) -> TargetResult:
     """Dispatch by kind: hand-written gradients go to gradcheck, everything else is swept
     (`seen` collects the forward values, for verifying a suggestion afterwards)."""
     from gradsafe import gradcheck  # lazily: gradcheck imports this module
 
     if gradcheck.is_custom(target):
         return gradcheck.check_custom(backend, target, options)
-    return check(backend, target, options, seen=seen)
+    return check(backend, target, options, tick=tick, seen=seen)

@@ -132,7 +132,8 @@ def expand(target: Target, options: Options) -> list[Target]:
         channels = max([int(x) for k, x in param_set.items() if k in COUNT_NAMES
                         and math.isfinite(x)] or [1])
         # torch is channels-first; Keras and JAX/Flax are channels-last by convention
-        spatial = "NCHW" if target.frameworks[:1] == ("torch",) else "NHWC"
+        spatial = "NCHW" if target.frameworks[:1] == ("torch",) and target.kind != "layer" \
+            else "NHWC"
         layouts = ("NC", spatial) if channels > 1 else ("N",)
         for mode in modes:
             for layout in layouts:

@@ -10,10 +10,10 @@ from the terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from dataclasses import replace
 from typing import IO, Any
 
 
@@ -48,11 +48,13 @@ def main(argv: list[str]) -> int:
         _send(out, {"fatal": f"{framework} is not installed ({exc}); "
                              f"install it with: pip install 'gradsafe[{framework}]'"})
         return 1
+    from gradsafe import interrupt
     from gradsafe.backends.base import TargetError
     from gradsafe.gradcheck import is_custom
     from gradsafe.suggest import attach, wanted
     from gradsafe.sweep import check_target as check
 
+    interrupt.install()
     _send(out, {"ready": backend.version()})
     for line in sys.stdin:
         if not line.strip():
@@ -60,9 +62,21 @@ def main(argv: list[str]) -> int:
         request = json.loads(line)
         target = codec.target(request["target"])
         options = codec.options(request["options"])
-        seen: dict[str, Any] = {}
+        if request.get("op") == "sample":
+            _send(out, {"result": _sample(backend, target, request["xs"])})
+            continue
+        seen: dict[str, Any] = {}  # forward values of the sweep, for the suggestion
         try:
-            res = check(backend, target, options, seen)
+            device_note = backend.use_device(options.device)
+            res = check(backend, target, options, lambda done, total: _send(
+                out, {"progress": [done, total]}), seen)
+            if device_note:
+                res = dataclasses.replace(res, notes=(*res.notes, device_note))
+        except KeyboardInterrupt:
+            res = TargetResult(target.label, target.file, target.line, framework, "error",
+                               interrupt.INTERRUPTED, variant=target.variant)
+            _send(out, {"result": codec.encode(res)})
+            return 130
         except (LoadError, TargetError) as exc:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                str(exc), variant=target.variant)
@@ -70,16 +84,41 @@ def main(argv: list[str]) -> int:
             user = os.path.realpath(target.file) if target.file else None
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                f"raised {one_line(exc, user)}", variant=target.variant)
-        if options.suggest and wanted(res) and not is_custom(target):
+        if options.suggest and wanted(res) and not is_custom(target) \
+                and not options.exhaustive:
             # the check is done: the pool's time limit restarts for the suggestion, and a
             # suggestion that hangs or crashes still leaves this result
             _send(out, {"checked": codec.encode(res)})
             try:
                 res = attach(backend, target, options, res, seen)
+            except KeyboardInterrupt:
+                _send(out, {"result": codec.encode(res)})
+                return 130
             except Exception as exc:
-                res = replace(res, notes=(*res.notes, f"no suggestion: {one_line(exc)}"))
+                res = dataclasses.replace(
+                    res, notes=(*res.notes, f"no suggestion: {one_line(exc)}"))
         _send(out, {"result": codec.encode(res)})
     return 0
+
+
+def _sample(backend: Any, target: Any, xs: dict[str, str]) -> dict[str, Any]:
+    """Forward and gradient of a target at given inputs per dtype (compare, plots)."""
+    from gradsafe import codec
+    from gradsafe.backends.base import TargetError
+    from gradsafe.load import LoadError, one_line
+    from gradsafe.sweep import sample
+
+    try:
+        values = sample(backend, target, {d: codec.decode_array(v) for d, v in xs.items()})
+    except (LoadError, TargetError) as exc:
+        return {"error": str(exc)}
+    except Exception as exc:
+        user = os.path.realpath(target.file) if target.file else None
+        return {"error": f"raised {one_line(exc, user)}"}
+    return {"error": None, "samples": {
+        d: {"forward": codec.encode_array(f), "gradient": None if g is None
+            else codec.encode_array(g), "note": note}
+        for d, (f, g, note) in values.items()}}
 
 
 if __name__ == "__main__":

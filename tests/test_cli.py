@@ -95,7 +95,11 @@ def test_explain_lists_and_explains_codes() -> None:
     listing = run_cli("explain")
     assert listing.returncode == 0 and "GS101" in listing.stdout and "GS502" in listing.stdout
     one = run_cli("explain", "gs101")
-    assert "pytorch/pytorch/issues/68425" in one.stdout and "Before:" in one.stdout
+    assert "pytorch/pytorch/issues/68425" in one.stdout
+    assert "faq.html#gradients-contain-nan-where-using-where" in one.stdout
+    assert "tensorflow.org/api_docs/python/tf/where" in one.stdout
+    for title in ("PyTorch", "TensorFlow", "JAX"):
+        assert f"{title} before:" in one.stdout and f"{title} after:" in one.stdout
 
 
 def test_cli_process_imports_no_framework() -> None:

@@ -14,9 +14,13 @@ from gradsafe.model import Options
 def test_portable_targets_run_on_every_framework(tmp_path: Path) -> None:
     found = discover_file(str(FIXTURES / "portable" / "keras_ops.py"))
     found += discover_file(str(FIXTURES / "portable" / "array_api.py"))
+    all3 = ("torch", "tensorflow", "jax")
     assert [(t.name, t.kind, t.frameworks) for t in found] == [
-        (name, kind, ("torch", "tensorflow", "jax"))
-        for kind in ("keras_ops", "array_api") for name in ("elu_leak", "elu_safe")]
+        ("elu_leak", "keras_ops", all3), ("elu_safe", "keras_ops", all3),
+        ("LearnableELU", "layer", all3), ("SafeELU", "layer", all3),
+        ("elu_leak", "array_api", all3), ("elu_safe", "array_api", all3)]
+    (learnable,) = [t for t in found if t.name == "LearnableELU"]
+    assert learnable.params[0].name == "alpha"
     jobs, errors, _ = plan_jobs(found, Options(frameworks=("jax", "torch")))
     assert not errors
     assert sorted({j.framework for j in jobs}) == ["jax", "torch"]

@@ -133,7 +133,8 @@ def test_sarif_in_project(project: Path) -> None:
     assert by_target["elu"]["partialFingerprints"]["gradsafe/v1"] == committed["fingerprint"]
     loc = by_target["new_elu"]["locations"][0]["physicalLocation"]
     assert loc["artifactLocation"]["uri"] == "activations/new.py"
-    assert loc["region"]["startLine"] == 5
+    # the culprit expression, `torch.exp(x)` on the line after the def
+    assert (loc["region"]["startLine"], loc["region"]["startColumn"]) == (6, 41)
 
 
 def test_quiet_verbose_and_color(project: Path) -> None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from gradsafe.floats import F64
+from gradsafe.floats import F64, bits_to_values
 from gradsafe.model import Variant
 
 # Every evaluation uses vectors whose length is a multiple of WIDTH: CPU kernels take
@@ -34,6 +35,8 @@ class Evaluation:
 
 
 Fn = Callable[[Any], Any]
+Masks = tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+MaskFn = Callable[[int], Masks]
 
 
 def resolve_dotted(dotted: str) -> Any:
@@ -79,6 +82,25 @@ class Backend(ABC):
     def run_chunk(self, fn: Fn, xs: F64, dtype: str, grad: bool) -> Evaluation:
         """Forward (and one VJP with a ones cotangent when grad) of a padded chunk."""
 
+    def use_device(self, device: str) -> str | None:
+        """Run on device ("cpu" or "cuda") from now on; a note naming a GPU, or TargetError
+        when the framework cannot use one. The pool hides GPUs from CPU workers."""
+        if device == "cpu":
+            return None
+        raise TargetError(f"--device {device}: the {self.name} backend runs on the CPU only")
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """For --exhaustive: a function of a first bit pattern that evaluates the `count`
+        values from there and returns (gradient non-finite where the forward is finite,
+        forward NaN, forward ±inf). Backends override it with a compiled version."""
+
+        def masks(start: int) -> Masks:
+            bits = np.arange(start, start + count, dtype=np.uint64)
+            ev = self.run_chunk(fn, bits_to_values(bits, dtype), dtype, True)
+            return masks_of(ev.forward, ev.gradient)
+
+        return masks
+
     def array_namespace(self) -> Any:
         """The array-API namespace handed to `def act(x, xp)` targets."""
         raise TargetError(f"{self.name} has no array-API namespace")
@@ -86,6 +108,12 @@ class Backend(ABC):
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         """One configuration of a class (constructor values, mode, seed, input layout)."""
         raise TargetError(f"{self.name} cannot check a '{kind}' target with parameters")
+
+    def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
+              grad: bool = True) -> Evaluation:
+        """Run fn on one padded chunk with `recorder` active: every tapped value is recorded
+        and, when grad, gets the cotangent that flows back into it (see locate.py)."""
+        raise TargetError(f"{self.name} cannot trace operations")
 
     def evaluate(self, fn: Fn, xs: F64, dtype: str, grad: bool = True,
                  multiple: int = WIDTH) -> Evaluation:
@@ -108,6 +136,12 @@ class Backend(ABC):
             return Evaluation(forward, None, note)
         return Evaluation(forward, np.concatenate(grads), note)
 
+
+def masks_of(forward: F64, gradient: F64 | None) -> Masks:
+    fin = np.isfinite(forward)
+    grad_bad = (fin & ~np.isfinite(gradient) if gradient is not None
+                else np.zeros(forward.shape, dtype=bool))
+    return grad_bad, np.isnan(forward), np.isinf(forward)
 
 def bind_namespace(fn: Any, xp: Any) -> Fn:
     """`act(x, xp)` as a one-argument function of x."""
@@ -165,3 +199,79 @@ def cotangent_scale(n: int) -> float:
     """2**-k with 2**k >= n: exact in every dtype, and n finite terms each at most the
     dtype's max times the scale cannot overflow their sum."""
     return 2.0 ** -max(0, math.ceil(math.log2(max(n, 1))))
+
+
+# A backend's wrapper for one tapped value: None when the value is not a tensor of the
+# framework; else (the value to use instead, a handle for its cotangent or None when the
+# value is not floating, the forward value flattened to float64).
+Wrap = Callable[[Any], "tuple[Any, Any, F64] | None"]
+
+
+@dataclass
+class Tapped:
+    """One recorded value: an operation's result (role -1) or the operand in position role
+    of an operation, as that operation received it."""
+
+    site: int
+    role: int
+    value: F64
+    handle: Any
+    cot: F64 | None = None
+    source: int | None = None  # operands: the index of the result record that made them
+    operands: tuple[int, ...] = ()  # results: the indices of their operand records
+
+
+class Recorder:
+    """What instrumented user code calls (`locate.instrument` rewrites each operation
+    `f(a, b)` into `out(site, f(arg(site, 1, a), arg(site, 2, b)))`).
+
+    Outside a trace both are the identity. During one, the backend's `wrap` replaces each
+    floating tensor v by v + (-0.0) with the -0.0 a fresh input of the VJP: the value is
+    unchanged (even the sign of zero) and the gradient with respect to that input is the
+    cotangent of v, the same way in torch, TensorFlow and JAX."""
+
+    def __init__(self) -> None:
+        self.wrap: Wrap | None = None
+        self.replay = False  # a second pass that wraps values but records nothing
+        self.records: list[Tapped] = []
+        self._results: dict[int, tuple[int, Any]] = {}  # id(result) -> (record, keep-alive)
+        self._pending: dict[int, list[int]] = {}
+
+    def start(self, wrap: Wrap, replay: bool = False) -> None:
+        self.wrap, self.replay = wrap, replay
+        if not replay:
+            self.records, self._results, self._pending = [], {}, {}
+
+    def stop(self) -> None:
+        self.wrap = None
+        self._results = {}
+
+    def result_of(self, value: Any) -> int | None:
+        hit = self._results.get(id(value))
+        return hit[0] if hit is not None and hit[1] is value else None
+
+    def arg(self, site: int, role: int, value: Any) -> Any:
+        if self.wrap is None:
+            return value
+        wrapped = self.wrap(value)
+        if wrapped is None:
+            return value
+        new, handle, flat = wrapped
+        if not self.replay:
+            self._pending.setdefault(site, []).append(len(self.records))
+            self.records.append(Tapped(site, role, flat, handle, source=self.result_of(value)))
+        return new
+
+    def out(self, site: int, value: Any) -> Any:
+        if self.wrap is None:
+            return value
+        wrapped = self.wrap(value)
+        if wrapped is None:
+            return value
+        new, handle, flat = wrapped
+        if not self.replay:
+            index = len(self.records)
+            self.records.append(Tapped(site, -1, flat, handle,
+                                       operands=tuple(self._pending.pop(site, ()))))
+            self._results[id(new)] = (index, new)
+        return new

@@ -10,11 +10,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradsafe.backends import keras_layers
 from gradsafe.backends.base import (
     Backend,
     Evaluation,
     Fn,
     Instance,
+    MaskFn,
+    Masks,
+    Recorder,
     TargetError,
     check_output,
     cotangent_scale,
@@ -34,7 +38,20 @@ class JaxBackend(Backend):
     def version(self) -> str:
         return str(jax.__version__)
 
+    def use_device(self, device: str) -> str | None:
+        if device == "cpu":
+            return None
+        if jax.default_backend() != "gpu":
+            raise TargetError(f"--device cuda: jax {jax.__version__} sees no GPU (install "
+                              "jax[cuda12])")
+        return f"device: cuda ({jax.devices()[0].device_kind})"
+
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
+        if kind == "layer" or keras_layers.is_keras_layer(obj):
+            with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
+                kl = keras_layers.build(obj, dtype, None,
+                                        lambda n: jnp.zeros(n, _DTYPES[dtype]))
+            return kl.call, kl.note
         return obj, None
 
     def array_namespace(self) -> Any:
@@ -62,10 +79,100 @@ class JaxBackend(Backend):
             return Evaluation(forward, np.asarray(g.astype(jnp.float64) if dtype == "float64"
                                                   else g.astype(jnp.float32), dtype=np.float64))
 
+    def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
+              grad: bool = True) -> Evaluation:
+        """Two passes: an eager forward records the values (tracers have none), then a VJP
+        with one -0.0 input per recorded floating value, added in the same order."""
+        ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+        with ctx:
+            x = jnp.asarray(xs, dtype=_DTYPES[dtype])
+
+            def is_float(v: Any) -> bool:
+                return bool(jnp.issubdtype(v.dtype, jnp.floating))
+
+            def record(v: Any) -> tuple[Any, Any, F64] | None:
+                if not isinstance(v, jax.Array) or isinstance(v, jax.core.Tracer):
+                    return None
+                if jnp.issubdtype(v.dtype, jnp.complexfloating):
+                    return None
+                flat = np.asarray(v).astype(np.float64).ravel()
+                return v, ("float" if grad and is_float(v) else None), flat
+
+            recorder.start(record)
+            try:
+                y = fn(x)
+            finally:
+                recorder.stop()
+            forward = _to_np(y, x).ravel()
+            if not grad or not is_float(y):
+                return Evaluation(forward, None)
+            floats = [r for r in recorder.records if r.handle is not None]
+            shapes = [r.value.size for r in floats]
+
+            def wrap(v: Any) -> tuple[Any, Any, F64] | None:
+                if not isinstance(v, jax.Array) or jnp.issubdtype(v.dtype,
+                                                                   jnp.complexfloating):
+                    return None
+                if not is_float(v):
+                    return v, None, np.zeros(0)
+                k = counter[0]
+                counter[0] += 1
+                if k >= len(eps_in) or int(v.size) != shapes[k]:
+                    raise TargetError("the second tracing pass took another path")
+                return v + eps_in[k].reshape(v.shape).astype(v.dtype), None, np.zeros(0)
+
+            counter = [0]
+            eps_in: list[Any] = []
+
+            def with_eps(x_: Any, eps: list[Any]) -> Any:
+                eps_in[:] = eps
+                counter[0] = 0
+                recorder.start(wrap, replay=True)
+                try:
+                    return fn(x_)
+                finally:
+                    recorder.stop()
+
+            zeros = [jnp.full((n,), -0.0, dtype=_DTYPES[dtype]) for n in shapes]
+            _, vjp = jax.vjp(with_eps, x, zeros)
+            gx, geps = vjp(jnp.ones_like(y))
+            for r, g in zip(floats, geps, strict=True):
+                r.cot = np.asarray(g).astype(np.float64).ravel()
+            return Evaluation(forward, np.asarray(gx).astype(np.float64).ravel())
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """One jax.jit of bit patterns -> forward + VJP -> masks; eager if it cannot trace
+        (Python control flow on values)."""
+        if dtype != "float32":
+            return super().sweep_masks(fn, dtype, count)
+
+        def body(start: Any) -> Any:
+            bits = start + jnp.arange(count, dtype=jnp.uint32)
+            x = jax.lax.bitcast_convert_type(bits, jnp.float32)
+            y, vjp = jax.vjp(fn, x)
+            (g,) = vjp(jnp.ones_like(y))
+            fin = jnp.isfinite(y)
+            return fin & ~jnp.isfinite(g), jnp.isnan(y), jnp.isinf(y)
+
+        compiled = jax.jit(body)
+        try:
+            np.asarray(compiled(jnp.uint32(0))[0])  # compile now, fall back on failure
+        except Exception:
+            return super().sweep_masks(fn, dtype, count)
+
+        def masks(start: int) -> Masks:
+            grad_bad, nan, inf = compiled(jnp.uint32(start))
+            return np.asarray(grad_bad), np.asarray(nan), np.asarray(inf)
+
+        return masks
+
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
         with ctx:
-            if kind == "nnx" or _is_nnx(obj):
+            keras_names: tuple[str, ...] | None = None
+            if kind == "layer" or keras_layers.is_keras_layer(obj):
+                call, weights, note, keras_names = _keras(obj, dtype, variant)
+            elif kind == "nnx" or _is_nnx(obj):
                 call, weights = _nnx(obj, dtype, variant)
                 note = f"flax nnx parameters cast to {dtype}"
             elif kind == "trax" or hasattr(obj, "forward"):
@@ -77,6 +184,7 @@ class JaxBackend(Backend):
         jdtype = _DTYPES[dtype]
         paths, treedef = jax.tree_util.tree_flatten_with_path(weights)
         names = tuple(jax.tree_util.keystr(path) or "weights" for path, _ in paths)
+        names = keras_names if keras_names is not None else names
 
         def fn_with(w: Any, x: Any) -> Any:
             shaped = x.reshape(layout_shape(variant, int(x.size)))
@@ -101,8 +209,27 @@ class JaxBackend(Backend):
                         for n, leaf in zip(names, leaves, strict=True)}
 
         del treedef
-        return Instance(fn, note if names else None, param_grad if names else None, names,
+        shown = note if names or keras_names is not None else None  # a Keras dtype policy
+        return Instance(fn, shown, param_grad if names else None, names,
                         layout_multiple(variant))
+
+
+def _keras(obj: Any, dtype: str, variant: Variant
+           ) -> tuple[Any, Any, str, tuple[str, ...]]:
+    """A Keras 3 layer under the JAX Keras backend, as a pure function of its trainable
+    variables (`stateless_call`); the rest of its state (seed generators included) is
+    passed fresh on every call, so a seeded layer draws the same numbers each time."""
+    kl = keras_layers.build(obj, dtype, variant, lambda n: jnp.zeros(n, _DTYPES[dtype]))
+    layer = kl.layer
+    trainable = [v.value for v in layer.trainable_variables]
+    rest = [v.value for v in layer.non_trainable_variables]
+
+    def call(w: Any, x: Any) -> Any:
+        y, _ = layer.stateless_call(w, rest, x, **kl.kwargs)
+        return y
+
+    names = tuple(str(getattr(v, "path", None) or v.name) for v in layer.trainable_variables)
+    return call, trainable, kl.note, names
 
 
 def _is_nnx(obj: Any) -> bool:

@@ -16,6 +16,9 @@ from gradsafe.backends.base import (
     Evaluation,
     Fn,
     Instance,
+    MaskFn,
+    Masks,
+    Recorder,
     TargetError,
     check_output,
     cotangent_scale,
@@ -50,6 +53,46 @@ class TensorFlowBackend(Backend):
             return obj(dtype=dtype), f"keras dtype policy {dtype}"
         return obj(), "keras default dtype policy (the layer takes no dtype argument)"
 
+    def use_device(self, device: str) -> str | None:
+        if device == "cpu":
+            return None
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            raise TargetError(f"--device cuda: TensorFlow {tf.__version__} sees no GPU "
+                              "(tensorflow-cpu, or no driver)")
+        return f"device: cuda ({gpus[0].name})"  # TensorFlow places ops on the GPU itself
+
+    def sweep_masks(self, fn: Fn, dtype: str, count: int) -> MaskFn:
+        """tf.function(jit_compile=True) (XLA) of bit patterns -> forward + gradient ->
+        masks; plain tf.function, then eager, when XLA cannot compile the target."""
+        if dtype != "float32":
+            return super().sweep_masks(fn, dtype, count)
+
+        def body(start: Any) -> Any:
+            bits = start + tf.range(count, dtype=tf.int64)
+            x = tf.bitcast(tf.cast(bits, tf.uint32), tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = fn(x)
+            g = tape.gradient(y, x)
+            fin = tf.math.is_finite(y)
+            grad_bad = (fin & ~tf.math.is_finite(g)) if g is not None else tf.zeros_like(fin)
+            return grad_bad, tf.math.is_nan(y), tf.math.is_inf(y)
+
+        for jit in (True, False):
+            compiled = tf.function(body, jit_compile=jit, reduce_retracing=True)
+            try:
+                compiled(tf.constant(0, tf.int64))
+            except Exception:
+                continue
+
+            def masks(start: int, compiled: Any = compiled) -> Masks:
+                grad_bad, nan, inf = compiled(tf.constant(start, tf.int64))
+                return grad_bad.numpy(), nan.numpy(), inf.numpy()
+
+            return masks
+        return super().sweep_masks(fn, dtype, count)
+
     def array_namespace(self) -> Any:
         from gradsafe.backends.tf_xp import NAMESPACE
 
@@ -75,6 +118,50 @@ class TensorFlowBackend(Backend):
         if g is None:
             return Evaluation(forward, None)
         return Evaluation(forward, np.asarray(tf.cast(g, tf.float64).numpy(), dtype=np.float64))
+
+    def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
+              grad: bool = True) -> Evaluation:
+        x = tf.cast(tf.constant(xs, dtype=tf.float64), _DTYPES[dtype])
+        leaves: list[Any] = []
+        with tf.GradientTape(persistent=False) as tape:
+            tape.watch(x)
+
+            def wrap(v: Any) -> tuple[Any, Any, F64] | None:
+                # isinstance, not tf.is_tensor: that probes attributes of any object, and
+                # a namespace object (`xp`) may refuse unknown ones
+                if not isinstance(v, tf.Tensor) or v.dtype.is_complex or v.dtype == tf.string:
+                    return None
+                try:
+                    flat = np.asarray(tf.cast(v, tf.float64).numpy(), dtype=np.float64).ravel()
+                except (AttributeError, TypeError, ValueError):
+                    return None  # a symbolic tensor (inside tf.function): no value to show
+                if not grad or not v.dtype.is_floating:
+                    return v, None, flat
+                eps = tf.fill(tf.shape(v), tf.constant(-0.0, v.dtype))
+                tape.watch(eps)
+                leaves.append(eps)
+                return v + eps, eps, flat
+
+            recorder.start(wrap)
+            try:
+                y = fn(x)
+            finally:
+                recorder.stop()
+        if y is None or not hasattr(y, "dtype"):
+            raise TargetError(f"returned {type(y).__name__} instead of a tensor")
+        y = tf.convert_to_tensor(y)
+        forward = np.asarray(tf.cast(y, tf.float64).numpy(), dtype=np.float64).ravel()
+        if not grad or not y.dtype.is_floating:
+            return Evaluation(forward, None)
+        grads = tape.gradient(y, [x, *leaves], output_gradients=tf.ones_like(y),
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        cots = {id(e): g for e, g in zip(leaves, grads[1:], strict=True)}
+        for r in recorder.records:
+            if r.handle is not None:
+                g = cots[id(r.handle)]
+                r.cot = np.asarray(tf.cast(g, tf.float64).numpy(), dtype=np.float64).ravel()
+        return Evaluation(forward, np.asarray(tf.cast(grads[0], tf.float64).numpy(),
+                                              dtype=np.float64).ravel())
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         import keras

@@ -11,6 +11,8 @@ from gradsafe.engine import exit_code
 from gradsafe.floats import json_number
 from gradsafe.model import (
     SEVERITIES,
+    Comparison,
+    Difference,
     Finding,
     Location,
     Report,
@@ -79,6 +81,9 @@ def report_data(report: Report) -> dict[str, Any]:
     for t in report.targets:
         for f in t.findings:
             counts[f.severity] += 1
+    for c in report.comparisons:
+        for f in c.findings:
+            counts[f.severity] += 1
     statuses = [t.status for t in report.targets]
     return {
         "schema": report.schema,
@@ -93,6 +98,40 @@ def report_data(report: Report) -> dict[str, Any]:
         "unused_suppressions": [{"file": s.file, "line": s.line, "codes": list(s.codes)}
                                 for s in report.unused_suppressions],
         "notes": list(report.notes),
+        "partial": report.partial,
+        "shard": None if report.shard is None else {"index": report.shard[0],
+                                                    "count": report.shard[1]},
+        **({"comparisons": [comparison_data(c) for c in report.comparisons]}
+           if report.comparisons else {}),
+    }
+
+
+def _difference(d: Difference | None, dtype: str) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    n = dtype
+    return {"count": d.count, "low": json_number(d.low, n), "high": json_number(d.high, n),
+            "at": json_number(d.at, n), "a": json_number(d.a, n), "b": json_number(d.b, n),
+            "max_diff": json_number(d.max_diff, "float64")}
+
+
+def comparison_data(c: Comparison) -> dict[str, Any]:
+    """`gradsafe compare`: one row per pair of sides and dtype, the kink table, findings."""
+    return {
+        "name": c.name,
+        "sides": [{"label": s.label, "name": s.name, "file": s.file, "line": s.line,
+                   "framework": s.framework, "kind": s.kind} for s in c.sides],
+        "rows": [{"dtype": r.dtype, "a": r.a, "b": r.b, "status": r.status,
+                  "probes": r.probes, "tolerance": json_number(r.tolerance, "float64"),
+                  "forward": _difference(r.forward, r.dtype),
+                  "gradient": _difference(r.gradient, r.dtype), "kinks": r.kinks}
+                 for r in c.rows],
+        "kinks": [{"dtype": k.dtype, "x": json_number(k.x, k.dtype),
+                   "left": json_number(k.left, k.dtype), "right": json_number(k.right, k.dtype),
+                   "gradients": {label: json_number(v, k.dtype) for label, v in k.gradients}}
+                  for k in c.kinks],
+        "findings": [finding_data(f) for f in c.findings],
+        "errors": [{"side": side, "error": err} for side, err in c.errors],
     }
 
 

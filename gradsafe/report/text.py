@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import shutil
 from itertools import groupby
+from pathlib import Path
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -14,7 +16,15 @@ from gradsafe.analyse import describe_range
 from gradsafe.codes import BY_CODE
 from gradsafe.engine import exit_code
 from gradsafe.floats import display, info
-from gradsafe.model import Finding, Report, TargetResult
+from gradsafe.model import (
+    Comparison,
+    Difference,
+    Finding,
+    Location,
+    PairRow,
+    Report,
+    TargetResult,
+)
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -78,20 +88,62 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
     console.print(table)
     for code in sorted({f.code for f in findings}):
         c = BY_CODE[code]
-        console.print(Text(f"    {code} {c.name}: {c.summary}", style="dim"))
+        console.print(Padding(Text(f"{code} {c.name}: {c.summary}", style="dim"),
+                              (0, 0, 0, 4), expand=False))
     if verbose:
         _details(console, findings)
         return
-    first = findings[0]
-    console.print(Text(f"    {first.message}"))
+    _causes(console, findings)
     _suggestions(console, findings)
+
+
+def _causes(console: Console, findings: list[Finding]) -> None:
+    """Per culprit: where (file:line:col), the source line underlined, the first message."""
+    groups: dict[tuple[str, Location | None], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.code, f.location), []).append(f)
+    for (code, loc), group in groups.items():
+        first = group[0]
+        seen = ", ".join(dict.fromkeys(f"{f.framework} {f.dtype}" for f in group))
+        if loc is not None:
+            head = Text(f"    {code} at {loc.file}:{loc.line}:{loc.col}", style="bold")
+            head.append(f"  ({seen})", style="dim")
+            console.print(head)
+            for line in underline(loc):
+                console.print(line)
+        console.print(Padding(Text(first.message), (0, 0, 0, 6), expand=False))
+
+
+def underline(loc: Location) -> list[Text]:
+    """The culprit's first source line with the expression underlined (^^^)."""
+    try:
+        lines = Path(loc.file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    if not 1 <= loc.line <= len(lines):
+        return []
+    src = lines[loc.line - 1].rstrip()
+    indent = len(src) - len(src.lstrip())
+    start = max(loc.col - 1, indent)
+    end = loc.end_col - 1 if loc.end_line == loc.line else len(src)
+    end = min(max(end, start + 1), len(src))
+    num = str(loc.line)
+    gutter = " " * (len(num) + 6)
+    code_line = Text(f"      {num} | ", style="dim")
+    code_line.append(src[indent:start])
+    code_line.append(src[start:end], style="bold red")
+    code_line.append(src[end:])
+    marks = Text(f"{gutter} | ", style="dim")
+    marks.append(" " * (start - indent) + "^" * (end - start), style="bold red")
+    return [code_line, marks]
 
 
 def _details(console: Console, findings: list[Finding]) -> None:
     """--verbose: every distinct message with its place, then each suggestion once."""
     seen: set[str] = set()
     for f in findings:
-        where = f" ({f.location.file}:{f.location.line})" if f.location else ""
+        where = (f" ({f.location.file}:{f.location.line}:{f.location.col})" if f.location
+                 else "")
         text = f"    {f.code} {f.framework} {f.dtype}: {f.message}{where}"
         if text not in seen:
             seen.add(text)
@@ -155,12 +207,23 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
                 f.severity != "info" or show_info for f in r.findings) for r in results):
             continue
         _block(console, results, show_info, verbose)
+    for c in report.comparisons:
+        _comparison(console, c, verbose)
     if show_suppressed:
         _suppressed(console, report)
     if quiet:
-        return buf.getvalue()
+        return _plain(buf.getvalue(), color)
     for note in report.notes:
         console.print(Text(f"note: {note}", style="dim"))
+    if report.partial:
+        console.print(Text("partial: the run was interrupted (Ctrl-C); what was not checked "
+                           "is listed above", style="bold yellow"))
+    if report.shard is not None:
+        console.print(Text(f"shard {report.shard[0]}/{report.shard[1]} (join the shards' "
+                           "JSON reports with gradsafe merge)", style="dim"))
+    if report.comparisons:
+        console.print(_compare_summary(report))
+        return buf.getvalue()
     statuses = [t.status for t in report.targets]
     counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
               for s in ("error", "warning", "info")}
@@ -177,4 +240,84 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
         by_baseline = sum(s.reason == "baseline" for s in report.suppressed)
         summary.append(f"; {len(report.suppressed)} suppressed ({by_baseline} by the baseline)")
     console.print(summary)
-    return buf.getvalue()
+    return _plain(buf.getvalue(), color)
+
+
+def _plain(text: str, color: bool) -> str:
+    """Without colour, no trailing blanks (rich pads table cells and wrapped lines)."""
+    return text if color else "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+_ROW_STYLE = {"agree": "green", "kink": "cyan", "differ": "bold red", "error": "magenta"}
+
+
+def _diff_text(d: Difference | None, dtype: str) -> str:
+    if d is None:
+        return "agree"
+    return (f"{d.count} differ, max {display(d.max_diff, dtype)} at x={display(d.at, dtype)} "
+            f"({display(d.a, dtype)} vs {display(d.b, dtype)})")
+
+
+def _row_status(r: PairRow) -> str:
+    if r.status == "kink":
+        return f"kink ({r.kinks})"
+    return r.status
+
+
+def _comparison(console: Console, c: Comparison, verbose: bool) -> None:
+    """`gradsafe compare`: a row per pair of sides and dtype, then the kink table."""
+    bad = any(r.status == "differ" for r in c.rows)
+    mark, style = ("✗", "bold red") if bad else (("!", "bold magenta") if c.errors
+                                                 else ("✓", "bold green"))
+    head = Text()
+    head.append(f"{mark} ", style=style)
+    head.append(f"compare {c.name}", style="bold")
+    where = ", ".join(f"{s.label}" + (f" = {s.file}:{s.line}" if s.file else
+                                      (f" = {s.name}" if s.label != s.name else ""))
+                      for s in c.sides)
+    head.append(f"  {where}", style="dim")
+    console.print(head)
+    for side, err in c.errors:
+        console.print(Text(f"    error ({side}): {err}", style="magenta"))
+    table = Table(box=None, padding=(0, 1), show_header=True, header_style="dim",
+                  pad_edge=False)
+    for col in ("dtype", "pair", "status", "forward", "gradient"):
+        table.add_column(col, no_wrap=col in ("dtype", "pair", "status"))
+    for r in c.rows:
+        values = ("-", "-") if r.status == "error" else (_diff_text(r.forward, r.dtype),
+                                                         _diff_text(r.gradient, r.dtype))
+        table.add_row(r.dtype, f"{r.a} vs {r.b}", Text(_row_status(r), style=_ROW_STYLE[r.status]),
+                      *values)
+    console.print(table)
+    if c.kinks:
+        labels = [s.label for s in c.sides]
+        console.print(Text("    kinks: f' where f is not smooth and the sides pick "
+                           "different subgradients (GS402)", style="dim"))
+        kt = Table(box=None, padding=(0, 1), show_header=True, header_style="dim",
+                   pad_edge=False)
+        for col in ("dtype", "x", "f'(x-)", "f'(x+)", *labels):
+            kt.add_column(col, no_wrap=True)
+        for k in c.kinks:
+            got = dict(k.gradients)
+            kt.add_row(k.dtype, display(k.x, k.dtype), display(k.left, k.dtype),
+                       display(k.right, k.dtype),
+                       *[display(got[label], k.dtype) if label in got else "-"
+                         for label in labels])
+        console.print(kt)
+    shown = [f for f in c.findings if f.code == "GS401"]
+    for f in shown if verbose else shown[:2]:
+        console.print(Text(f"    {f.code} {f.dtype}: {f.message}"))
+    if len(shown) > 2 and not verbose:
+        console.print(Text(f"    ... {len(shown) - 2} more GS401 findings (--format json "
+                           "lists them all)", style="dim"))
+
+
+def _compare_summary(report: Report) -> Text:
+    rows = [r for c in report.comparisons for r in c.rows]
+    counts = {s: sum(r.status == s for r in rows) for s in ("agree", "kink", "differ", "error")}
+    text = Text("\n")
+    text.append(f"{len(report.comparisons)} compared", style="bold")
+    text.append(f", {len(rows)} pair rows: {counts['agree']} agree, {counts['kink']} differ only "
+                f"at kinks, {counts['differ']} differ, {counts['error']} could not be "
+                f"evaluated (dtypes {', '.join(report.dtypes)}; exit {exit_code(report)})")
+    return text
