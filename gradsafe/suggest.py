@@ -36,7 +36,7 @@ from gradsafe.model import (
     TargetResult,
 )
 from gradsafe.probes import plan
-from gradsafe.rewrite.verify import Agreement, agree
+from gradsafe.rewrite.verify import Agreement, agree, disagree
 
 Forwards = dict[str, tuple[F64, F64]]  # dtype -> (probe inputs, forward values)
 
@@ -192,8 +192,25 @@ def verify(backend: Backend, target: Target, options: Options, transforms: tuple
     for dtype, (xs, fwd) in before.items():
         if dtype not in after:
             return Verdict(transforms, source, res.findings, f"{dtype} does not run", ())
-        agreements.append(agree(dtype, xs, fwd, after[dtype][1]))
+        a = agree(dtype, xs, fwd, after[dtype][1])
+        if not a.ok:  # is the rewrite closer to the float64 value than the original was?
+            a = agree(dtype, xs, fwd, after[dtype][1],
+                      _reference(backend, target, xs, fwd, after[dtype][1], dtype))
+        agreements.append(a)
     return Verdict(transforms, source, res.findings, None, tuple(agreements), options.fail_on)
+
+
+def _reference(backend: Backend, target: Target, xs: F64, old: F64, new: F64,
+               dtype: str) -> F64:
+    """The original's float64 forward where the two forwards disagree (NaN elsewhere)."""
+    ref = np.full(xs.shape, np.nan)
+    idx = np.flatnonzero(disagree(dtype, xs, old, new))
+    if idx.size:
+        try:
+            ref[idx] = _forward_at(backend, target, "float64", xs[idx])
+        except Exception:
+            pass
+    return ref
 
 
 def at_infinity(backend: Backend, target: Target, options: Options, source: str,

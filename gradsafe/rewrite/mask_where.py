@@ -17,17 +17,32 @@ from gradsafe.rewrite.base import (
     bool_text,
     code,
     condition,
+    expr,
     norm,
     strip_parens,
 )
 from gradsafe.rewrite.guard_where import guard_branches
 
 
-def _factors(node: cst.BaseExpression) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
-    node = strip_parens(node)
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
-        return node.left, node.right
-    return None
+def _chain(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The factors of a product `a * b * c` (a parenthesised factor stays whole)."""
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply) \
+            and not node.lpar:
+        return [*_chain(node.left), *_chain(node.right)]
+    return [node]
+
+
+def _splits(node: cst.BaseExpression) -> list[tuple[cst.BaseExpression, cst.BaseExpression]]:
+    """(one factor, the product of the others) for each factor of a product."""
+    factors = _chain(strip_parens(node))
+    if len(factors) < 2:
+        return []
+    out = []
+    for i, m in enumerate(factors):
+        rest = [code(strip_parens(f) if len(factors) == 2 else f).strip()
+                for j, f in enumerate(factors) if j != i]
+        out.append((m, expr(" * ".join(rest))))
+    return out
 
 
 def _complement(node: cst.BaseExpression) -> str | None:
@@ -69,11 +84,8 @@ class MaskWhere(Rewrite):
                               updated: cst.BinaryOperation) -> cst.BaseExpression:
         if not isinstance(updated.operator, cst.Add):
             return updated
-        left, right = _factors(updated.left), _factors(updated.right)
-        if left is None or right is None:
-            return updated
-        for mask, f in (left, left[::-1]):
-            for other, g in (right, right[::-1]):
+        for mask, f in _splits(updated.left):
+            for other, g in _splits(updated.right):
                 if _complement(other) == norm(mask):
                     new = self._where(mask, f, g)
                     if new is not None:

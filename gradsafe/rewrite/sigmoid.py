@@ -22,15 +22,19 @@ def negated_exp(node: cst.BaseExpression, names: Names) -> cst.BaseExpression | 
 
 class Sigmoid(Rewrite):
     name = "sigmoid"
-    title = "use sigmoid for 1 / (1 + exp(-u))"
+    title = "use sigmoid for 1 / (1 + exp(-u)) (and a / (1 + exp(-u)))"
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:
-        if not isinstance(updated.operator, cst.Divide) or not is_one(updated.left):
+        if not isinstance(updated.operator, cst.Divide):
             return updated
         denom = one_plus(updated.right)
         u = negated_exp(denom, self.names) if denom is not None else None
         if u is None:
             return updated
         self.changed = True
-        return self.wrap(self.names.call("sigmoid", code(u)))
+        s = self.names.call("sigmoid", code(u))
+        if is_one(updated.left):
+            return self.wrap(s)
+        # x / (1 + exp(-x)) (SiLU) -> x * sigmoid(x)
+        return self.wrap(f"{code(updated.left).strip()} * {s}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gradsafe.floats import F64, info
 
@@ -28,6 +29,15 @@ def tolerance(dtype: str) -> tuple[float, float]:
     """(relative, absolute): a few ulps, and a few epsilons for cancellation near 0."""
     eps = info(dtype).eps
     return 16 * eps, 4 * eps
+
+
+def disagree(dtype: str, x: F64, original: F64, new: F64) -> npt.NDArray[np.bool_]:
+    """Finite inputs where the original is finite and the rewrite is not within tolerance."""
+    rtol, atol = tolerance(dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = np.abs(new - original) <= rtol * np.maximum(
+            np.abs(original), np.abs(np.where(np.isfinite(new), new, 0.0))) + atol
+    return np.isfinite(x) & np.isfinite(original) & ~close
 
 
 def agree(dtype: str, x: F64, original: F64, new: F64, reference: F64 | None = None
