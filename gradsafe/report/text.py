@@ -160,11 +160,13 @@ def _suggestions(console: Console, findings: list[Finding]) -> None:
             continue
         seen.add((s.title, s.diff))
         if not s.diff:
-            console.print(Text(f"    hint: {s.title}", style="dim"))
+            console.print(Padding(Text(f"hint: {s.title}", style="dim"), (0, 0, 0, 4),
+                                  expand=False))
             continue
         state = "verified" if s.verified else "not verified"
-        console.print(Text(f"    suggestion ({state}): {s.title}",
-                           style="green" if s.verified else "yellow"))
+        console.print(Padding(Text(f"suggestion ({state}): {s.title}",
+                                   style="green" if s.verified else "yellow"), (0, 0, 0, 4),
+                              expand=False))
         for line in s.diff.rstrip().splitlines():
             style = "green" if line.startswith("+") else ("red" if line.startswith("-")
                                                           else "dim")
