@@ -10,7 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gradsafe.floats import F64, I64, DTypeInfo, display, info, keys_to_values, shortest_repr
+from gradsafe.floats import (
+    F64,
+    I64,
+    DTypeInfo,
+    display,
+    info,
+    keys_to_values,
+    round_to,
+    shortest_repr,
+)
 from gradsafe.model import DTypeName, Finding, Kind, Location, Range, Severity
 from gradsafe.probes import ProbePlan
 
@@ -54,15 +63,25 @@ CHECKS: dict[str, Kind] = {"gradient": "gradient", "forward": "forward",
 # a finite forward is inaccurate when it is off the float64 value by more than this fraction
 # of max(|value|, 1): far beyond rounding (bfloat16's is 2**-9), so only lost digits count
 INACCURATE = 0.25
+# the forward check widened through points where float64 overflowed too (see _forward_runs)
+LOOSE = "forward_loose"
 
 
 def bad_masks(s: Sample, d: DTypeInfo) -> dict[str, BoolArray]:
+    """Bad points per check, and LOOSE: bad forwards counting also the points where the
+    forward is +-inf and the float64 reference overflowed too (the truth is unknown there;
+    analyse keeps those only next to a proven forward overflow, see _forward_runs)."""
     finite_x = np.isfinite(s.x)
     fwd_finite = np.isfinite(s.forward)
-    with np.errstate(invalid="ignore"):
-        representable = np.isfinite(s.reference) & (np.abs(s.reference) <= d.max)
-    fwd_bad = ~np.isnan(s.x) & (np.isnan(s.forward) | (np.isinf(s.forward) & representable))
-    fwd_bad &= finite_x | np.isnan(s.forward)
+    # the true value is representable when it rounds to a finite value: anything below
+    # max + half an ulp rounds to max (comparing with max itself misses that half ulp)
+    representable = np.isfinite(round_to(s.reference, d.name))
+    # a finite reference beyond the dtype is an honest overflow; a non-finite one is unknown
+    unknown = ~np.isfinite(s.reference)
+    usable = ~np.isnan(s.x) & (finite_x | np.isnan(s.forward))
+    fwd_nan, fwd_inf = np.isnan(s.forward), np.isinf(s.forward)
+    fwd_bad = usable & (fwd_nan | (fwd_inf & representable))
+    fwd_loose = usable & (fwd_nan | (fwd_inf & (representable | unknown)))
     if s.gradient is None:
         grad_bad = np.zeros_like(finite_x)
     else:
@@ -72,7 +91,28 @@ def bad_masks(s: Sample, d: DTypeInfo) -> dict[str, BoolArray]:
         with np.errstate(invalid="ignore", over="ignore"):
             off = finite_x & fwd_finite & representable & (
                 np.abs(s.forward - s.reference) > INACCURATE * np.maximum(np.abs(s.reference), 1))
-    return {"gradient": grad_bad, "forward": fwd_bad, "inaccurate": off}
+    return {"gradient": grad_bad, "forward": fwd_bad, "inaccurate": off, LOOSE: fwd_loose}
+
+
+def _forward_runs(masks: dict[str, BoolArray], forward: F64,
+                  finite: BoolArray) -> list[tuple[int, int, str]]:
+    """Runs of bad forward values, each with the check that found it (LOOSE if widened).
+
+    The float64 reference is the same formula, so it overflows too, later: log(1 + exp(x))
+    is inf in float64 from x = 709.78 on although the true value is x. A run of forward
+    overflows where float64 was finite continues through the points where float64
+    overflowed as well; honest overflows (float64 finite but beyond the dtype) end it."""
+    strict = masks["forward"] & finite
+    proven_inf = strict & np.isinf(forward)
+    out: list[tuple[int, int, str]] = []
+    for lo, hi in _runs(masks[LOOSE] & finite, finite):
+        if proven_inf[lo:hi + 1].any():
+            out.append((lo, hi, LOOSE))
+        else:
+            span = np.zeros_like(strict)
+            span[lo:hi + 1] = strict[lo:hi + 1]
+            out.extend((a, b, "forward") for a, b in _runs(span, finite))
+    return out
 
 
 def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
@@ -85,13 +125,16 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     infinite = np.isinf(plan.values)
     for check in CHECKS:
         bad = masks[check]
-        runs = _runs(bad & finite, finite)
-        for i, (lo, hi) in enumerate(runs[:MAX_RANGES]):
-            lo_key = _edge(plan, lo, -1, finite, probe, d, check, counter)
-            hi_key = _edge(plan, hi, +1, finite, probe, d, check, counter)
+        if check == "forward":
+            runs = _forward_runs(masks, sample.forward, finite)
+        else:
+            runs = [(lo, hi, check) for lo, hi in _runs(bad & finite, finite)]
+        for i, (lo, hi, found_by) in enumerate(runs[:MAX_RANGES]):
+            lo_key = _edge(plan, lo, -1, finite, probe, d, found_by, counter)
+            hi_key = _edge(plan, hi, +1, finite, probe, d, found_by, counter)
             extra = len(runs) - MAX_RANGES if i == MAX_RANGES - 1 else 0
             findings.append(_finding(plan, sample, lo, hi, lo_key, hi_key, check, ctx, d,
-                                     extra))
+                                     extra, found_by=found_by))
         for idx in np.flatnonzero(bad & infinite):
             findings.append(_finding(plan, sample, int(idx), int(idx), int(plan.keys[idx]),
                                      int(plan.keys[idx]), check, ctx, d, 0, info_only=True))
@@ -155,15 +198,17 @@ def _candidates(lo: int, hi: int) -> I64:
 
 def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: int,
              check: str, ctx: Context, d: DTypeInfo, extra: int,
-             info_only: bool = False) -> Finding:
+             info_only: bool = False, found_by: str | None = None) -> Finding:
     kind = CHECKS[check]
     bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
     low, high = float(bounds[0]), float(bounds[1])
     members = np.arange(lo, hi + 1)
-    masks = bad_masks(_take(s, members), d)[check]
-    members = members[masks]
-    ex = _example(plan.values[members], ctx.operating_range, plan.dtype)
-    ex_idx = int(members[ex])
+    masks = bad_masks(_take(s, members), d)
+    proven = members[masks[check]]  # the example comes from where float64 is finite
+    members = members[masks[found_by or check]]
+    pool = proven if proven.size else members
+    ex = _example(plan.values[pool], ctx.operating_range, plan.dtype)
+    ex_idx = int(pool[ex])
     x = float(plan.values[ex_idx])
     fwd = float(s.forward[ex_idx])
     grad = float(s.gradient[ex_idx]) if s.gradient is not None else float("nan")

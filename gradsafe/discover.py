@@ -364,6 +364,24 @@ def _features(node: ast.AST, scope: _Scope, seen: set[str] | None = None) -> fro
     return frozenset(feats)
 
 
+# calls whose result is a boolean mask, and conversions that keep a mask a mask
+_MASK_CALLS = {"gt", "ge", "lt", "le", "eq", "ne", "greater", "greater_equal", "less",
+               "less_equal", "equal", "not_equal", "logical_and", "logical_or", "logical_xor",
+               "logical_not", "heaviside", "isfinite", "isnan", "isinf", "signbit"}
+_MASK_CASTS = {"float", "double", "half", "bfloat16", "type", "type_as", "to", "astype",
+               "cast", "asarray", "array", "convert_to_tensor"}
+
+
+def _call_name(node: ast.Call) -> str:
+    """Last part of the called name; works for methods of any expression: `(x > 0).float()`
+    (whose dotted name does not exist because its base is not a name)."""
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    return ""
+
+
 def _is_mask(node: ast.expr, masks: set[str]) -> bool:
     if isinstance(node, ast.Compare):
         return True
@@ -373,14 +391,17 @@ def _is_mask(node: ast.expr, masks: set[str]) -> bool:
         return _is_mask(node.operand, masks)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
         return _is_mask(node.right, masks)  # 1 - mask
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr, ast.BitXor)):
+        return _is_mask(node.left, masks) and _is_mask(node.right, masks)  # (x > a) & (x < b)
     if isinstance(node, ast.Call):
-        d = _dotted(node.func) or ""
-        last = d.rsplit(".", 1)[-1]
-        if last in {"float", "double", "half", "type", "to", "astype", "cast", "logical_not"}:
+        last = _call_name(node)
+        if last in _MASK_CALLS:
+            return True
+        if last in _MASK_CASTS:
             inner = node.func.value if isinstance(node.func, ast.Attribute) else None
             if inner is not None and _is_mask(inner, masks):
-                return True
-            return any(_is_mask(a, masks) for a in node.args)
+                return True  # mask.float(), (x > 0).to(x.dtype)
+            return bool(node.args) and _is_mask(node.args[0], masks)  # tf.cast(mask, ...)
     return False
 
 

@@ -357,7 +357,11 @@ def _consumers(ops: list[Op], op: Op) -> Iterator[tuple[Op, float | None]]:
 
 
 def gradient_cause(ops: list[Op], dtype: str, threshold: str,
-                   mask: Callable[[Op], bool] = lambda op: True) -> Cause | None:
+                   mask: Callable[[Op], bool] = lambda op: True,
+                   ops64: list[Op] | None = None) -> Cause | None:
+    """ops64: the same trace in float64 (with gradients), to tell an operation whose
+    derivative really is infinite (GS103) from one whose backward overflows inside (GS102:
+    a framework function such as an approximate GELU, traced as one operation)."""
     for op in reversed(ops):
         if op.cot is None or not np.isfinite(op.cot):
             continue
@@ -365,13 +369,23 @@ def gradient_cause(ops: list[Op], dtype: str, threshold: str,
                and not np.isfinite(g)]
         if not bad:
             continue
-        _, arg, contrib = bad[0]
-        return _explain_gradient(ops, op, arg, contrib, dtype, threshold, mask)
+        role, arg, contrib = bad[0]
+        d64 = _contribution64(ops64, op, role)
+        return _explain_gradient(ops, op, arg, contrib, dtype, threshold, mask, d64)
     return None
 
 
+def _contribution64(ops64: list[Op] | None, op: Op, role: int) -> float | None:
+    """The float64 trace's backward contribution of op to its operand `role`."""
+    if ops64 is None or op.index >= len(ops64) or ops64[op.index].site != op.site:
+        return None
+    found = [g for r, _, g, _ in ops64[op.index].operands if r == role]
+    return found[0] if found else None
+
+
 def _explain_gradient(ops: list[Op], op: Op, arg: float, contrib: float, dtype: str,
-                      threshold: str, mask: Callable[[Op], bool]) -> Cause:
+                      threshold: str, mask: Callable[[Op], bool],
+                      d64: float | None = None) -> Cause:
     c = op.cot if op.cot is not None else 0.0
     g = _num(contrib, dtype)
     finite_here = bool(np.isfinite(op.value)) and all(
@@ -384,6 +398,12 @@ def _explain_gradient(ops: list[Op], op: Op, arg: float, contrib: float, dtype: 
     else:
         what = f"{_at_line(op)} {_verb(op)} for {threshold} in {dtype}: {_evaluated(op, dtype)}"
     if c != 0:
+        if finite_here and d64 is not None and np.isfinite(d64):
+            return Cause("GS102", op, (
+                f"{_at_line(op)} is finite at {_num(arg, dtype)} ({threshold} in {dtype}) and "
+                f"so is its backward in float64 ({_num(d64, 'float64')}), but in {dtype} its "
+                f"backward overflows inside and turns the cotangent {_num(c, dtype)} into "
+                f"{g}: {_evaluated(op, dtype)}."))
         if finite_here:
             return Cause("GS103", op, (
                 f"{what}, and its backward turns the cotangent {_num(c, dtype)} into {g}."))
@@ -498,6 +518,14 @@ def _trace_dtype(backend: Backend, traced: Traced, make: Instantiate, findings: 
     if any(f.code == "GS203" for f in findings):
         backend.trace(make(traced.obj, "float64")[0], xs, "float64", rec, grad=False)
         records64 = rec.records
+    grads64: list[Tapped] | None = None
+    if dtype != "float64" and any(f.kind == "gradient" and f.code not in ("GS104", "GS203")
+                                  for f in findings):
+        try:  # the derivative each operation really has (finite or not), see gradient_cause
+            backend.trace(make(traced.obj, "float64")[0], xs, "float64", rec, grad=True)
+            grads64 = rec.records
+        except Exception:
+            grads64 = None
     causes: list[Cause | None] = []
     for f in findings:
         i = xs_list.index(f.example_input)
@@ -517,7 +545,9 @@ def _trace_dtype(backend: Backend, traced: Traced, make: Instantiate, findings: 
             if f.kind == "forward":
                 cause = forward_cause(ops, dtype, threshold(f), masked)
             else:
-                cause = gradient_cause(ops, dtype, threshold(f), masked)
+                cause = gradient_cause(ops, dtype, threshold(f), masked,
+                                       None if grads64 is None else
+                                       ops_at(grads64, traced.sites, i, n))
         causes.append(cause)
     return causes
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -38,11 +39,21 @@ def plan(
     operating_range: float = 1e4,
     seed: int = 0,
 ) -> ProbePlan:
+    if info(dtype).bits == 16:
+        constants = ()  # the whole lattice: the constants are in it already
+    shared = _plan(dtype, tuple(constants), float(operating_range), seed)
+    return ProbePlan(dtype, shared.values.copy(), shared.keys.copy())  # callers may write
+
+
+@lru_cache(maxsize=64)
+def _plan(dtype: str, constants: tuple[float, ...], operating_range: float,
+          seed: int) -> ProbePlan:
+    """Plans are shared by every target with the same constants (all 16-bit plans are one)."""
     d = info(dtype)
     if d.bits == 16:
         keys = np.arange(-d.inf_key - 1, d.inf_key + 1, dtype=np.int64)
     else:
-        keys = _dense_keys(d, tuple(constants), operating_range, seed)
+        keys = _dense_keys(d, constants, operating_range, seed)
     keys = np.unique(keys)
     values = keys_to_values(keys, d)
     values = np.concatenate([values, [np.nan]])

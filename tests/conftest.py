@@ -15,16 +15,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+_SHARED_OWNER = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Tests never read or fill the user's result cache: one fresh directory per test
     process (in-process engine runs and CLI subprocesses inherit it)."""
     os.environ["GRADSAFE_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradsafe-test-cache-")
+    # one directory for the whole run, made by the controller before it starts the xdist
+    # workers (they inherit it): batch reports shared between workers (tests/batch.py)
+    if "GRADSAFE_TEST_SHARED" not in os.environ:
+        os.environ["GRADSAFE_TEST_SHARED"] = tempfile.mkdtemp(prefix="gradsafe-test-shared-")
+        config.stash[_SHARED_OWNER] = True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(os.environ.get("GRADSAFE_CACHE_DIR", ""), ignore_errors=True)
+    if config.stash.get(_SHARED_OWNER, False):
+        shutil.rmtree(os.environ.pop("GRADSAFE_TEST_SHARED"), ignore_errors=True)
 
 
 def cli_env() -> dict[str, str]:

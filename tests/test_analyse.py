@@ -64,6 +64,55 @@ def test_clean_function_has_no_findings() -> None:
     assert analyse(p, relu(p.values), relu, ctx()) == []
 
 
+def doubled_half(xs: F64) -> Sample:
+    """float16 (x * 2) / 2 + tiny: inf from x = 32768 on, where the true value is x + 1e-3;
+    at x = 65504 that is 65504.001, above max but below max + half an ulp: representable."""
+    x = xs.astype(np.float16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fwd = (x * np.float16(2)) / np.float16(2)
+    ref = xs + 1e-3
+    return Sample(xs, fwd.astype(np.float64), np.ones_like(xs), ref)
+
+
+def test_forward_overflow_reaches_max_within_half_an_ulp() -> None:
+    p = plan("float16")
+    ctx16 = Context("float16", "numpy", 1e4, None, frozenset())
+    found = [f for f in analyse(p, doubled_half(p.values), doubled_half, ctx16)
+             if f.severity != "info" and f.range.low > 0]
+    assert [(f.range.low, f.range.high) for f in found] == [(32768.0, 65504.0)]
+
+
+def softplus32(xs: F64) -> Sample:
+    """log(1 + exp(x)) in float32 with its float64 reference: both overflow, float64 later."""
+    x = xs.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fwd = np.log(np.float32(1) + np.exp(x)).astype(np.float64)
+        ref = np.log(1 + np.exp(xs))
+        grad = (np.exp(x) / (np.float32(1) + np.exp(x))).astype(np.float64)
+    return Sample(xs, fwd, grad, np.where(np.isfinite(fwd), fwd, ref))
+
+
+def exp32(xs: F64) -> Sample:
+    x = xs.astype(np.float32)
+    with np.errstate(over="ignore"):
+        fwd = np.exp(x).astype(np.float64)
+        ref = np.where(np.isfinite(fwd), fwd, np.exp(xs))
+    return Sample(xs, fwd, fwd, ref)
+
+
+def test_forward_overflow_run_continues_where_float64_overflows_too() -> None:
+    p = plan("float32")
+    ctx32 = Context("float32", "numpy", 1e4, None, frozenset())
+    found = [f for f in analyse(p, softplus32(p.values), softplus32, ctx32)
+             if f.kind == "forward" and f.severity != "info"]
+    # float64 overflows from 709.78 on, but the run of float32 overflows goes on to max
+    assert [(f.range.low, f.range.high) for f in found] == [
+        (float(np.float32(88.72284)), info("float32").max)]
+    assert found[0].example_input == 89.0
+    # exp itself overflows honestly: float64 beyond max, then inf; never a finding
+    assert [f for f in analyse(p, exp32(p.values), exp32, ctx32) if f.severity != "info"] == []
+
+
 def test_float64_boundaries_near_the_top_of_the_lattice() -> None:
     """Bisection between keys near 2**63 (|x| ~ 1e308) used to overflow its arithmetic."""
 

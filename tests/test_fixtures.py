@@ -7,6 +7,11 @@
                compared as a multiset on the keys given (any finding field, plus "line"/"col"
                of its location)
   "errors":    [{target, framework, contains}] targets that could not be checked
+
+Fixtures in the groups of batch.BATCHED (many small cases) are checked with one CLI call
+per set of args (tests/batch.py): each case is the part of that report whose targets come
+from its file, and its exit code is computed from those targets the way the CLI computes
+it; the call's own exit code must be the union of its parts'.
 """
 
 from __future__ import annotations
@@ -18,23 +23,47 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch import expected as _expected
+from batch import is_batched, run_batch
+from batch import source as _source
 from conftest import FIXTURES, ROOT, run_json
 
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
-
-
-def _expected(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
-def _source(path: Path) -> Path:
-    return path.with_name(path.name.replace(".expected.json", ".py"))
+SEVERITIES = ("error", "warning", "info")
 
 
 @cache
 def _run_single(rel: str, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
     return run_json("check", rel, *args)
+
+
+def case_exit_code(targets: list[dict[str, Any]], fail_on: str) -> int:
+    limit = SEVERITIES.index(fail_on)
+    code = 0
+    for t in targets:
+        if t["status"] == "error":
+            code |= 2
+        if any(SEVERITIES.index(f["severity"]) <= limit for f in t["findings"]):
+            code |= 1
+    return code
+
+
+def _run_case(case: Path, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
+    rel = str(_source(case).relative_to(ROOT))
+    if not is_batched(case):
+        return _run_single(rel, args)
+    code, report = run_batch(args)
+    per_file: dict[str, list[dict[str, Any]]] = {}
+    for t in report["targets"]:
+        per_file.setdefault(t["file"] or t["name"], []).append(t)
+    fail_on = report["options"]["fail_on"]
+    union = 0
+    for targets in per_file.values():
+        union |= case_exit_code(targets, fail_on)
+    assert code == union, f"batch exit code {code}, cases give {union}"
+    mine = per_file.get(rel, [])
+    assert mine, f"{rel} gave no target"
+    return case_exit_code(mine, fail_on), {**report, "targets": mine}
 
 
 def _project(target: dict[str, Any], finding: dict[str, Any], keys: list[str]) -> tuple[Any, ...]:
@@ -55,16 +84,15 @@ def _project(target: dict[str, Any], finding: dict[str, Any], keys: list[str]) -
 def test_fixture(case: Path) -> None:
     exp = _expected(case)
     args = tuple(exp.get("args", []))
-    rel = str(_source(case).relative_to(ROOT))
-    code, report = _run_single(rel, args)
+    code, report = _run_case(case, args)
     assert code == exp["exit_code"], json.dumps(report["targets"], indent=1)[:4000]
     targets = report["targets"]
     want = exp.get("findings", [])
     keys = sorted({k for f in want for k in f}) or ["target", "framework", "dtype", "code"]
     got = Counter(_project(t, f, keys) for t in targets for f in t["findings"])
     expected = Counter(tuple(tuple(f[k]) if k == "range" else f[k] for k in keys) for f in want)
-    assert got == expected, (
-        f"keys {keys}\n got: {sorted(got.elements())}\nwant: {sorted(expected.elements())}")
+    assert got == expected, (f"keys {keys}\n got: {sorted(got.elements(), key=repr)}\n"
+                             f"want: {sorted(expected.elements(), key=repr)}")
     errors = [t for t in targets if t["status"] == "error"]
     want_errors = exp.get("errors", [])
     assert len(errors) == len(want_errors), [t["error"] for t in errors]

@@ -1,0 +1,43 @@
+"""Static features read from the source: which multiplications are by a mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gradsafe.discover import discover_file
+
+MASKED = {
+    "compare": "m = x > 0\n    return m * x",
+    "float_method": "return (x > 0).float() * x",
+    "to_dtype": "pos = (x > 0).to(x.dtype)\n    return pos * x + (1 - pos) * torch.expm1(x)",
+    "and_of_compares": "m = (x >= -2) & (x <= 2)\n    return m * x + (~m) * torch.sign(x)",
+    "tf_cast_greater": "m = tf.cast(tf.greater(x, 0.0), x.dtype)\n    return (1.0 - m) * x",
+    "astype_of_call": "m = jnp.greater(x, 0).astype(x.dtype)\n    return m * x",
+    "method_compare": "return x.gt(0).type_as(x) * x",
+}
+NOT_MASKED = {
+    "sigmoid_gate": "s = torch.sigmoid(x)\n    return x * s",
+    "scaled": "y = torch.exp(x) - 1\n    return 2 * y",
+    "cast_of_value": "return tf.cast(x, tf.float32) * x",
+    "one_minus_value": "return (1 - x) * x",
+}
+
+
+def _features(tmp_path: Path, body: str) -> frozenset[str]:
+    src = tmp_path / "act.py"
+    src.write_text("import torch\nimport tensorflow as tf\nimport jax.numpy as jnp\n\n\n"
+                   f"def act(x):\n    {body}\n")
+    (target,) = discover_file(str(src))
+    return target.features
+
+
+@pytest.mark.parametrize("body", MASKED.values(), ids=list(MASKED))
+def test_mask_multiply_is_recognised(tmp_path: Path, body: str) -> None:
+    assert "mask_multiply" in _features(tmp_path, body)
+
+
+@pytest.mark.parametrize("body", NOT_MASKED.values(), ids=list(NOT_MASKED))
+def test_products_of_values_are_not_masks(tmp_path: Path, body: str) -> None:
+    assert "mask_multiply" not in _features(tmp_path, body)
