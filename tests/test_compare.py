@@ -65,7 +65,11 @@ def test_compare_built_ins_measures_the_kink_table(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr  # leaky_relu: TF's default slope is 0.2
     report = json.loads(proc.stdout)
     jsonschema.validate(report, SCHEMA)
-    table = {c["name"]: {k["x"]: k["gradients"] for k in c["kinks"]}
+    # kernels that flush subnormals to zero add rows at x = ±1e-45 next to a kink at 0
+    subnormal = [k for c in report["comparisons"] for k in c["kinks"]
+                 if 0 < abs(k["x"]) < 1.2e-38]
+    assert all(len(set(k["gradients"].values())) > 1 for k in subnormal)
+    table = {c["name"]: {k["x"]: k["gradients"] for k in c["kinks"] if k not in subnormal}
              for c in report["comparisons"]}
     assert table == {
         "absolute": {0.0: {"torch": 0.0, "jax": 1.0, "tensorflow": 0.0}},
