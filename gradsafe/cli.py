@@ -182,6 +182,8 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
         _fail(str(exc))
     if not options.paths:
         _fail("no paths to check: pass PATHS or set paths in [tool.gradsafe]")
+    if update_baseline and options.shard is not None:
+        _fail("--update-baseline needs every target: run it without --shard")
     if update_baseline and not options.baseline:
         _fail("--update-baseline needs a file: pass --baseline FILE or set baseline in "
               "[tool.gradsafe]")

@@ -20,6 +20,12 @@ from typing import Any
 from conftest import FIXTURES, ROOT, run_json
 
 BATCHED = ("zoo", "real_cases", "builtins")
+# The batch checks float32 and float16 only. bfloat16 has float32's exponent range, so its
+# thresholds are float32's at bfloat16 precision (89.0 for 88.72284); sweeping it found
+# nothing else in the zoo, the real cases or the 84 built-ins, and cost 40% more CPU (115 s
+# instead of 68 s for the whole batch on the 2-core box). bfloat16 stays covered by the
+# seed000 and where_elu fixtures and the end-to-end CLI tests, which use the default dtypes.
+BATCH_ARGS = ("--dtype", "float32,float16")
 
 TORCH = [f"torch.nn.functional.{n}" for n in (
     "celu", "elu", "gelu", "hardshrink", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu",
@@ -54,8 +60,8 @@ def is_batched(case: Path) -> bool:
 
 
 def batch_items(args: tuple[str, ...]) -> list[str]:
-    """Fixture files of the batched groups that share these args; the built-ins ride along
-    with the default args."""
+    """Fixture files of the batched groups that share these args (besides BATCH_ARGS); the
+    built-ins ride along with the default ones."""
     files = [str(source(c).relative_to(ROOT)) for c in sorted(FIXTURES.rglob("*.expected.json"))
              if is_batched(c) and tuple(expected(c).get("args", [])) == args]
     return files + (BUILTINS if not args else [])
@@ -72,7 +78,7 @@ def run_batch(args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
     items = batch_items(args)
     shared = _shared_dir()
     if shared is None:
-        return run_json("check", *items, *args)
+        return run_json("check", *items, *BATCH_ARGS, *args)
     key = hashlib.sha256("\0".join([*items, "--", *args]).encode()).hexdigest()[:16]
     out = shared / f"{key}.json"
     with open(shared / f"{key}.lock", "w") as lock:
@@ -80,6 +86,6 @@ def run_batch(args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
         if out.exists():
             code, report = json.loads(out.read_text())
             return int(code), report
-        code, report = run_json("check", *items, *args)
+        code, report = run_json("check", *items, *BATCH_ARGS, *args)
         out.write_text(json.dumps([code, report]))
     return code, report

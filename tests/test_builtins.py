@@ -1,6 +1,6 @@
 """Every elementwise activation of torch.nn.functional, jax.nn, tf.nn and keras.activations,
-checked by dotted name, in the CLI run that also checks the batched fixtures (tests/batch.py;
-one worker per framework, in parallel).
+checked by dotted name in float32 and float16, in the CLI run that also checks the batched
+fixtures (tests/batch.py: one worker per framework, in parallel; why not bfloat16).
 
 A built-in must come out clean: no error or warning findings (info at x = +-inf is allowed:
 x * 0 there is NaN in any formula). The exceptions are real framework bugs, kept as

@@ -12,9 +12,10 @@
                warning) must carry a verified suggestion
 
 Fixtures in the groups of batch.BATCHED (many small cases) are checked with one CLI call
-per set of args (tests/batch.py): each case is the part of that report whose targets come
-from its file, and its exit code is computed from those targets the way the CLI computes
-it; the call's own exit code must be the union of its parts'.
+per set of args, in float32 and float16 (tests/batch.py says why): each case is the part of
+that report whose targets come from its file, and its exit code is computed from those
+targets the way the CLI computes it; the call's own exit code must be the union of its
+parts'.
 """
 
 from __future__ import annotations

@@ -141,6 +141,15 @@ def test_bad_shard_values(text: str, message: str) -> None:
         shard.parse(text)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("--shard", "3/2"), "Error: --shard: I must be between 1 and N, got '3/2'"),
+    (("--shard", "1/2", "--update-baseline", "--baseline", "b.json"),
+     "Error: --update-baseline needs every target: run it without --shard")])
+def test_bad_shard_options_fail_before_sweeping(args: tuple[str, ...], message: str) -> None:
+    proc = run_cli("check", str(SEED), *args)
+    assert proc.returncode == 2 and proc.stderr.strip() == message
+
+
 def test_merge_refuses_incomplete_or_mixed_shards() -> None:
     base = {"schema": "gradsafe-report/1", "gradsafe_version": "0", "options": {"fail_on": "error"},
             "targets": []}
