@@ -228,12 +228,19 @@ def plot_groups(targets: Iterable[Target], options: Options, limit: int
     (classes with parameter variants are left out); at most `limit`, and how many were
     left out."""
     gs: list[Group] = []
+    seen: set[tuple[str, str | None]] = set()
     for t in targets:
         fws = [fw for fw in FRAMEWORKS if fw in t.frameworks and
                (options.frameworks is None or fw in options.frameworks)]
-        if fws and t.variant is None and t.error is None:
-            gs.append(Group(t.name, tuple((Side(fw, t.name, t.file, t.line, fw, t.kind), t)
-                                          for fw in fws)))
+        if not fws or t.error is not None or (t.name, t.file) in seen:
+            continue
+        seen.add((t.name, t.file))
+        # a class is drawn as built with its defaults: its first variant, named as the
+        # report names that variant; the sample itself builds it with defaults
+        name = t.variant.label if t.variant is not None and t.variant.label else t.name
+        base = dataclasses.replace(t, variant=None)
+        gs.append(Group(name, tuple((Side(fw, name, t.file, t.line, fw, t.kind), base)
+                                    for fw in fws)))
     return gs[:limit], max(0, len(gs) - limit)
 
 

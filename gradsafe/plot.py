@@ -19,6 +19,8 @@ from gradsafe.floats import F64, display, info
 from gradsafe.model import DTypeName, Finding, Report
 
 MAX_ROWS = 12
+MAX_MARK_LINES = 3
+XLABEL = "x (symmetric log; decades below 1e-3 compressed)"
 MARKERS = ("o", "s", "^")
 STYLES = (dict(ls="-", lw=3.2, alpha=0.55), dict(ls="--", lw=1.8, alpha=0.95),
           dict(ls=":", lw=2.2, alpha=0.95))
@@ -101,7 +103,7 @@ def _draw_panel(ax_f: Any, ax_g: Any, panel: Panel, operating_range: float) -> N
         ax.axhline(0, color="#999", lw=0.6)
         ax.axvline(0, color="#999", lw=0.6)
         ax.set_title(f"{panel.title} — {which}, {panel.dtype}", fontsize=10)
-        ax.set_xlabel("x (symmetric log; decades below 1e-3 compressed)", fontsize=8)
+        ax.set_xlabel(XLABEL, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.tick_params(axis="x", labelrotation=45)
         ax.grid(True, which="major", alpha=0.25)
@@ -112,9 +114,14 @@ def _draw_panel(ax_f: Any, ax_g: Any, panel: Panel, operating_range: float) -> N
     for m in panel.marks:
         for a in (ax_f, ax_g):
             a.axvline(m.x, color="k", ls="--", lw=0.9)
-        ax_g.annotate(m.label, xy=(m.x, 0.03), xycoords=("data", "axes fraction"),
-                      xytext=(-3, 0), textcoords="offset points", rotation=90, va="bottom",
-                      ha="right", fontsize=8)
+    if panel.marks:
+        # the numbers go under the axis, not beside the lines: neighbouring marks (a kink
+        # at 0 and its flushed subnormal) would print on top of each other
+        labels = [m.label for m in panel.marks[:MAX_MARK_LINES]]
+        if len(panel.marks) > MAX_MARK_LINES:
+            labels.append(f"... {len(panel.marks) - MAX_MARK_LINES} more (see the report)")
+        ax_g.set_xlabel(XLABEL + "\n" + "\n".join(f"- - {lab}" for lab in labels),
+                        fontsize=8, loc="left")
     colors: dict[str, str] = {}
     for i, (label, fw, fwd, grad) in enumerate(panel.curves):
         color = colors[label] = _color(i, fw, used)

@@ -131,3 +131,21 @@ def test_check_plot_writes_a_png(tmp_path: Path) -> None:
     assert f"wrote {png}" in proc.stderr
     assert png.read_bytes().startswith(PNG) and png.stat().st_size > 20_000
     assert [p.name for p in tmp_path.iterdir()] == ["elu.png"]  # no temporary left
+
+
+def test_check_plot_draws_classes_as_built_with_their_defaults() -> None:
+    """A Module with parameter variants is drawn once, built with its default arguments and
+    named like the report's default variant (whose findings get shaded)."""
+    from gradsafe import variants
+    from gradsafe.compare import plot_groups
+    from gradsafe.discover import discover_file
+
+    options = Options(dtypes=("float32",))
+    found = discover_file(str(ROOT / "fixtures" / "params" / "learnable_elu_torch.py"))
+    expanded = [v for t in found for v in variants.expand(t, options)]
+    assert len(expanded) > len(found)  # alpha is swept: several variants per class
+    gs, left_out = plot_groups(expanded, options, 6)
+    assert [g.name for g in gs] == ["LearnableELU(alpha=1.0)", "LearnableCELU(alpha=1.0)"]
+    assert left_out == 0
+    assert all(t.variant is None and side.framework == "torch" for g in gs
+               for side, t in g.sides)
