@@ -302,11 +302,14 @@ def part_exhaustive(framework: str, file: str) -> dict[str, Any]:
     masks = backend.sweep_masks(fn, "float32", CHUNK)
     masks(0x3F800000)
     compile_s = time.perf_counter() - t0
-    chunks = 8 if framework == "torch" else 24
-    start = 0x3F800000
+    # chunks spread evenly over all 2**32 bit patterns, so that clean chunks, chunks across
+    # exp's overflow and NaN patterns come in the proportions of a full sweep
+    chunks = 32
+    total = 1 << 32
+    starts = [i * total // chunks // CHUNK * CHUNK for i in range(chunks)]
     t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(chunks):
-        masks(start + i * CHUNK)
+    for start in starts:
+        masks(start)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     how = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)",
            "torch": "eager; torch.compile did not pay"}[framework]

@@ -55,10 +55,18 @@ def threads_per_worker(workers: int) -> int:
     return threads
 
 
-def worker_env(threads: int, device: str = "cpu") -> dict[str, str]:
+def worker_env(threads: int, device: str = "cpu",
+               compile_cache: str | None = None) -> dict[str, str]:
     """The environment of a worker; the user's own thread settings win. A CPU worker sees no
-    GPU (JAX and TensorFlow would otherwise pick one up by themselves)."""
+    GPU (JAX and TensorFlow would otherwise pick one up by themselves). compile_cache: where
+    JAX keeps compiled XLA programs between runs (None: it does not)."""
     env = dict(os.environ)
+    if compile_cache is not None:
+        # eager JAX compiles every primitive for every shape and dtype (tens of ms each):
+        # that was most of a JAX check, and it is the same from run to run
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", compile_cache)
+        env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
         env["JAX_PLATFORMS"] = "cpu"
@@ -75,10 +83,11 @@ def worker_env(threads: int, device: str = "cpu") -> dict[str, str]:
 
 
 class Worker:
-    def __init__(self, framework: str, threads: int = 1, device: str = "cpu") -> None:
+    def __init__(self, framework: str, threads: int = 1, device: str = "cpu",
+                 compile_cache: str | None = None) -> None:
         self.framework = framework
         self.log: IO[bytes] = tempfile.TemporaryFile()
-        env = worker_env(threads, device)
+        env = worker_env(threads, device, compile_cache)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gradsafe.worker", framework],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env,
@@ -209,6 +218,15 @@ def suggest_timeout(options: Options) -> float:
     return options.timeout * (SUGGEST_BUDGET + 1)
 
 
+def _compile_cache(options: Options) -> str | None:
+    """JAX's compiled programs live beside the result cache, and not at all with --no-cache."""
+    if not options.cache:
+        return None
+    from gradsafe.cache import default_dir
+
+    return str(default_dir() / "xla")
+
+
 def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
     """One worker: takes this framework's jobs from the shared queue until it is empty."""
     worker: Worker | None = None
@@ -225,7 +243,8 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
                                                      "error", INTERRUPTED, variant=t.variant)
             continue
         if fatal is None and worker is None:
-            worker = Worker(framework, shared.threads, shared.options.device)
+            worker = Worker(framework, shared.threads, shared.options.device,
+                            _compile_cache(shared.options))
             with shared.lock:
                 shared.workers.append(worker)
             try:

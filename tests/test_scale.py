@@ -120,6 +120,29 @@ def test_unchanged_rerun_is_served_from_the_cache(tmp_path: Path,
         engine.check([str(src)], opts)
 
 
+def test_jax_compiled_programs_are_kept_beside_the_cache(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eager JAX compiles each primitive per shape and dtype; the workers keep those XLA
+    programs in the cache directory (not with --no-cache), and the user's setting wins."""
+    monkeypatch.setenv("GRADSAFE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    where = pool._compile_cache(Options())
+    assert where == str(tmp_path / "cache" / "xla")
+    assert pool._compile_cache(Options(cache=False)) is None
+    env = pool.worker_env(1, "cpu", where)
+    assert env["JAX_COMPILATION_CACHE_DIR"] == where
+    assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    assert "JAX_COMPILATION_CACHE_DIR" not in pool.worker_env(1, "cpu", None)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
+    assert pool.worker_env(1, "cpu", where)["JAX_COMPILATION_CACHE_DIR"] == str(
+        tmp_path / "mine")
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    report = engine.check([str(SEED / "elu_where_jax.py")],
+                          Options(dtypes=("float16",), param_sweep=False, suggest=False))
+    assert [f.code for t in report.targets for f in t.findings] == ["GS101"]
+    assert any((tmp_path / "cache" / "xla").iterdir())  # the worker wrote its programs
+
+
 # --- shards -------------------------------------------------------------------------------
 
 def test_shards_partition_by_file() -> None:
