@@ -15,6 +15,7 @@ from gradsafe.model import (
     Options,
     ParamSpec,
     Range,
+    Step,
     Suggestion,
     Target,
     TargetResult,
@@ -45,6 +46,7 @@ def finding(d: dict[str, Any]) -> Finding:
         _location(d.get("location")), d["message"],
         Suggestion(s["title"], s["diff"], bool(s["verified"]),
                    tuple(s.get("transforms", ()))) if s else None,
+        tuple(Step(p["op"], Location(**p["location"])) for p in d.get("path", ())),
     )
 
 

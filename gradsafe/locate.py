@@ -38,7 +38,7 @@ import numpy as np
 from gradsafe.analyse import describe_range
 from gradsafe.backends.base import WIDTH, Backend, Recorder, Tapped
 from gradsafe.floats import F64, display, info
-from gradsafe.model import DTypeName, Finding, Location, Target
+from gradsafe.model import DTypeName, Finding, Location, Step, Target
 
 OUT = "__gradsafe_out__"
 ARG = "__gradsafe_arg__"
@@ -245,6 +245,7 @@ class Cause:
     code: str
     culprit: Op
     text: str  # one or two sentences, with the numbers
+    chain: tuple[Op, ...] = ()  # culprit first, towards the output
 
 
 def _fin(v: float | None) -> bool:
@@ -431,12 +432,13 @@ def _explain_gradient(ops: list[Op], op: Op, arg: float, contrib: float, dtype: 
         return Cause("GS101", op, (
             f"{what}. {_at_line(stopper, full=False)} {how} in the forward, but its backward "
             f"multiplies the branch's zero cotangent by that {local}: 0 * {local} = NaN "
-            f"(path: {path})."))
+            f"(path: {path})."), tuple(chain))
     why = (f"{_at_line(stopper, full=False)} saturates and sends back a zero cotangent"
            if stopper is not None else "its cotangent is 0")
     return Cause("GS102", op, (
         f"{what}; the forward recovers from it, but {why}, and the backward multiplies "
-        f"that zero by the derivative {local}: 0 * {local} = NaN (path: {path})."))
+        f"that zero by the derivative {local}: 0 * {local} = NaN (path: {path})."),
+        tuple(chain))
 
 
 def no_gradient_cause(ops: list[Op], records: list[Tapped], dtype: str) -> Cause | None:
@@ -561,5 +563,6 @@ def _apply(f: Finding, cause: Cause, file: str) -> Finding:
     if f.code == "GS203" or f.code == "GS104":
         code = f.code
     head = f.message
+    path = tuple(Step(_short(o), location(file, o)) for o in cause.chain)
     return dataclasses.replace(f, code=code, location=location(file, cause.culprit),
-                               message=f"{head}. {cause.text}")
+                               message=f"{head}. {cause.text}", path=path)

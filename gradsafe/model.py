@@ -41,6 +41,14 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One operation on the way from a finding's culprit towards the output."""
+
+    op: str  # as the source spells it, short: exp, where, *
+    location: Location
+
+
+@dataclass(frozen=True)
 class Range:
     """Closed interval of bad inputs on the dtype's float lattice."""
 
@@ -71,6 +79,9 @@ class Finding:
     location: Location | None
     message: str
     suggestion: Suggestion | None = None
+    # the culprit and the operations its cotangent passes on the way to the output, where
+    # they matter to the cause (the discarding where, the saturating tanh); else empty
+    path: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True)

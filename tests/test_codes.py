@@ -115,5 +115,14 @@ def test_same_definition_same_code_and_culprit_in_each_framework(group: str) -> 
             rows.add((f["target"], f["code"], f["severity"], f["line"], _culprit(source, f)))
         per_framework[fw] = rows
     assert per_framework["torch"] == per_framework["tensorflow"] == per_framework["jax"]
+    # the chain from culprit to output: the same operations on the same lines everywhere
+    chains = {fw: sorted(" ".join(step.split(" ")[0] + "@" + step.split(" ")[1].split(":")[0]
+                                  for step in str(f.get("path", "")).split(" -> ") if step)
+                         for f in json.loads((FIXTURES / "causes" / f"{group}_{sfx}.expected.json"
+                                              ).read_text())["findings"])
+              for fw, sfx in (("torch", "torch"), ("tensorflow", "tf"), ("jax", "jax"))}
+    assert chains["torch"] == chains["tensorflow"] == chains["jax"]
+    if group == "gradient":
+        assert "exp@15 -@15 where@16" in chains["torch"]  # split_elu: where on the next line
     culprits = {r[4] for r in per_framework["torch"]}
     assert "exp(x)" in culprits and "x * x" in culprits

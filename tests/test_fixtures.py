@@ -5,7 +5,7 @@
   "exit_code": the expected exit code
   "findings":  [{target, framework, dtype, code, kind, severity, range: [low, high], ...}]
                compared as a multiset on the keys given (any finding field, plus "line"/"col"
-               of its location)
+               of its location, and "path": "op line:col -> ..." from culprit to output)
   "errors":    [{target, framework, contains}] targets that could not be checked
   "no_verified_suggestion": {target: "why"} (optional) targets whose where-leaks and
                overflows gradsafe cannot rewrite; every other such finding (FIXABLE, error or
@@ -81,6 +81,9 @@ def _project(target: dict[str, Any], finding: dict[str, Any], keys: list[str]) -
             row.append((finding["range"]["low"], finding["range"]["high"]))
         elif k in ("line", "col", "end_col"):
             row.append((finding["location"] or {}).get(k))
+        elif k == "path":  # "exp 9:76 -> - 9:76 -> where 9:54": op, line, column per step
+            row.append(" -> ".join(f"{s['op']} {s['location']['line']}:{s['location']['col']}"
+                                   for s in finding["path"]))
         else:
             row.append(finding[k])
     return tuple(row)

@@ -65,6 +65,12 @@ def test_sarif_from_the_fixtures_validates(report: Report) -> None:
         uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
         assert uri.startswith("fixtures/") and (ROOT / uri).is_file()
         assert re.fullmatch(r"[0-9a-f]{32}", res["partialFingerprints"]["gradsafe/v1"])
+        # the where-leaks carry their chain as a code flow: culprit first, the where last
+        steps = [s["location"] for flow in res.get("codeFlows", [])
+                 for s in flow["threadFlows"][0]["locations"]]
+        assert [s["message"]["text"] for s in steps] == [s.op for s in f.path]
+        if f.code == "GS101":
+            assert steps and steps[-1]["message"]["text"] == "where"
     prints = [r["partialFingerprints"]["gradsafe/v1"] for r in run["results"]]
     assert len(set(prints)) == len(prints)
     notes = run["invocations"][0]["toolExecutionNotifications"]

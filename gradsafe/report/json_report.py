@@ -49,6 +49,7 @@ def finding_data(f: Finding) -> dict[str, Any]:
         "suggestion": None if f.suggestion is None else {
             "title": f.suggestion.title, "diff": f.suggestion.diff,
             "verified": f.suggestion.verified},
+        "path": [{"op": s.op, "location": _location(s.location)} for s in f.path],
     }
 
 

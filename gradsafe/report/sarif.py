@@ -95,6 +95,18 @@ def _result(name: str, file: str | None, line: int | None, f: Finding, root: str
             "exampleInput": json_number(f.example_input, n),
         },
     }
+    if f.path:  # culprit -> ... -> the where that discards it: a code flow viewers can step
+        result["codeFlows"] = [{"threadFlows": [{"locations": [
+            {"location": {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": relative_path(s.location.file, root),
+                                         "uriBaseId": "%SRCROOT%"},
+                    "region": {"startLine": s.location.line,
+                               "startColumn": max(s.location.col, 1),
+                               "endLine": max(s.location.end_line, s.location.line),
+                               "endColumn": max(s.location.end_col, 1)}},
+                "message": {"text": s.op}}}
+            for s in f.path]}]}]
     if f.suggestion is not None:
         result["properties"]["suggestion"] = {"title": f.suggestion.title,
                                               "diff": f.suggestion.diff,
