@@ -87,3 +87,24 @@ def test_an_operation_the_namespace_lacks_is_not_used() -> None:
     # the array API has no sigmoid: the rewrite does not apply rather than invent one
     source = "def swish(x, xp):\n    return x * (1 / (1 + xp.exp(-x)))\n"
     assert rewrite.apply(source, "array_api", ["sigmoid"]) == (source, ())
+
+
+def test_sinc_names_its_guards_only_where_a_line_can_hold_them() -> None:
+    source = ("import torch\n\nf = lambda x: torch.sin(x) / x\n\n\ndef g(x):\n"
+              "    # keeps its comment\n    small = 2 * x\n"
+              "    y = torch.sin(small) / small\n"
+              "    return [torch.sin(v) / v for v in y]\n")
+    new, used = rewrite.apply(source, "torch", ["sinc"])
+    assert used == ("sinc",)
+    compile(new, "<sinc>", "exec")
+    lines = new.splitlines()
+    # in a function: assignments before the statement, with names the function does not use
+    assert lines[lines.index("    # keeps its comment") + 1] == "    small = 2 * x"
+    assert "    near_zero = torch.abs(small) < 0.01" in lines
+    assert "    small2 = torch.where(near_zero, small, 0.0)" in lines
+    assert "    away = torch.where(near_zero, 1.0, small)" in lines
+    assert "    y = torch.where(near_zero, 1.0 - small2 * small2 / 6.0 * (1.0 - small2 * small2 " \
+           "/ 20.0), torch.sin(away) / away)" in lines
+    # a lambda and a comprehension have variables a line before them cannot see: inline
+    assert new.count("torch.where(torch.abs(x) < 0.01, x, 0.0)") == 4
+    assert new.count("torch.where(torch.abs(v) < 0.01, 1.0, v)") == 2

@@ -18,7 +18,7 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "where": ("torch", "where"), "exp": ("torch", "exp"), "expm1": ("torch", "expm1"),
         "log1p": ("torch", "log1p"), "sigmoid": ("torch", "sigmoid"),
         "tanh": ("torch", "tanh"), "sqrt": ("torch", "sqrt"), "sin": ("torch", "sin"),
-        "clamp": ("torch", "clamp"),
+        "abs": ("torch", "abs"), "clamp": ("torch", "clamp"),
         "zeros_like": ("torch", "zeros_like"), "logaddexp": ("torch", "logaddexp"),
         "log_sigmoid": ("torch.nn.functional", "logsigmoid"),
     },
@@ -27,7 +27,7 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "expm1": ("tensorflow", "math.expm1"), "log1p": ("tensorflow", "math.log1p"),
         "sigmoid": ("tensorflow", "sigmoid"), "tanh": ("tensorflow", "tanh"),
         "sqrt": ("tensorflow", "sqrt"), "sin": ("tensorflow", "sin"),
-        "minimum": ("tensorflow", "minimum"),
+        "abs": ("tensorflow", "abs"), "minimum": ("tensorflow", "minimum"),
         "maximum": ("tensorflow", "maximum"), "cast": ("tensorflow", "cast"),
         "softplus": ("tensorflow", "nn.softplus"),
         "log_sigmoid": ("tensorflow", "math.log_sigmoid"),
@@ -36,19 +36,20 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "where": ("jax.numpy", "where"), "exp": ("jax.numpy", "exp"),
         "expm1": ("jax.numpy", "expm1"), "log1p": ("jax.numpy", "log1p"),
         "tanh": ("jax.numpy", "tanh"), "sqrt": ("jax.numpy", "sqrt"), "sin": ("jax.numpy", "sin"),
-        "minimum": ("jax.numpy", "minimum"), "maximum": ("jax.numpy", "maximum"),
+        "abs": ("jax.numpy", "abs"), "minimum": ("jax.numpy", "minimum"),
+        "maximum": ("jax.numpy", "maximum"),
         "logaddexp": ("jax.numpy", "logaddexp"), "sigmoid": ("jax", "nn.sigmoid"),
         "log_sigmoid": ("jax", "nn.log_sigmoid"),
     },
     # Keras 3 ops, written once and run on every backend
     "keras_ops": {op: ("keras.ops", op) for op in (
-        "where", "exp", "expm1", "log1p", "sigmoid", "tanh", "sqrt", "sin", "minimum",
-        "maximum", "cast", "softplus", "log_sigmoid")},
+        "where", "exp", "expm1", "log1p", "sigmoid", "tanh", "sqrt", "sin", "abs",
+        "minimum", "maximum", "cast", "softplus", "log_sigmoid")},
     # the array API standard through the function's namespace parameter (`xp`): it has no
     # sigmoid or softplus, so those rewrites do not apply there
     "array_api": {op: ("array_api", op) for op in (
-        "where", "exp", "expm1", "log1p", "tanh", "sqrt", "sin", "minimum", "maximum",
-        "logaddexp", "zeros_like")} | {"cast": ("array_api", "astype")},
+        "where", "exp", "expm1", "log1p", "tanh", "sqrt", "sin", "abs", "minimum",
+        "maximum", "logaddexp", "zeros_like")} | {"cast": ("array_api", "astype")},
 }
 _MODULE_FRAMEWORK = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow",
                      "jax": "jax", "flax": "jax", "array_api": "array_api"}

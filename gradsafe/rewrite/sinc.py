@@ -1,18 +1,36 @@
-"""Safe `sin(u) / u` at 0: `where(u == 0, 1, sin(g) / g)` with `g = where(u == 0, 1, u)`.
+"""Safe `sin(u) / u` near 0: a Maclaurin series where |u| < 0.01, the quotient elsewhere.
 
-At u = 0 the quotient is 0 / 0 = NaN and its derivative too; the limit is 1 (slope 0).
+At u = 0 the quotient is 0 / 0 = NaN, and guarding only u == 0 is not enough: for tiny u the
+quotient's backward divides by u * u (or 1 / u), which underflows (overflows), so the gradient
+is inf or NaN there although the true derivative is about -u / 3. Below 0.01 the series
+1 - u²/6 + u⁴/120 is within 2e-16 of sin(u)/u (the next term is u⁶/5040), so the forward
+agrees in every dtype up to float64; at 0.01, u * u is a normal number even in float16, so the
+quotient's backward is finite. Both branches get guarded inputs so that the discarded one is
+finite too (the series' u * u overflows for large u).
+
+Inside a function the condition and the two guarded inputs become assignments before the
+statement, so the expression stays readable; in a lambda or comprehension, whose variables
+those lines could not see, they stay inline.
 """
 
 from __future__ import annotations
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Rewrite, atom, code, norm, strip_parens
+from gradsafe.rewrite.base import Names, Rewrite, code, norm, strip_parens
+
+NEAR_ZERO = "0.01"
+_OWN_SCOPE = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
 
 class Sinc(Rewrite):
     name = "sinc"
-    title = "guard sin(u) / u at u = 0"
+    title = "sin(u) / u as a series near u = 0 (guarded inputs)"
+
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression]) -> None:
+        super().__init__(names, defs)
+        self.pending: list[str] = []  # assignments to put before the statement being left
+        self.taken: set[str] = set()
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:
@@ -22,8 +40,61 @@ class Sinc(Rewrite):
         if self.names.op(top) != "sin" or not isinstance(top, cst.Call) or len(top.args) != 1 \
                 or norm(top.args[0].value) != norm(updated.right):
             return updated
-        u = code(atom(code(strip_parens(updated.right)).strip()))
-        zero = f"{u} == 0"
-        g = self.names.where(zero, "1.0", u)
+        w = self.names.where
+        u = code(strip_parens(updated.right)).strip()  # only ever a call's argument
+        near = f"{self.names.call('abs', u)} < {NEAR_ZERO}"
+        small = w(near, u, "0.0")  # the series' input: 0 where it is discarded
+        away = w(near, "1.0", u)  # the quotient's input: 1 where it is discarded
+        function = self._function()
+        if function is not None:
+            names = self._fresh(function, "near_zero", "small", "away")
+            self.pending += [f"{names[0]} = {near}", f"{names[1]} = {w(names[0], u, '0.0')}",
+                             f"{names[2]} = {w(names[0], '1.0', u)}"]
+            near, small, away = names
+        series = f"1.0 - {small} * {small} / 6.0 * (1.0 - {small} * {small} / 20.0)"
         self.changed = True
-        return self.wrap(self.names.where(zero, "1.0", f"{self.names.call('sin', g)} / {g}"))
+        return self.wrap(w(near, series, f"{self.names.call('sin', away)} / {away}"))
+
+    def leave_SimpleStatementLine(
+            self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.FlattenSentinel[cst.BaseStatement]:
+        if not self.pending:
+            return updated
+        lines = [cst.parse_statement(f"{text}\n") for text in self.pending]
+        self.pending = []
+        # the statement's own comments stay with it, above the new lines
+        first = lines[0].with_changes(leading_lines=updated.leading_lines)
+        return cst.FlattenSentinel([first, *lines[1:],
+                                    updated.with_changes(leading_lines=())])
+
+    def _function(self) -> cst.FunctionDef | None:
+        """The function whose body holds the current expression's statement, or None when the
+        expression is in a lambda or comprehension, or not in a function's statement."""
+        inside_statement = False
+        for node in reversed(self._stack[:-1]):
+            if isinstance(node, _OWN_SCOPE) and not inside_statement:
+                return None
+            if isinstance(node, cst.SimpleStatementLine):
+                inside_statement = True
+            elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                return node if inside_statement and isinstance(node, cst.FunctionDef) else None
+        return None
+
+    def _fresh(self, function: cst.FunctionDef, *wanted: str) -> list[str]:
+        used = set(self.taken)
+
+        class _Names(cst.CSTVisitor):
+            def visit_Name(self, node: cst.Name) -> None:
+                used.add(node.value)
+
+        function.visit(_Names())
+        out = []
+        for base in wanted:
+            name, n = base, 1
+            while name in used:
+                n += 1
+                name = f"{base}{n}"
+            used.add(name)
+            out.append(name)
+        self.taken.update(out)
+        return out
