@@ -575,6 +575,65 @@ class Rewrite(Tracker):
         self.changed = False
 
 
+_OWN_SCOPE = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+
+
+class Hoisting(Rewrite):
+    """A rewrite that may put assignments (`pending`) on lines of their own before the
+    statement it changes, under names the function does not use yet."""
+
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression]) -> None:
+        super().__init__(names, defs)
+        self.pending: list[str] = []
+        self.taken: set[str] = set()
+
+    def function(self) -> cst.FunctionDef | None:
+        """The function whose body holds the current expression's statement; None when the
+        expression is in a lambda or comprehension (whose variables a line before could not
+        see) or not in a statement of a function."""
+        inside_statement = False
+        for node in reversed(self._stack[:-1]):
+            if isinstance(node, _OWN_SCOPE) and not inside_statement:
+                return None
+            if isinstance(node, cst.SimpleStatementLine):
+                inside_statement = True
+            elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                return node if inside_statement and isinstance(node, cst.FunctionDef) else None
+        return None
+
+    def fresh(self, function: cst.FunctionDef, *wanted: str) -> list[str]:
+        """Names like `wanted` that neither the function nor an earlier hoist uses."""
+        used = set(self.taken)
+
+        class _Names(cst.CSTVisitor):
+            def visit_Name(self, node: cst.Name) -> None:
+                used.add(node.value)
+
+        function.visit(_Names())
+        out = []
+        for base in wanted:
+            name, n = base, 1
+            while name in used:
+                n += 1
+                name = f"{base}{n}"
+            used.add(name)
+            out.append(name)
+        self.taken.update(out)
+        return out
+
+    def leave_SimpleStatementLine(
+            self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.FlattenSentinel[cst.BaseStatement]:
+        if not self.pending:
+            return updated
+        lines = [cst.parse_statement(f"{text}\n") for text in self.pending]
+        self.pending = []
+        # comments above the statement stay above the new lines
+        first = lines[0].with_changes(leading_lines=updated.leading_lines)
+        return cst.FlattenSentinel([first, *lines[1:],
+                                    updated.with_changes(leading_lines=())])
+
+
 def bool_text(node: cst.BaseExpression, defs: dict[str, cst.BaseExpression]) -> str | None:
     """Code for a boolean condition equal to a mask: the mask itself when it is a comparison
     or a name bound to one, else the comparison inside a cast (`tf.cast(x > 0, x.dtype)`)."""

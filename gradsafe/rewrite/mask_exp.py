@@ -14,7 +14,7 @@ import libcst as cst
 
 from gradsafe.rewrite.base import (
     Condition,
-    Rewrite,
+    Hoisting,
     atom,
     code,
     condition,
@@ -26,19 +26,9 @@ from gradsafe.rewrite.clamp_arg import POWERS
 from gradsafe.rewrite.guard_where import where_parts
 
 
-class MaskExp(Rewrite):
+class MaskExp(Hoisting):
     name = "mask_exp"
     title = "mask inside the exponential (seed 000's form)"
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.pending: list[str] = []
-
-    def _mask_name(self) -> str:
-        name = "mask"
-        while name in self.defs:
-            name += "_"
-        return name
 
     def _exp_side(self, a: cst.BaseExpression, b: cst.BaseExpression,
                   cond: Condition) -> bool | None:
@@ -71,9 +61,10 @@ class MaskExp(Rewrite):
         if cond is None:
             return updated
         side = self._exp_side(a, b, cond)
-        if side is None:
+        function = self.function()
+        if side is None or function is None:  # the mask needs a line of its own
             return updated
-        mask = self._mask_name()
+        mask = self.fresh(function, "mask")[0]
         x = cond.var_code
         if self.names.framework not in ("torch", "jax"):  # no bool * float: a float mask
             self.pending.append(f"{mask} = {self.names.call('cast', cond.text, f'{x}.dtype')}")
@@ -88,12 +79,3 @@ class MaskExp(Rewrite):
         self.changed = True
         return self.wrap(f"{keep} * {code(atom(code(a).strip()))} + "
                     f"{drop} * {code(atom(code(b).strip()))}")
-
-    def leave_SimpleStatementLine(
-            self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
-    ) -> cst.SimpleStatementLine | cst.FlattenSentinel[cst.BaseStatement]:
-        if not self.pending:
-            return updated
-        lines = [cst.parse_statement(f"{text}\n") for text in self.pending]
-        self.pending = []
-        return cst.FlattenSentinel([*lines, updated])

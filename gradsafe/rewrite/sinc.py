@@ -17,20 +17,14 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Names, Rewrite, code, norm, strip_parens
+from gradsafe.rewrite.base import Hoisting, code, norm, strip_parens
 
 NEAR_ZERO = "0.01"
-_OWN_SCOPE = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
 
-class Sinc(Rewrite):
+class Sinc(Hoisting):
     name = "sinc"
     title = "sin(u) / u as a series near u = 0 (guarded inputs)"
-
-    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression]) -> None:
-        super().__init__(names, defs)
-        self.pending: list[str] = []  # assignments to put before the statement being left
-        self.taken: set[str] = set()
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:
@@ -45,56 +39,12 @@ class Sinc(Rewrite):
         near = f"{self.names.call('abs', u)} < {NEAR_ZERO}"
         small = w(near, u, "0.0")  # the series' input: 0 where it is discarded
         away = w(near, "1.0", u)  # the quotient's input: 1 where it is discarded
-        function = self._function()
+        function = self.function()
         if function is not None:
-            names = self._fresh(function, "near_zero", "small", "away")
+            names = self.fresh(function, "near_zero", "small", "away")
             self.pending += [f"{names[0]} = {near}", f"{names[1]} = {w(names[0], u, '0.0')}",
                              f"{names[2]} = {w(names[0], '1.0', u)}"]
             near, small, away = names
         series = f"1.0 - {small} * {small} / 6.0 * (1.0 - {small} * {small} / 20.0)"
         self.changed = True
         return self.wrap(w(near, series, f"{self.names.call('sin', away)} / {away}"))
-
-    def leave_SimpleStatementLine(
-            self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
-    ) -> cst.SimpleStatementLine | cst.FlattenSentinel[cst.BaseStatement]:
-        if not self.pending:
-            return updated
-        lines = [cst.parse_statement(f"{text}\n") for text in self.pending]
-        self.pending = []
-        # the statement's own comments stay with it, above the new lines
-        first = lines[0].with_changes(leading_lines=updated.leading_lines)
-        return cst.FlattenSentinel([first, *lines[1:],
-                                    updated.with_changes(leading_lines=())])
-
-    def _function(self) -> cst.FunctionDef | None:
-        """The function whose body holds the current expression's statement, or None when the
-        expression is in a lambda or comprehension, or not in a function's statement."""
-        inside_statement = False
-        for node in reversed(self._stack[:-1]):
-            if isinstance(node, _OWN_SCOPE) and not inside_statement:
-                return None
-            if isinstance(node, cst.SimpleStatementLine):
-                inside_statement = True
-            elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-                return node if inside_statement and isinstance(node, cst.FunctionDef) else None
-        return None
-
-    def _fresh(self, function: cst.FunctionDef, *wanted: str) -> list[str]:
-        used = set(self.taken)
-
-        class _Names(cst.CSTVisitor):
-            def visit_Name(self, node: cst.Name) -> None:
-                used.add(node.value)
-
-        function.visit(_Names())
-        out = []
-        for base in wanted:
-            name, n = base, 1
-            while name in used:
-                n += 1
-                name = f"{base}{n}"
-            used.add(name)
-            out.append(name)
-        self.taken.update(out)
-        return out
