@@ -108,3 +108,33 @@ def test_sinc_names_its_guards_only_where_a_line_can_hold_them() -> None:
     # a lambda and a comprehension have variables a line before them cannot see: inline
     assert new.count("torch.where(torch.abs(x) < 0.01, x, 0.0)") == 4
     assert new.count("torch.where(torch.abs(v) < 0.01, 1.0, v)") == 2
+
+
+@pytest.mark.parametrize(("framework", "source", "expected"), [
+    ("torch", "import torch\n\n\ndef f(x):\n    return torch.where((x > -1) & (x < 1), "
+              "torch.sqrt(1 - x * x), torch.exp(x) - 1)\n",
+     "torch.where((x > -1) & (x < 1), torch.sqrt(1 - torch.where((x > -1) & (x < 1), x, 0.0) * "
+     "torch.where((x > -1) & (x < 1), x, 0.0)), torch.exp(torch.where((x > -1) & (x < 1), -1.0, "
+     "x)) - 1)"),
+    ("tensorflow", "import tensorflow as tf\n\n\ndef f(x):\n    inside = (x < -2) | (x > 2)\n"
+                   "    return tf.where(inside, tf.math.log(x * x - 4), 0.0)\n",
+     "tf.where(inside, tf.math.log(tf.where(inside, x, -3.0) * tf.where(inside, x, -3.0) - 4), "
+     "0.0)"),
+    ("jax", "import jax.numpy as jnp\n\n\ndef f(x):\n    return jnp.where((x >= 0) & (x <= 2) "
+            "& (x != 1), jnp.log(x), 0.0)\n",
+     "jnp.log(jnp.where((x >= 0) & (x <= 2) & (x != 1), x, 0.0))"),
+])
+def test_guard_understands_intervals(framework: str, source: str, expected: str) -> None:
+    new, used = rewrite.apply(source, framework, ["guard_where"])
+    assert used == ("guard_where",) and expected in new, new
+
+
+@pytest.mark.parametrize("cond", [
+    "(x > 1) & (x < -1)",  # empty: no point inside
+    "(x > 0) & (y < 1)",  # two inputs
+    "(x > 0) & (x < alpha)",  # a bound that is not a number
+])
+def test_intervals_the_guard_cannot_place_a_point_in_are_left_alone(cond: str) -> None:
+    source = (f"import torch\n\n\ndef f(x, y, alpha):\n"
+              f"    return torch.where({cond}, torch.log(x), x)\n")
+    assert rewrite.apply(source, "torch", ["guard_where"]) == (source, ())

@@ -7,7 +7,8 @@ aliases it imports) and parsed back, so untouched code keeps its comments and la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 
 import libcst as cst
 
@@ -500,10 +501,64 @@ class Condition:
         return (bound, None) if up == side else (None, bound)
 
 
+    def holds(self, x: float) -> bool | None:
+        """The condition's value at input x (None when the bound is not a number)."""
+        if self.value is None:
+            return None
+        return bool(_COMPARE[self.op](x, self.value))
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne}
+
+
+class Compound(Condition):
+    """`a & b` (or `a | b`) of comparisons of the same input with numbers, such as SQNL's
+    `(x >= -2) & (x <= 2)`: an interval (or its outside)."""
+
+    def __init__(self, text: str, parts: Sequence[Condition], both: bool) -> None:
+        first = parts[0]
+        super().__init__(text, first.var, first.var_code, first.op, first.bound, first.value)
+        self.parts, self.both = tuple(parts), both
+
+    def holds(self, x: float) -> bool:
+        values = [bool(p.holds(x)) for p in self.parts]  # every part's bound is a number
+        return all(values) if self.both else any(values)
+
+    def safe(self, side: bool) -> str:
+        # a point on one part's side decides `&` false and `|` true; the other two need a
+        # point on that side of every part: one of the parts' own safe points that is
+        return next(c for c in self._candidates(side) if self.holds(float(c)) == side)
+
+    def _candidates(self, side: bool) -> list[str]:
+        return [p.safe(side) for p in self.parts]
+
+    def has_safe_points(self) -> bool:
+        return all(any(self.holds(float(c)) == side for c in self._candidates(side))
+                   for side in (True, False))
+
+    def bounds(self, side: bool) -> tuple[str | None, str | None] | None:
+        """The interval where `a & b` is true; the other sides are not one interval."""
+        if not (self.both and side):
+            return None
+        lows: list[float] = []
+        highs: list[float] = []
+        for part in self.parts:
+            ends = part.bounds(True)
+            if ends is None or part.value is None:
+                return None
+            (lows if ends[0] is not None else highs).append(part.value)
+        return (literal(max(lows)) if lows else None, literal(min(highs)) if highs else None)
+
+
 def condition(node: cst.BaseExpression, branches: Sequence[cst.BaseExpression],
               defs: dict[str, cst.BaseExpression]) -> Condition | None:
     text = code(strip_parens(node)).strip()
-    cmp = _comparison(node, defs)
+    found = _boolean(node, defs)
+    if isinstance(found, cst.BinaryOperation):
+        return _compound(text, found, branches, defs)
+    cmp = found
     if cmp is None or len(cmp.comparisons) != 1:
         return None
     left, target = cmp.left, cmp.comparisons[0]
@@ -525,21 +580,52 @@ def condition(node: cst.BaseExpression, branches: Sequence[cst.BaseExpression],
                      code(strip_parens(bound)).strip(), number(bound))
 
 
-def _comparison(node: cst.BaseExpression, defs: dict[str, cst.BaseExpression],
-                depth: int = 0) -> cst.Comparison | None:
+def _compound(text: str, node: cst.BinaryOperation, branches: Sequence[cst.BaseExpression],
+              defs: dict[str, cst.BaseExpression]) -> Compound | None:
+    both = isinstance(node.operator, cst.BitAnd)
+    parts: list[Condition] = []
+    for side in _flatten(node, type(node.operator)):
+        part = condition(side, branches, defs)
+        if part is None or isinstance(part, Compound) or part.value is None \
+                or (parts and part.var != parts[0].var):
+            return None
+        parts.append(part)
+    found = Compound(text, parts, both)
+    return found if found.has_safe_points() else None
+
+
+def _flatten(node: cst.BaseExpression, op: type[cst.BaseBinaryOp]) -> list[cst.BaseExpression]:
+    """The operands of `a & b & c` (for one operator)."""
+    bare = strip_parens(node)
+    if isinstance(bare, cst.BinaryOperation) and isinstance(bare.operator, op):
+        return [*_flatten(bare.left, op), *_flatten(bare.right, op)]
+    return [node]
+
+
+def _is_compound(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.BinaryOperation) and isinstance(node.operator,
+                                                                (cst.BitAnd, cst.BitOr))
+
+
+def _boolean(node: cst.BaseExpression, defs: dict[str, cst.BaseExpression],
+             depth: int = 0) -> cst.Comparison | cst.BinaryOperation | None:
+    """The comparison (or `&`/`|` of comparisons) a mask or condition stands for, seen
+    through names bound once and casts."""
     node = strip_parens(node)
     if isinstance(node, cst.Comparison):
         return node
+    if isinstance(node, cst.BinaryOperation):
+        return node if _is_compound(node) else None
     if depth > 3:
         return None
     if isinstance(node, cst.Name) and node.value in defs:
-        return _comparison(defs[node.value], defs, depth + 1)
+        return _boolean(defs[node.value], defs, depth + 1)
     if isinstance(node, cst.Call):
         # tf.cast(x > 0, x.dtype), (x > 0).float(), (x > 0).to(x.dtype)
         if node.args and isinstance(strip_parens(node.args[0].value), cst.Comparison):
-            return _comparison(node.args[0].value, defs, depth + 1)
+            return _boolean(node.args[0].value, defs, depth + 1)
         if isinstance(node.func, cst.Attribute):
-            return _comparison(node.func.value, defs, depth + 1)
+            return _boolean(node.func.value, defs, depth + 1)
     return None
 
 
@@ -638,10 +724,11 @@ def bool_text(node: cst.BaseExpression, defs: dict[str, cst.BaseExpression]) -> 
     """Code for a boolean condition equal to a mask: the mask itself when it is a comparison
     or a name bound to one, else the comparison inside a cast (`tf.cast(x > 0, x.dtype)`)."""
     bare = strip_parens(node)
-    if isinstance(bare, cst.Comparison):
+    if isinstance(bare, cst.Comparison) or _is_compound(bare):
         return code(bare).strip()
-    if isinstance(bare, cst.Name) and isinstance(strip_parens(defs.get(bare.value, bare)),
-                                                 cst.Comparison):
-        return bare.value
-    cmp = _comparison(node, defs)
+    if isinstance(bare, cst.Name):
+        bound = strip_parens(defs.get(bare.value, bare))
+        if isinstance(bound, cst.Comparison) or _is_compound(bound):
+            return bare.value
+    cmp = _boolean(node, defs)
     return code(cmp).strip() if cmp is not None else None
