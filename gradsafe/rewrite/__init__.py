@@ -22,6 +22,7 @@ from gradsafe.rewrite.log_softmax import LogSoftmax
 from gradsafe.rewrite.mask_exp import MaskExp
 from gradsafe.rewrite.mask_where import MaskWhere
 from gradsafe.rewrite.safe_sqrt import SafeSqrt
+from gradsafe.rewrite.saturate import Saturate
 from gradsafe.rewrite.sigmoid import Sigmoid
 from gradsafe.rewrite.sinc import Sinc
 from gradsafe.rewrite.softplus import Softplus
@@ -29,10 +30,10 @@ from gradsafe.rewrite.tanh import Tanh
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
-                             "log1p", "expm1")
+                             "log1p", "expm1", "saturate")
 
 
 class RewriteError(Exception):
