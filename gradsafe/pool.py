@@ -213,7 +213,7 @@ class _Shared:
 def suggest_timeout(options: Options) -> float:
     """Verification re-sweeps: gradsafe.suggest stops starting new candidates after
     SUGGEST_BUDGET x --timeout; one more check's worth of time is the margin."""
-    from gradsafe.suggest import SUGGEST_BUDGET
+    from gradsafe.suggest_policy import SUGGEST_BUDGET
 
     return options.timeout * (SUGGEST_BUDGET + 1)
 

@@ -37,16 +37,11 @@ from gradsafe.model import (
 )
 from gradsafe.probes import plan
 from gradsafe.rewrite.verify import Agreement, agree, disagree
+from gradsafe.suggest_policy import ADVICE_CODES, REWRITE_CODES, SUGGEST_BUDGET, wanted
 
 Forwards = dict[str, tuple[F64, F64]]  # dtype -> (probe inputs, forward values)
 
-# codes a rewrite can remove; GS502 (a degenerate constructor value) only gets advice
-REWRITE_CODES = frozenset({"GS101", "GS102", "GS103", "GS201", "GS202", "GS203", "GS501"})
-ADVICE_CODES = REWRITE_CODES | {"GS502"}
 MAX_VERIFIED = 3  # candidates re-swept per target at most
-# verification may take this many times --timeout after the check itself (the pool's
-# separate limit for it is pool.suggest_timeout)
-SUGGEST_BUDGET = 1.5
 GUARD = ("guard_where",)
 CANDIDATES: tuple[tuple[str, ...], ...] = (
     (*rewrite.FORMULAS, "mask_where", *GUARD),
@@ -115,10 +110,6 @@ def dialect(target: Target, framework: str) -> str:
     """The names a rewrite is written in: the framework, or keras_ops / array_api for code
     written once for every framework."""
     return target.kind if target.kind in PORTABLE_KINDS else framework
-
-
-def wanted(result: TargetResult) -> bool:
-    return result.file is not None and any(f.code in ADVICE_CODES for f in result.findings)
 
 
 def candidates(source: str, framework: str, target: str) -> list[tuple[tuple[str, ...], str]]:

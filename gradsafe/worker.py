@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     from gradsafe import interrupt
     from gradsafe.backends.base import TargetError
     from gradsafe.gradcheck import is_custom
-    from gradsafe.suggest import attach, wanted
+    from gradsafe.suggest_policy import wanted
     from gradsafe.sweep import check_target as check
 
     interrupt.install()
@@ -86,6 +86,9 @@ def main(argv: list[str]) -> int:
                                f"raised {one_line(exc, user)}", variant=target.variant)
         if options.suggest and wanted(res) and not is_custom(target) \
                 and not options.exhaustive:
+            # libcst (about 0.1 s to import) only for targets that get a suggestion
+            from gradsafe.suggest import attach
+
             # the check is done: the pool's time limit restarts for the suggestion, and a
             # suggestion that hangs or crashes still leaves this result
             _send(out, {"checked": codec.encode(res)})
