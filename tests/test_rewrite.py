@@ -138,3 +138,12 @@ def test_intervals_the_guard_cannot_place_a_point_in_are_left_alone(cond: str) -
     source = (f"import torch\n\n\ndef f(x, y, alpha):\n"
               f"    return torch.where({cond}, torch.log(x), x)\n")
     assert rewrite.apply(source, "torch", ["guard_where"]) == (source, ())
+
+
+def test_a_mask_the_rewrite_made_unread_goes_but_the_users_own_stay() -> None:
+    source = ("import torch\n\n\ndef f(x):\n    unused = x > 5\n    mask = (x > 0).float()\n"
+              "    return mask * x + (1 - mask) * (torch.exp(x) - 1)\n")
+    new, used = rewrite.apply(source, "torch", ["mask_where", "guard_where"])
+    assert used == ("mask_where",)
+    assert "mask = " not in new  # only the rewritten return read it
+    assert "    unused = x > 5\n" in new  # never read: not the rewrite's to remove

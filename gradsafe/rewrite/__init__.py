@@ -12,7 +12,16 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Names, Rewrite, Unavailable, add_imports, assignments
+from gradsafe.rewrite.base import (
+    DropAssignments,
+    Names,
+    Rewrite,
+    Unavailable,
+    add_imports,
+    assignments,
+    bool_text,
+    loads,
+)
 from gradsafe.rewrite.clamp_arg import ClampArg
 from gradsafe.rewrite.expm1 import Expm1
 from gradsafe.rewrite.guard_where import GuardWhere
@@ -34,6 +43,9 @@ TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
                              "log1p", "expm1", "saturate")
+
+
+_Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
 
 
 class RewriteError(Exception):
@@ -63,7 +75,7 @@ def apply(source: str, framework: str, transforms: Sequence[str],
     body = list(module.body)
     used: list[str] = []
     for i in _definition(module, target):
-        node = body[i]
+        node = original = body[i]
         if framework == "array_api" and isinstance(node, cst.FunctionDef) \
                 and len(node.params.params) >= 2:  # `def act(x, xp)`: xp is the namespace
             names.aliases[node.params.params[1].name.value] = "array_api"
@@ -78,10 +90,23 @@ def apply(source: str, framework: str, transforms: Sequence[str],
             node = new
             if t.changed and name not in used:
                 used.append(name)
-        body[i] = node
+        body[i] = _drop_dead_masks(original, node)
     if not used:
         return source, ()
     return add_imports(module.with_changes(body=body), names).code, tuple(used)
+
+
+def _drop_dead_masks(original: _Statement, node: _Statement) -> _Statement:
+    """Remove `mask = x > 0` lines that the rewrite left unread (a where now spells the
+    condition out); masks the original did not read either are the user's business."""
+    defs = assignments(original)
+    dead = {name for name, value in defs.items() if bool_text(value, defs) is not None
+            and loads(original, name) > 0 and loads(node, name) == 0}
+    if not dead:
+        return node
+    out = node.visit(DropAssignments(dead))
+    assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+    return out
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
