@@ -41,7 +41,7 @@ from gradsafe.suggest_policy import ADVICE_CODES, REWRITE_CODES, SUGGEST_BUDGET,
 
 Forwards = dict[str, tuple[F64, F64]]  # dtype -> (probe inputs, forward values)
 
-MAX_VERIFIED = 3  # candidates re-swept per target at most
+MAX_VERIFIED = 4  # candidates re-swept per target at most (narrow and full guards count apart)
 GUARD = ("guard_where",)
 CANDIDATES: tuple[tuple[str, ...], ...] = (
     (*rewrite.FORMULAS, "mask_where", *GUARD),
@@ -117,13 +117,17 @@ def candidates(source: str, framework: str, target: str) -> list[tuple[tuple[str
     seen: set[str] = {source}
     out: list[tuple[tuple[str, ...], str]] = []
     for combo in CANDIDATES:
-        try:
-            new, used = rewrite.apply(source, framework, combo, target)
-        except rewrite.RewriteError:
-            return []
-        if used and new not in seen:
-            seen.add(new)
-            out.append((used, new))
+        # the narrow guard first: the same fix in fewer words, when it verifies
+        variants = [(*combo, rewrite.NARROW), combo] if rewrite.GUARDING & set(combo) \
+            else [combo]
+        for names in variants:
+            try:
+                new, used = rewrite.apply(source, framework, names, target)
+            except rewrite.RewriteError:
+                return []
+            if used and new not in seen:
+                seen.add(new)
+                out.append((used, new))
     return out
 
 
@@ -231,7 +235,7 @@ def _forward_at(backend: Backend, target: Target, dtype: str, xs: F64) -> F64:
 
 
 def title(v: Verdict) -> str:
-    names = [rewrite.TRANSFORMS[t].title for t in v.transforms]
+    names = [rewrite.TRANSFORMS[t].title for t in v.transforms if t != rewrite.NARROW]
     main = next((rewrite.TRANSFORMS[t].title for t in v.transforms
                  if t in ("guard_where", "mask_where", "mask_exp", "clamp_arg", "safe_sqrt",
                           "sinc")), None)

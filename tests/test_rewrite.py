@@ -147,3 +147,33 @@ def test_a_mask_the_rewrite_made_unread_goes_but_the_users_own_stay() -> None:
     assert used == ("mask_where",)
     assert "mask = " not in new  # only the rewritten return read it
     assert "    unused = x > 5\n" in new  # never read: not the rewrite's to remove
+
+
+def test_narrow_guards_only_the_calls_that_need_one() -> None:
+    source = ("import torch\n\n\ndef elish(x):\n"
+              "    return torch.where(x >= 0, x * torch.sigmoid(x),"
+              " (torch.exp(x) - 1) * torch.sigmoid(x))\n")
+    narrow, used = rewrite.apply(source, "torch", ["expm1", "guard_where", rewrite.NARROW])
+    assert used == ("expm1", "guard_where", rewrite.NARROW)
+    assert "torch.where(x >= 0, x * torch.sigmoid(x), torch.expm1(torch.where(x >= 0, -1.0, x))" \
+           " * torch.sigmoid(x))" in narrow
+    full, used = rewrite.apply(source, "torch", ["expm1", "guard_where"])
+    assert used == ("expm1", "guard_where")
+    assert "torch.sigmoid(torch.where(x >= 0, -1.0, x))" in full
+    # a branch with something it cannot judge (a helper, a division by the input) gets the
+    # full guard; the other branch stays narrow
+    helper = source.replace("1) * torch.sigmoid(x))", "1) * helper(x))")
+    new = rewrite.apply(helper, "torch", ["guard_where", rewrite.NARROW])[0]
+    assert "torch.where(x >= 0, x * torch.sigmoid(x), (torch.exp(torch.where(x >= 0, -1.0, x))" \
+           " - 1) * helper(torch.where(x >= 0, -1.0, x)))" in new
+
+
+def test_suggestions_try_the_narrow_guard_before_the_full_one() -> None:
+    from gradsafe.suggest import candidates
+
+    source = ("import torch\n\n\ndef f(x):\n    return torch.where(x > 0, x * torch.tanh(x), "
+              "torch.exp(x) * torch.tanh(x))\n")
+    found = candidates(source, "torch", "f")
+    first, second = found[0][1], found[1][1]
+    assert rewrite.NARROW in found[0][0] and rewrite.NARROW not in found[1][0]
+    assert "torch.tanh(torch.where" not in first and "torch.tanh(torch.where" in second

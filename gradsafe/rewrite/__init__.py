@@ -48,6 +48,13 @@ FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "s
 _Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
 
 
+# a modifier among the transform names: guard an input only inside the calls that need it
+# (`x * sigmoid(x)` keeps its x, `expm1(x)` gets a guarded one); shorter code, but not always
+# enough (`x * x * sigmoid(x)` overflows to 0 * inf), so suggestions try it first and verify
+NARROW = "narrow"
+GUARDING = frozenset({"guard_where", "mask_where"})
+
+
 class RewriteError(Exception):
     """The source cannot be parsed or the definition is not in it."""
 
@@ -66,7 +73,9 @@ def _definition(module: cst.Module, target: str | None) -> list[int]:
 
 def apply(source: str, framework: str, transforms: Sequence[str],
           target: str | None = None) -> tuple[str, tuple[str, ...]]:
-    """The rewritten source and the transforms that changed something."""
+    """The rewritten source and the transforms that changed something (with NARROW among
+    them when it was asked for and made a guard narrower)."""
+    narrow = NARROW in transforms
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
@@ -80,7 +89,9 @@ def apply(source: str, framework: str, transforms: Sequence[str],
                 and len(node.params.params) >= 2:  # `def act(x, xp)`: xp is the namespace
             names.aliases[node.params.params[1].name.value] = "array_api"
         for name in transforms:
-            t = TRANSFORMS[name](names, assignments(node))
+            if name == NARROW:
+                continue
+            t = TRANSFORMS[name](names, assignments(node), narrow)
             try:
                 new = node.visit(t)
             except Unavailable:
@@ -93,6 +104,8 @@ def apply(source: str, framework: str, transforms: Sequence[str],
         body[i] = _drop_dead_masks(original, node)
     if not used:
         return source, ()
+    if narrow and GUARDING & set(used):
+        used.append(NARROW)
     return add_imports(module.with_changes(body=body), names).code, tuple(used)
 
 
@@ -115,4 +128,4 @@ def unified_diff(path: str, old: str, new: str) -> str:
                                         f"a/{path}", f"b/{path}", n=2))
 
 
-__all__ = ["FORMULAS", "TRANSFORMS", "RewriteError", "apply", "unified_diff"]
+__all__ = ["FORMULAS", "NARROW", "TRANSFORMS", "RewriteError", "apply", "unified_diff"]

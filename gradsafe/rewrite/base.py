@@ -655,9 +655,11 @@ class Rewrite(Tracker):
     name = ""
     title = ""
 
-    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression]) -> None:
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
+                 narrow: bool = False) -> None:
         super().__init__()
         self.names, self.defs = names, defs
+        self.narrow = narrow  # guard an input only inside the calls that need it
         self.changed = False
 
 
@@ -668,8 +670,9 @@ class Hoisting(Rewrite):
     """A rewrite that may put assignments (`pending`) on lines of their own before the
     statement it changes, under names the function does not use yet."""
 
-    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression]) -> None:
-        super().__init__(names, defs)
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
+                 narrow: bool = False) -> None:
+        super().__init__(names, defs, narrow)
         self.pending: list[str] = []
         self.taken: set[str] = set()
 

@@ -17,18 +17,60 @@ from gradsafe.rewrite.base import (
     Rewrite,
     code,
     condition,
+    contains,
     expr,
     has_risky,
     loads,
     norm,
+    number,
     occurrences,
     replace,
     strip_parens,
 )
 
+# calls whose value and derivative are finite for every finite argument: an input needs no
+# guard for their sake (their arguments may need one for another call's sake)
+BENIGN = frozenset({"sigmoid", "tanh", "sign", "abs", "relu", "relu6", "erf", "sin", "cos",
+                    "clamp", "clip", "clip_by_value", "minimum", "maximum", "where",
+                    "zeros_like", "ones_like", "full_like", "softplus", "log_sigmoid",
+                    "logsigmoid", "hardtanh"})
 
-def guard_branches(call: cst.Call, cond: Condition, names: Names) -> cst.Call | None:
-    """The where call with each risky branch's input replaced by a guarded one."""
+
+def risky_calls(branch: cst.BaseExpression, var: str, names: Names,
+                guard: str) -> set[str] | None:
+    """The framework calls in a branch whose input still needs a guard (exp, log, sqrt, ...;
+    not one already inside a where on the condition `guard`), or None when something else
+    could make the branch non-finite: a call gradsafe does not know (a helper, a method), a
+    division by or a power of anything but a number."""
+    risky: set[str] = set()
+    unknown = [False]
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> bool:
+            op = names.op(node)
+            if op is None:
+                unknown[0] = unknown[0] or contains(node, var)
+                return False
+            if op not in BENIGN and occurrences(node, var, names, guard)[1]:
+                risky.add(op)
+            return True
+
+        def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+            if isinstance(node.operator, (cst.Divide, cst.FloorDivide, cst.Modulo)):
+                unknown[0] = unknown[0] or number(node.right) is None
+            elif isinstance(node.operator, cst.Power):
+                k = number(node.right)
+                unknown[0] = unknown[0] or k is None or k < 0 or k != int(k)
+
+    branch.visit(_Visitor())
+    return None if unknown[0] else risky
+
+
+def guard_branches(call: cst.Call, cond: Condition, names: Names,
+                   narrow: bool = False) -> cst.Call | None:
+    """The where call with each risky branch's input replaced by a guarded one: every
+    occurrence of the input in the branch, or with `narrow` only those inside the calls that
+    need it (`x * sigmoid(x)` needs none; `expm1(x) * sigmoid(x)` one, inside expm1)."""
     args = list(call.args)
     changed = False
     for i, side in ((1, True), (2, False)):
@@ -36,11 +78,17 @@ def guard_branches(call: cst.Call, cond: Condition, names: Names) -> cst.Call | 
         _, free = occurrences(branch, cond.var, names, norm(expr(cond.text)))
         if not free or norm(branch) == cond.var or not has_risky(branch, names):
             continue
+        inside: tuple[str, ...] = ()
+        if narrow:
+            calls = risky_calls(branch, cond.var, names, norm(expr(cond.text)))
+            if calls is not None and not calls:
+                continue
+            inside = tuple(sorted(calls or ()))
         safe = cond.safe(side)
         x = cond.var_code
         guarded = (names.where(cond.text, x, safe) if side
                    else names.where(cond.text, safe, x))
-        new, count = replace(branch, cond.var, guarded)
+        new, count = replace(branch, cond.var, guarded, inside, names)
         if count:
             args[i] = args[i].with_changes(value=new)
             changed = True
@@ -59,8 +107,9 @@ class GuardWhere(Rewrite):
     name = "guard_where"
     title = "guard the input of the discarded where branch (double where)"
 
-    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression]) -> None:
-        super().__init__(names, defs)
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
+                 narrow: bool = False) -> None:
+        super().__init__(names, defs, narrow)
         self.inlined: set[str] = set()
 
     def _inline(self, branch: cst.BaseExpression) -> tuple[cst.BaseExpression, str | None]:
@@ -84,7 +133,7 @@ class GuardWhere(Rewrite):
         args = list(updated.args)
         args[1] = args[1].with_changes(value=a)
         args[2] = args[2].with_changes(value=b)
-        new = guard_branches(updated.with_changes(args=args), cond, self.names)
+        new = guard_branches(updated.with_changes(args=args), cond, self.names, self.narrow)
         if new is None:
             return updated
         for name, before, after in ((name_a, parts[1], new.args[1].value),

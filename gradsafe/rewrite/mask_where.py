@@ -106,4 +106,4 @@ class MaskWhere(Rewrite):
         call = atom(self.names.where(text, code(strip_parens(f2)).strip(),
                                      code(strip_parens(g2)).strip()))
         assert isinstance(call, cst.Call)
-        return guard_branches(call, cond, self.names) or call
+        return guard_branches(call, cond, self.names, self.narrow) or call
