@@ -25,6 +25,7 @@ from gradsafe.rewrite.base import (
 from gradsafe.rewrite.clamp_arg import ClampArg
 from gradsafe.rewrite.expm1 import Expm1
 from gradsafe.rewrite.guard_where import GuardWhere
+from gradsafe.rewrite.hypot import Hypot
 from gradsafe.rewrite.log1p import Log1p
 from gradsafe.rewrite.log_sigmoid import LogSigmoid
 from gradsafe.rewrite.log_softmax import LogSoftmax
@@ -39,10 +40,10 @@ from gradsafe.rewrite.tanh import Tanh
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
-                             "log1p", "expm1", "saturate")
+                             "log1p", "expm1", "saturate", "hypot")
 
 
 _Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
