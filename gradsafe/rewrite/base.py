@@ -38,9 +38,8 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "where": ("jax.numpy", "where"), "exp": ("jax.numpy", "exp"),
         "expm1": ("jax.numpy", "expm1"), "log1p": ("jax.numpy", "log1p"),
         "tanh": ("jax.numpy", "tanh"), "sqrt": ("jax.numpy", "sqrt"), "sin": ("jax.numpy", "sin"),
-        "abs": ("jax.numpy", "abs"), "minimum": ("jax.numpy", "minimum"),
-        "hypot": ("jax.numpy", "hypot"),
-        "maximum": ("jax.numpy", "maximum"),
+        "abs": ("jax.numpy", "abs"), "hypot": ("jax.numpy", "hypot"),
+        "minimum": ("jax.numpy", "minimum"), "maximum": ("jax.numpy", "maximum"),
         "logaddexp": ("jax.numpy", "logaddexp"), "sigmoid": ("jax", "nn.sigmoid"),
         "log_sigmoid": ("jax", "nn.log_sigmoid"),
     },
@@ -502,7 +501,6 @@ class Condition:
         bound = literal(self.value) if self.value is not None else self.bound
         return (bound, None) if up == side else (None, bound)
 
-
     def holds(self, x: float) -> bool | None:
         """The condition's value at input x (None when the bound is not a number)."""
         if self.value is None:
@@ -520,7 +518,7 @@ class Compound(Condition):
     `(x >= -2) & (x <= 2)`: an interval (or its outside)."""
 
     def __init__(self, text: str, parts: Sequence[Condition], both: bool) -> None:
-        first = parts[0]
+        first = parts[0]  # op, bound and value are the first part's: use holds/safe/bounds
         super().__init__(text, first.var, first.var_code, first.op, first.bound, first.value)
         self.parts, self.both = tuple(parts), both
 
