@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,23 +113,21 @@ def dialect(target: Target, framework: str) -> str:
     return target.kind if target.kind in PORTABLE_KINDS else framework
 
 
-def candidates(source: str, framework: str, target: str) -> list[tuple[tuple[str, ...], str]]:
-    """(transforms that applied, new source) in order of preference, without duplicates."""
+def candidates(source: str, framework: str, target: str
+               ) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(transforms that applied, new source) in order of preference, without duplicates;
+    made one at a time, since the first usually verifies (raises rewrite.RewriteError when
+    the source cannot be parsed or lacks the target)."""
     seen: set[str] = {source}
-    out: list[tuple[tuple[str, ...], str]] = []
     for combo in CANDIDATES:
         # the narrow guard first: the same fix in fewer words, when it verifies
         variants = [(*combo, rewrite.NARROW), combo] if rewrite.GUARDING & set(combo) \
             else [combo]
         for names in variants:
-            try:
-                new, used = rewrite.apply(source, framework, names, target)
-            except rewrite.RewriteError:
-                return []
+            new, used = rewrite.apply(source, framework, names, target)
             if used and new not in seen:
                 seen.add(new)
-                out.append((used, new))
-    return out
+                yield used, new
 
 
 def forwards(backend: Backend, target: Target, options: Options,
@@ -278,37 +277,43 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
         return advice(result)
     source = Path(target.file).read_text(encoding="utf-8")
     options = dataclasses.replace(options, suggest=False)
-    cands = candidates(source, dialect(target, backend.name), target.name)
-    if not cands:
-        return advice(result)
-    before = seen or forwards(backend, target, options, options.dtypes)
+    framework = dialect(target, backend.name)
+    before: Forwards | None = seen
     verdicts: list[Verdict] = []
     deadline = time.monotonic() + SUGGEST_BUDGET * options.timeout
-    for transforms, new in cands[:MAX_VERIFIED]:
-        if verdicts and time.monotonic() > deadline:
-            break
-        v = verify(backend, target, options, transforms, new, before)
-        verdicts.append(v)
-        if v.verified:
-            break
+    try:
+        for transforms, new in candidates(source, framework, target.name):
+            if len(verdicts) == MAX_VERIFIED or (verdicts and time.monotonic() > deadline):
+                break
+            before = before or forwards(backend, target, options, options.dtypes)
+            v = verify(backend, target, options, transforms, new, before)
+            verdicts.append(v)
+            if v.verified:
+                break
+    except rewrite.RewriteError:
+        verdicts = []
+    if not verdicts:
+        return advice(result)
     best = min(verdicts, key=lambda v: v.rank)
     text = title(best)
     if best.verified:
-        text += _versus_mask(backend, target, options, cands, best)
+        text += _versus_mask(backend, target, options, source, framework, best)
     else:
         text += f" (not verified: {problems(best)})"
     return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), best.verified,
                       best.transforms)
 
 
-def _versus_mask(backend: Backend, target: Target, options: Options,
-                 cands: list[tuple[tuple[str, ...], str]], best: Verdict) -> str:
+def _versus_mask(backend: Backend, target: Target, options: Options, source: str,
+                 framework: str, best: Verdict) -> str:
     """Why the guarded where beats seed 000's mask-inside-exp form, measured at ±inf."""
-    mask = [new for used, new in cands if used == ("mask_exp",)]
-    if not mask or "mask_exp" in best.transforms:
+    if "mask_exp" in best.transforms:
+        return ""
+    mask, used = rewrite.apply(source, framework, ("mask_exp",), target.name)
+    if not used:
         return ""
     dtype = options.dtypes[0]
-    changes = at_infinity(backend, target, options, mask[0], dtype)
+    changes = at_infinity(backend, target, options, mask, dtype)
     if not changes:
         return ""
     x, old, new = changes[0]

@@ -185,3 +185,17 @@ def test_fix_write_end_to_end(tmp_path: Path) -> None:
     # the diff mode on the rewritten files has nothing left to do
     again = run_cli("fix", str(new), "--no-param-sweep")
     assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
+
+
+def test_the_guarded_where_says_why_it_beats_seed_000s_mask_form(tmp_path: Path) -> None:
+    from conftest import run_json
+
+    (tmp_path / "elu.py").write_text(ELU)
+    code, report = run_json("check", str(tmp_path / "elu.py"), "--framework", "torch",
+                            "--dtype", "float32", "--no-cache")
+    assert code == 1
+    s = report["targets"][0]["findings"][0]["suggestion"]
+    assert s["verified"] and "torch.expm1(torch.where(x > 0, 0.0, x))" in s["diff"]
+    # measured by running the mask form at x = +inf, not written down
+    assert "preferred to seed 000's mask-inside-exp form, which gives nan at x = inf where " \
+           "the original gives inf" in s["title"]

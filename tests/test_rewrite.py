@@ -173,7 +173,7 @@ def test_suggestions_try_the_narrow_guard_before_the_full_one() -> None:
 
     source = ("import torch\n\n\ndef f(x):\n    return torch.where(x > 0, x * torch.tanh(x), "
               "torch.exp(x) * torch.tanh(x))\n")
-    found = candidates(source, "torch", "f")
+    found = list(candidates(source, "torch", "f"))
     first, second = found[0][1], found[1][1]
     assert rewrite.NARROW in found[0][0] and rewrite.NARROW not in found[1][0]
     assert "torch.tanh(torch.where" not in first and "torch.tanh(torch.where" in second
