@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gradsafe import rewrite
 from gradsafe.discover import discover_file
-from gradsafe.model import PORTABLE_KINDS, Report, Suggestion
+from gradsafe.model import Report, Suggestion, Target
 
 
 class FixError(Exception):
@@ -70,13 +70,13 @@ def plan(report: Report, files: dict[str, bytes]) -> list[FileFix]:
         for f in t.findings:
             by_target.setdefault(key, []).append((t.framework or "", f.suggestion))
     fixes: dict[str, tuple[list[tuple[str, str, tuple[str, ...]]], list[tuple[str, str]]]] = {}
-    kinds_of: dict[str, dict[str, str]] = {}
+    found: dict[str, dict[str, Target]] = {}
     for (path, name), rows in sorted(by_target.items()):
-        if path not in kinds_of:
-            kinds_of[path] = {t.name: t.kind for t in discover_file(path)}
-        kind = kinds_of[path].get(name, "")
-        if kind in PORTABLE_KINDS:  # one rewrite in keras.ops / xp names, for every framework
-            rows = [(kind, s) for _, s in rows]
+        if path not in found:
+            found[path] = {t.name: t for t in discover_file(path)}
+        target = found[path].get(name)
+        if target is not None:  # portable code: one rewrite in keras.ops / xp names for all
+            rows = [(target.dialect(fw), s) for fw, s in rows]
         todo, skipped = fixes.setdefault(path, ([], []))
         rewrites = [(fw, s) for fw, s in rows if s is not None and s.diff]
         if not rewrites:

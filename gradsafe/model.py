@@ -127,6 +127,16 @@ class Target:
         """The name results are reported under (a variant's name carries its values)."""
         return self.variant.label if self.variant is not None else self.name
 
+    def dialect(self, framework: str) -> str:
+        """The names a rewrite of this target is written in: the framework's own, or
+        keras_ops / array_api for code written once for every framework (portable functions,
+        and Keras layers written with keras.ops alone, which every backend runs)."""
+        if self.kind in PORTABLE_KINDS:
+            return self.kind
+        if self.kind == "layer" and self.frameworks == PORTABLE:
+            return "keras_ops"
+        return framework
+
 
 @dataclass(frozen=True)
 class Options:

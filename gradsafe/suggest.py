@@ -27,7 +27,6 @@ from gradsafe import rewrite
 from gradsafe.backends.base import Backend
 from gradsafe.floats import F64, display
 from gradsafe.model import (
-    PORTABLE_KINDS,
     SEVERITIES,
     Finding,
     Options,
@@ -105,12 +104,6 @@ class Verdict:
     @property
     def rank(self) -> tuple[int, int]:
         return (0 if self.verified else 1, len(self.findings))
-
-
-def dialect(target: Target, framework: str) -> str:
-    """The names a rewrite is written in: the framework, or keras_ops / array_api for code
-    written once for every framework."""
-    return target.kind if target.kind in PORTABLE_KINDS else framework
 
 
 def candidates(source: str, framework: str, target: str
@@ -277,7 +270,7 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
         return advice(result)
     source = Path(target.file).read_text(encoding="utf-8")
     options = dataclasses.replace(options, suggest=False)
-    framework = dialect(target, backend.name)
+    framework = target.dialect(backend.name)
     before: Forwards | None = seen
     verdicts: list[Verdict] = []
     deadline = time.monotonic() + SUGGEST_BUDGET * options.timeout

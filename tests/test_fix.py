@@ -199,3 +199,20 @@ def test_the_guarded_where_says_why_it_beats_seed_000s_mask_form(tmp_path: Path)
     # measured by running the mask form at x = +inf, not written down
     assert "preferred to seed 000's mask-inside-exp form, which gives nan at x = inf where " \
            "the original gives inf" in s["title"]
+
+
+def test_a_keras_ops_layer_is_rewritten_in_keras_ops_on_every_backend() -> None:
+    from conftest import run_json
+
+    code, report = run_json("check", str(FIXTURES / "portable" / "keras_ops.py"),
+                            "--target", "LearnableELU", "--framework", "torch,jax",
+                            "--no-param-sweep", "--dtype", "float32", "--no-cache")
+    assert code == 1
+    diffs = {(t["framework"], f["suggestion"]["diff"]) for t in report["targets"]
+             for f in t["findings"] if f["code"] == "GS101"}
+    assert {fw for fw, _ in diffs} == {"torch", "jax"}
+    # the same keras.ops rewrite whichever backend verified it: no torch or jnp names slip in
+    assert len({d for _, d in diffs}) == 1
+    diff = diffs.pop()[1]
+    assert "+        return ops.where(x > 0, x, self.alpha * ops.expm1(ops.where(x > 0, 0.0, x)))" \
+        in diff and "import torch" not in diff and "jnp" not in diff
