@@ -69,7 +69,14 @@ class LayoutSampler:
 def check_variant(backend: Backend, target: Target, options: Options,
                   counter: Counter | None = None, tick: Tick | None = None,
                   seen: dict[str, tuple[F64, F64]] | None = None) -> TargetResult:
-    from gradsafe.sweep import explain, no_gradient, resolve, result, target_location
+    from gradsafe.sweep import (
+        explain,
+        no_gradient,
+        require_elementwise,
+        resolve,
+        result,
+        target_location,
+    )
 
     v = target.variant
     assert v is not None
@@ -81,6 +88,8 @@ def check_variant(backend: Backend, target: Target, options: Options,
         abs(float(x)) for _, x in v.params if x and np.isfinite(float(x)))}))
     try:
         inst64 = backend.build(obj, target.kind, "float64", v)
+        if v.seed is None:  # a random mode draws anew for each call: it would look mixed
+            require_elementwise(backend, inst64.fn, inst64.multiple)
         for dtype in options.dtypes:
             try:
                 inst = backend.build(obj, target.kind, dtype, v)

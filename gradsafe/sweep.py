@@ -9,8 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.backends.base import WIDTH, Backend, Fn, bind_namespace, resolve_dotted
+from gradsafe.backends.base import (
+    WIDTH,
+    Backend,
+    Fn,
+    TargetError,
+    bind_namespace,
+    resolve_dotted,
+)
 from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, info
 from gradsafe.load import load_target
@@ -67,6 +76,7 @@ def check(backend: Backend, target: Target, options: Options,
     findings: list[Finding] = []
     notes: list[str] = []
     fn64, _ = backend.instantiate(obj, target.kind, "float64")
+    require_elementwise(backend, fn64)
     for dtype in options.dtypes:
         fn, note = backend.instantiate(obj, target.kind, dtype)
         if note:
@@ -86,6 +96,23 @@ def check(backend: Backend, target: Target, options: Options,
     findings = explain(backend, target, obj, findings,
                        lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
     return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def require_elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
+    """The sweep reads output i as f(x_i): refuse a function whose outputs mix elements
+    (softmax, sums, norms), which would otherwise give findings about nothing."""
+    x = np.linspace(-2.0, 2.0, 8)
+    moved = x.copy()
+    moved[0] = 3.0
+    a = backend.evaluate(fn, x, "float64", grad=False, multiple=multiple).forward
+    b = backend.evaluate(fn, moved, "float64", grad=False, multiple=multiple).forward
+    changed = int(np.sum(~((a[1:] == b[1:]) | (np.isnan(a[1:]) & np.isnan(b[1:])))))
+    if changed:
+        raise TargetError(
+            f"is not elementwise: changing one input element changed {changed} other outputs "
+            "(softmax, sums and norms mix elements); gradsafe sweeps elementwise functions, "
+            "and row-wise ones only with a hand-written gradient (autograd.Function, "
+            "custom_gradient, custom_vjp, forward/backward classes)")
 
 
 def sample(backend: Backend, target: Target,
