@@ -177,3 +177,24 @@ def test_suggestions_try_the_narrow_guard_before_the_full_one() -> None:
     first, second = found[0][1], found[1][1]
     assert rewrite.NARROW in found[0][0] and rewrite.NARROW not in found[1][0]
     assert "torch.tanh(torch.where" not in first and "torch.tanh(torch.where" in second
+
+
+@pytest.mark.parametrize(("before", "transforms", "after"), [
+    ("torch.where(x > 0, x, x.exp() - 1)", ["expm1", "guard_where"],
+     "torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))"),
+    ("(1 + x.exp()).log()", ["softplus"], "torch.logaddexp(x, torch.zeros_like(x))"),
+    ("x * (1 / (1 + (-x).exp()))", ["sigmoid"], "x * torch.sigmoid(x)"),
+    ("x * x.exp().tanh()", ["saturate"], "x * torch.tanh(torch.exp(torch.clamp(x, max=3.0)))"),
+    ("(x * x + 4).sqrt()", ["hypot"], "torch.hypot(x, torch.full_like(x, 2.0))"),
+])
+def test_torch_method_style_is_read_like_functions(before: str, transforms: list[str],
+                                                   after: str) -> None:
+    source = f"import torch\n\n\ndef f(x):\n    return {before}\n"
+    new, used = rewrite.apply(source, "torch", transforms)
+    assert used and f"    return {after}\n" in new, new
+
+
+def test_methods_of_other_objects_are_not_framework_calls() -> None:
+    # method style is read in torch code only (a JAX array has no .exp())
+    source = "import jax.numpy as jnp\n\n\ndef f(x):\n    return x.exp() - 1\n"
+    assert rewrite.apply(source, "jax", ["expm1"]) == (source, ())

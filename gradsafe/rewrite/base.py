@@ -55,6 +55,9 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
 }
 _MODULE_FRAMEWORK = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow",
                      "jax": "jax", "flax": "jax", "array_api": "array_api"}
+# torch tensor methods the rewrites read as functions (`x.exp()` is `torch.exp(x)`)
+TENSOR_METHODS = frozenset({"exp", "log", "log1p", "expm1", "sqrt", "sigmoid", "tanh", "sin",
+                            "abs"})
 # operations that keep their argument inside a safe domain (already guarded input)
 PROTECTING = frozenset({"minimum", "maximum", "clamp", "clip", "clip_by_value"})
 _EMPTY = cst.parse_module("")
@@ -179,14 +182,36 @@ class Names:
         return _MODULE_FRAMEWORK.get(root.split(".")[0]) is not None
 
     def op(self, node: cst.BaseExpression) -> str | None:
-        """`torch.exp(x)` -> "exp" when the callee is a framework function."""
+        """`torch.exp(x)` -> "exp" when the callee is a framework function; in torch code
+        also a tensor method without arguments, `x.exp()` -> "exp"."""
         node = strip_parens(node)
         if not isinstance(node, cst.Call):
             return None
         name = dotted(node.func)
-        if name is None or "." not in name or not self.is_framework(name):
+        if name is not None and "." in name and self.is_framework(name):
+            return name.rsplit(".", 1)[1]
+        if self._method(node):
+            assert isinstance(node.func, cst.Attribute)
+            return node.func.attr.value
+        return None
+
+    def arg(self, node: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The one input of a one-input call: `u` of `torch.exp(u)` and of `u.exp()`."""
+        node = strip_parens(node)
+        if not isinstance(node, cst.Call):
             return None
-        return name.rsplit(".", 1)[1]
+        if self._method(node):
+            assert isinstance(node.func, cst.Attribute)
+            return node.func.value
+        if len(node.args) == 1 and node.args[0].keyword is None and not node.args[0].star:
+            return node.args[0].value
+        return None
+
+    def _method(self, node: cst.Call) -> bool:
+        return self.framework == "torch" and not node.args \
+            and isinstance(node.func, cst.Attribute) \
+            and node.func.attr.value in TENSOR_METHODS \
+            and not self.is_framework(dotted(node.func))
 
     def spell(self, module: str) -> str:
         """How this file names a module: its alias, a parent's alias plus the rest, or the

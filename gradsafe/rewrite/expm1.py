@@ -15,8 +15,7 @@ class Expm1(Rewrite):
                               updated: cst.BinaryOperation) -> cst.BaseExpression:
         left = strip_parens(updated.left)
         if not isinstance(updated.operator, cst.Subtract) or not is_one(updated.right) \
-                or self.names.op(left) != "exp" or not isinstance(left, cst.Call) \
-                or len(left.args) != 1:
+                or self.names.op(left) != "exp" or (u := self.names.arg(left)) is None:
             return updated
         self.changed = True
-        return self.wrap(self.names.call("expm1", code(left.args[0].value)))
+        return self.wrap(self.names.call("expm1", code(strip_parens(u)).strip()))

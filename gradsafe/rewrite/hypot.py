@@ -44,9 +44,10 @@ class Hypot(Rewrite):
     title = "hypot/abs instead of the root of a square"
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.names.op(updated) != "sqrt" or len(updated.args) != 1:
+        arg = self.names.arg(updated)
+        if self.names.op(updated) != "sqrt" or arg is None:
             return updated
-        found = _sum_of_squares(updated.args[0].value)
+        found = _sum_of_squares(arg)
         if found is None:
             return updated
         u, c = code(strip_parens(found[0])).strip(), found[1]

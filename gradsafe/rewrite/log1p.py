@@ -24,9 +24,10 @@ class Log1p(Rewrite):
     title = "use log1p for log(1 + u)"
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.names.op(updated) != "log" or len(updated.args) != 1:
+        arg = self.names.arg(updated)
+        if self.names.op(updated) != "log" or arg is None:
             return updated
-        u = one_plus(updated.args[0].value)
+        u = one_plus(arg)
         if u is None:
             return updated
         self.changed = True

@@ -13,11 +13,12 @@ class LogSigmoid(Rewrite):
     title = "use log_sigmoid for log(sigmoid(u))"
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.names.op(updated) != "log" or len(updated.args) != 1:
+        arg = self.names.arg(updated)
+        if self.names.op(updated) != "log" or arg is None:
             return updated
-        inner = strip_parens(updated.args[0].value)
+        inner = strip_parens(arg)
         if self.names.op(inner) != "sigmoid" or not isinstance(inner, cst.Call) \
-                or len(inner.args) != 1:
+                or (u := self.names.arg(inner)) is None:
             return updated
         self.changed = True
-        return self.wrap(self.names.call("log_sigmoid", code(inner.args[0].value)))
+        return self.wrap(self.names.call("log_sigmoid", code(strip_parens(u)).strip()))

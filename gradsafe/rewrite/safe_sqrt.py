@@ -17,9 +17,10 @@ class SafeSqrt(Rewrite):
     title = "guard sqrt at 0 (where(u > 0, sqrt(where(u > 0, u, 1)), 0))"
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.names.op(updated) != "sqrt" or len(updated.args) != 1:
+        arg = self.names.arg(updated)
+        if self.names.op(updated) != "sqrt" or arg is None:
             return updated
-        u = code(strip_parens(updated.args[0].value)).strip()
+        u = code(strip_parens(arg)).strip()
         positive = f"{u} > 0"
         inner = self.names.where(positive, u, "1.0")
         self.changed = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradsafe.rewrite.base import PROTECTING, Rewrite, code
+from gradsafe.rewrite.base import PROTECTING, Rewrite, code, strip_parens
 
 # outer function -> u beyond which outer(exp(u)) is 1.0 in float64 and so in every dtype
 FLAT_AFTER = {"tanh": "3.0", "sigmoid": "4.0", "erf": "2.0"}
@@ -24,13 +24,15 @@ class Saturate(Rewrite):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         outer = self.names.op(updated)
-        if outer not in FLAT_AFTER or len(updated.args) != 1:
+        inner = self.names.arg(updated)
+        if outer not in FLAT_AFTER or inner is None:
             return updated
-        inner = updated.args[0].value
-        if self.names.op(inner) != "exp" or not isinstance(inner, cst.Call) \
-                or len(inner.args) != 1 or self.names.op(inner.args[0].value) in PROTECTING:
+        arg = self.names.arg(inner)
+        if self.names.op(inner) != "exp" or arg is None or self.names.op(arg) in PROTECTING:
             return updated
-        u = code(inner.args[0].value).strip()
+        u = code(strip_parens(arg)).strip()
         self.changed = True
         exp = self.names.call("exp", self.names.clamp(u, None, FLAT_AFTER[outer]))
-        return self.wrap(f"{code(updated.func).strip()}({exp})")
+        if updated.args:  # the outer function as the file spells it
+            return self.wrap(f"{code(updated.func).strip()}({exp})")
+        return self.wrap(self.names.call(outer, exp))

@@ -12,9 +12,10 @@ from gradsafe.rewrite.log1p import one_plus
 def negated_exp(node: cst.BaseExpression, names: Names) -> cst.BaseExpression | None:
     """u of `exp(-u)`."""
     node = strip_parens(node)
-    if names.op(node) != "exp" or not isinstance(node, cst.Call) or len(node.args) != 1:
+    inner = names.arg(node)
+    if names.op(node) != "exp" or inner is None:
         return None
-    arg = strip_parens(node.args[0].value)
+    arg = strip_parens(inner)
     if isinstance(arg, cst.UnaryOperation) and isinstance(arg.operator, cst.Minus):
         return strip_parens(arg.expression)
     return None

@@ -31,8 +31,8 @@ class Sinc(Hoisting):
         if not isinstance(updated.operator, cst.Divide):
             return updated
         top = strip_parens(updated.left)
-        if self.names.op(top) != "sin" or not isinstance(top, cst.Call) or len(top.args) != 1 \
-                or norm(top.args[0].value) != norm(updated.right):
+        arg = self.names.arg(top)
+        if self.names.op(top) != "sin" or arg is None or norm(arg) != norm(updated.right):
             return updated
         w = self.names.where
         u = code(strip_parens(updated.right)).strip()  # only ever a call's argument

@@ -18,12 +18,13 @@ class Softplus(Rewrite):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         op = self.names.op(updated)
-        if op not in ("log", "log1p") or len(updated.args) != 1:
+        arg = self.names.arg(updated)
+        if op not in ("log", "log1p") or arg is None:
             return updated
-        inner = updated.args[0].value if op == "log1p" else one_plus(updated.args[0].value)
+        inner = arg if op == "log1p" else one_plus(arg)
         inner = strip_parens(inner) if inner is not None else None
         if inner is None or self.names.op(inner) != "exp" or not isinstance(inner, cst.Call) \
-                or len(inner.args) != 1:
+                or (u := self.names.arg(inner)) is None:
             return updated
         self.changed = True
-        return self.wrap(self.names.softplus(code(inner.args[0].value)))
+        return self.wrap(self.names.softplus(code(strip_parens(u)).strip()))

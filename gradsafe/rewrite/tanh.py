@@ -24,8 +24,9 @@ class Tanh(Rewrite):
         for pos, neg in orders:
             pos = strip_parens(pos)
             u = negated_exp(neg, self.names)
-            if u is not None and self.names.op(pos) == "exp" and isinstance(pos, cst.Call) \
-                    and len(pos.args) == 1 and norm(pos.args[0].value) == norm(u):
+            arg = self.names.arg(pos)
+            if u is not None and self.names.op(pos) == "exp" and arg is not None \
+                    and norm(arg) == norm(u):
                 return code(u)
         return None
 
