@@ -131,6 +131,13 @@ def discover_file(path: str) -> list[Target]:
             frameworks = (CUSTOM_KINDS[fkind],) if fkind else frameworks
             targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
                                   _constants(node, scope), _features(node, scope)))
+        elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
+            name, fn = found
+            frameworks = _frameworks(fn, scope, set())
+            if not set(frameworks) - {"numpy"}:
+                frameworks = fallback or frameworks
+            targets.append(Target(name, path, node.lineno, "function", frameworks,
+                                  _constants(fn, scope), _features(fn, scope)))
         elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
             name, akind, inner = wrapped
             targets.append(Target(name, path, node.lineno, akind, (CUSTOM_KINDS[akind],),
@@ -182,7 +189,22 @@ def _collect(tree: ast.Module) -> _Scope:
 def _is_target_function(node: ast.FunctionDef) -> bool:
     if node.name.startswith("_") or node.name.startswith("test"):
         return False
-    args = node.args
+    return _one_tensor(node.args)
+
+
+def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:
+    """`act = lambda x: ...` at the top of a file: a function like any other."""
+    if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name) \
+            or not isinstance(node.value, ast.Lambda):
+        return None
+    name = node.targets[0].id
+    if name.startswith("_") or name.startswith("test") or not _one_tensor(node.value.args):
+        return None
+    return name, node.value
+
+
+def _one_tensor(args: ast.arguments) -> bool:
+    """One required positional parameter (the input); any others have defaults."""
     positional = args.posonlyargs + args.args
     required = len(positional) - len(args.defaults)
     kw_required = any(d is None for d in args.kw_defaults)

@@ -41,3 +41,15 @@ def test_mask_multiply_is_recognised(tmp_path: Path, body: str) -> None:
 @pytest.mark.parametrize("body", NOT_MASKED.values(), ids=list(NOT_MASKED))
 def test_products_of_values_are_not_masks(tmp_path: Path, body: str) -> None:
     assert "mask_multiply" not in _features(tmp_path, body)
+
+
+def test_module_level_lambdas_of_one_tensor_are_targets(tmp_path: Path) -> None:
+    src = tmp_path / "acts.py"
+    src.write_text("import torch\nimport jax.numpy as jnp\n\n"
+                   "elu = lambda x: torch.where(x > 0, x, torch.exp(x) - 1)\n"
+                   "scaled = lambda x, alpha=1.0: alpha * jnp.tanh(x)\n"
+                   "_hidden = lambda x: torch.exp(x)\n"
+                   "pair = lambda x, y: x + y\n"
+                   "table = {'relu': lambda x: torch.relu(x)}\n")
+    found = {t.name: (t.line, t.kind, t.frameworks) for t in discover_file(str(src))}
+    assert found == {"elu": (4, "function", ("torch",)), "scaled": (5, "function", ("jax",))}

@@ -198,3 +198,13 @@ def test_methods_of_other_objects_are_not_framework_calls() -> None:
     # method style is read in torch code only (a JAX array has no .exp())
     source = "import jax.numpy as jnp\n\n\ndef f(x):\n    return x.exp() - 1\n"
     assert rewrite.apply(source, "jax", ["expm1"]) == (source, ())
+
+
+def test_a_module_level_lambda_is_rewritten_in_place() -> None:
+    source = ("import torch\n\nelu = lambda x: torch.where(x > 0, x, torch.exp(x) - 1)  # keep\n"
+              "other = lambda x: torch.exp(x) - 1\n")
+    new, used = rewrite.apply(source, "torch", ["expm1", "guard_where"], target="elu")
+    assert used == ("expm1", "guard_where")
+    assert "elu = lambda x: torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))" \
+           "  # keep\n" in new
+    assert "other = lambda x: torch.exp(x) - 1\n" in new  # not the target

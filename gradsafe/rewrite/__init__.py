@@ -66,10 +66,20 @@ def _definition(module: cst.Module, target: str | None) -> list[int]:
         return list(range(len(module.body)))
     head = target.split(".")[0]
     hits = [i for i, stmt in enumerate(module.body)
-            if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == head]
+            if (isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == head)
+            or _assigns(stmt, head)]
     if not hits:
         raise RewriteError(f"'{target}' is not a top-level function or class")
     return hits[-1:]
+
+
+def _assigns(stmt: cst.CSTNode, name: str) -> bool:
+    """`name = lambda x: ...` (a one-line definition)."""
+    return isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 \
+        and isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1 \
+        and isinstance(stmt.body[0].targets[0].target, cst.Name) \
+        and stmt.body[0].targets[0].target.value == name \
+        and isinstance(stmt.body[0].value, cst.Lambda)
 
 
 def apply(source: str, framework: str, transforms: Sequence[str],
