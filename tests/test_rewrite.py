@@ -208,3 +208,17 @@ def test_a_module_level_lambda_is_rewritten_in_place() -> None:
     assert "elu = lambda x: torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))" \
            "  # keep\n" in new
     assert "other = lambda x: torch.exp(x) - 1\n" in new  # not the target
+
+
+def test_functions_imported_by_name_are_framework_calls() -> None:
+    source = ("from torch import exp, log, where\n\n\ndef elu(x):\n"
+              "    return where(x > 0, x, exp(x) - 1)\n\n\n"
+              "def softplus(x):\n    return log(1 + exp(x))\n")
+    new, used = rewrite.apply(source, "torch", ["expm1", "softplus", "guard_where"])
+    assert set(used) == {"expm1", "softplus", "guard_where"}
+    assert "import torch\n" in new  # the names it adds come from the module itself
+    assert "    return where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x)))\n" in new
+    assert "    return torch.logaddexp(x, torch.zeros_like(x))\n" in new
+    # a name imported from somewhere else is not a framework function
+    other = source.replace("from torch import exp, log, where", "from mylib import exp, log, where")
+    assert rewrite.apply(other, "torch", ["expm1", "softplus"]) == (other, ())

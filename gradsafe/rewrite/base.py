@@ -190,6 +190,9 @@ class Names:
         name = dotted(node.func)
         if name is not None and "." in name and self.is_framework(name):
             return name.rsplit(".", 1)[1]
+        imported = self.aliases.get(name or "", "")  # `from torch import exp`: exp(x)
+        if "." in imported and self.is_framework(name):
+            return imported.rsplit(".", 1)[1]
         if self._method(node):
             assert isinstance(node.func, cst.Attribute)
             return node.func.attr.value
