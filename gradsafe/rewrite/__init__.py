@@ -23,6 +23,7 @@ from gradsafe.rewrite.base import (
     loads,
 )
 from gradsafe.rewrite.clamp_arg import ClampArg
+from gradsafe.rewrite.divide_first import DivideFirst
 from gradsafe.rewrite.expm1 import Expm1
 from gradsafe.rewrite.guard_where import GuardWhere
 from gradsafe.rewrite.hypot import Hypot
@@ -40,10 +41,10 @@ from gradsafe.rewrite.tanh import Tanh
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
-                             "log1p", "expm1", "saturate", "hypot")
+                             "log1p", "expm1", "saturate", "hypot", "divide_first")
 
 
 _Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
