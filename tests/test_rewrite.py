@@ -222,3 +222,18 @@ def test_functions_imported_by_name_are_framework_calls() -> None:
     # a name imported from somewhere else is not a framework function
     other = source.replace("from torch import exp, log, where", "from mylib import exp, log, where")
     assert rewrite.apply(other, "torch", ["expm1", "softplus"]) == (other, ())
+
+
+@pytest.mark.parametrize("cube", ["x ** 3", "x * x * x", "torch.pow(x, 3)"])
+def test_a_cube_inside_tanh_is_clamped_where_tanh_is_flat(cube: str) -> None:
+    source = ("import math\nimport torch\n\n\ndef gelu_tanh(x):\n"
+              "    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * "
+              f"(x + 0.044715 * {cube})))\n")
+    new, used = rewrite.apply(source, "torch", ["saturate"])
+    assert used == ("saturate",)
+    clamped = "torch.clamp(x, min=-10.0, max=10.0)"
+    assert f"(1 + torch.tanh(math.sqrt(2 / math.pi) * ({clamped} + 0.044715 * " \
+           f"{cube.replace('x', clamped)})))" in new
+    assert new.startswith("import math\nimport torch\n") and "0.5 * x * (1 + " in new
+    # once clamped there is nothing left to do
+    assert rewrite.apply(new, "torch", ["saturate"])[1] == ()

@@ -37,3 +37,11 @@ def test_the_sinc_series_is_exact_enough_where_it_is_used() -> None:
     assert np.float16(c) * np.float16(c) >= np.finfo(np.float16).tiny
     assert 1.0 / (c * c) < float(np.finfo(np.float16).max)
     assert math.isclose(1.0 - c * c / 6.0, math.sin(c) / c, rel_tol=1e-9)
+
+
+def test_gelus_tanh_argument_is_past_saturation_at_the_cube_clamp() -> None:
+    torch = pytest.importorskip("torch")
+    x = torch.tensor(10.0, dtype=torch.float64)
+    arg = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+    assert torch.tanh(arg).item() == 1.0 and torch.tanh(-arg).item() == -1.0
+    assert float(np.float16(10.0) ** 3) < float(np.finfo(np.float16).max)

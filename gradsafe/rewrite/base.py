@@ -123,6 +123,14 @@ def number(node: cst.BaseExpression) -> float | None:
     return None
 
 
+def factors(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The factors of a product `a * b * c` (a parenthesised factor stays whole)."""
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply) \
+            and not node.lpar:
+        return [*factors(node.left), *factors(node.right)]
+    return [node]
+
+
 def is_one(node: cst.BaseExpression) -> bool:
     return number(node) == 1.0
 

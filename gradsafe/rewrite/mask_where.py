@@ -18,29 +18,22 @@ from gradsafe.rewrite.base import (
     code,
     condition,
     expr,
+    factors,
     norm,
     strip_parens,
 )
 from gradsafe.rewrite.guard_where import guard_branches
 
 
-def _chain(node: cst.BaseExpression) -> list[cst.BaseExpression]:
-    """The factors of a product `a * b * c` (a parenthesised factor stays whole)."""
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply) \
-            and not node.lpar:
-        return [*_chain(node.left), *_chain(node.right)]
-    return [node]
-
-
 def _splits(node: cst.BaseExpression) -> list[tuple[cst.BaseExpression, cst.BaseExpression]]:
     """(one factor, the product of the others) for each factor of a product."""
-    factors = _chain(strip_parens(node))
-    if len(factors) < 2:
+    parts = factors(strip_parens(node))
+    if len(parts) < 2:
         return []
     out = []
-    for i, m in enumerate(factors):
-        rest = [code(strip_parens(f) if len(factors) == 2 else f).strip()
-                for j, f in enumerate(factors) if j != i]
+    for i, m in enumerate(parts):
+        rest = [code(strip_parens(f) if len(parts) == 2 else f).strip()
+                for j, f in enumerate(parts) if j != i]
         out.append((m, expr(" * ".join(rest))))
     return out
 

@@ -1,5 +1,8 @@
 """`tanh(exp(u))` -> `tanh(exp(minimum(u, 3.0)))`: the outer function is flat long before exp
-overflows (TanhExp, `x * tanh(exp(x))`).
+overflows (TanhExp, `x * tanh(exp(x))`). Likewise a cube inside tanh, as in GELU's tanh form
+`tanh(k * (x + 0.044715 * x**3))`: x is clamped to [-10, 10] inside the argument, where that
+argument is already past 19 (tanh is 1.0 in float64) and 10**3 still fits float16; for other
+constants the re-sweep tells whether the clamp changed a value.
 
 For u > 88.7 in float32 (11.1 in float16) exp(u) is inf; the forward survives (tanh(inf) = 1),
 but the backward multiplies tanh's zero slope by exp's infinite one: NaN. Once exp(u) is past
@@ -10,9 +13,20 @@ the result is exact: the same values in every dtype, and a zero slope beyond the
 
 from __future__ import annotations
 
+from collections import Counter
+
 import libcst as cst
 
-from gradsafe.rewrite.base import PROTECTING, Rewrite, code, strip_parens
+from gradsafe.rewrite.base import (
+    PROTECTING,
+    Rewrite,
+    code,
+    factors,
+    norm,
+    number,
+    replace,
+    strip_parens,
+)
 
 # outer function -> u beyond which outer(exp(u)) is 1.0 in float64 and so in every dtype
 FLAT_AFTER = {"tanh": "3.0", "sigmoid": "4.0", "erf": "2.0"}
@@ -20,13 +34,21 @@ FLAT_AFTER = {"tanh": "3.0", "sigmoid": "4.0", "erf": "2.0"}
 
 class Saturate(Rewrite):
     name = "saturate"
-    title = "clamp exp's argument where the function around it is already flat"
+    title = "clamp the input where the tanh/sigmoid/erf around it is already flat"
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         outer = self.names.op(updated)
         inner = self.names.arg(updated)
         if outer not in FLAT_AFTER or inner is None:
             return updated
+        if outer == "tanh" and (cubed := self._cubed(inner)) is not None:
+            u = code(strip_parens(cubed)).strip()
+            new, count = replace(inner, norm(cubed), self.names.clamp(u, "-10.0", "10.0"))
+            if count:
+                self.changed = True
+                if updated.args:
+                    return updated.with_changes(args=[updated.args[0].with_changes(value=new)])
+                return self.wrap(self.names.call("tanh", code(new).strip()))
         arg = self.names.arg(inner)
         if self.names.op(inner) != "exp" or arg is None or self.names.op(arg) in PROTECTING:
             return updated
@@ -36,3 +58,30 @@ class Saturate(Rewrite):
         if updated.args:  # the outer function as the file spells it
             return self.wrap(f"{code(updated.func).strip()}({exp})")
         return self.wrap(self.names.call(outer, exp))
+
+    def _cubed(self, node: cst.BaseExpression) -> cst.BaseExpression | None:
+        """u of a `u ** 3`, `u * u * u` or `pow(u, 3)` inside node, unless u is clamped."""
+        found: list[cst.BaseExpression] = []
+        names = self.names
+
+        class _V(cst.CSTVisitor):
+            def visit_Call(self, call: cst.Call) -> bool:
+                if names.op(call) in PROTECTING:
+                    return False  # already limited
+                if names.op(call) in ("pow", "power") and len(call.args) == 2 \
+                        and number(call.args[1].value) == 3.0:
+                    found.append(call.args[0].value)
+                return True
+
+            def visit_BinaryOperation(self, op: cst.BinaryOperation) -> None:
+                if isinstance(op.operator, cst.Power) and number(op.right) == 3.0:
+                    found.append(op.left)
+                elif isinstance(op.operator, cst.Multiply):  # c * x * x * x
+                    found_factors = factors(op)
+                    counts = Counter(norm(f) for f in found_factors)
+                    found.extend(f for f in found_factors if counts[norm(f)] >= 3)
+
+        node.visit(_V())
+        bases = [b for b in found if names.op(b) not in PROTECTING and number(b) is None]
+        return bases[0] if bases else None
+
