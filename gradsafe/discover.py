@@ -114,6 +114,12 @@ def discover_file(path: str) -> list[Target]:
                   if (fw := framework_of_module(m)) and fw != "numpy"}
     fallback = tuple(module_fws) if len(module_fws) == 1 else ()
     helpers = custom_rule_helpers(tree)
+
+    def inferred(fn: ast.AST) -> tuple[str, ...]:
+        """The frameworks a function calls; calling none, the one its file imports."""
+        frameworks = _frameworks(fn, scope, set())
+        return frameworks if set(frameworks) - {"numpy"} else (fallback or frameworks)
+
     targets = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and (pkind := portable_kind(node, scope)) \
@@ -124,19 +130,13 @@ def discover_file(path: str) -> list[Target]:
                                   _constants(node, scope), _features(node, scope)))
         elif isinstance(node, ast.FunctionDef) and _is_target_function(node) \
                 and node.name not in helpers:
-            frameworks = _frameworks(node, scope, set())
-            if not set(frameworks) - {"numpy"}:
-                frameworks = fallback or frameworks
             fkind = decorated_kind(node, scope)
-            frameworks = (CUSTOM_KINDS[fkind],) if fkind else frameworks
+            frameworks = (CUSTOM_KINDS[fkind],) if fkind else inferred(node)
             targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
                                   _constants(node, scope), _features(node, scope)))
         elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
             name, fn = found
-            frameworks = _frameworks(fn, scope, set())
-            if not set(frameworks) - {"numpy"}:
-                frameworks = fallback or frameworks
-            targets.append(Target(name, path, node.lineno, "function", frameworks,
+            targets.append(Target(name, path, node.lineno, "function", inferred(fn),
                                   _constants(fn, scope), _features(fn, scope)))
         elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
             name, akind, inner = wrapped

@@ -19,7 +19,6 @@ from gradsafe.rewrite.base import (
     Unavailable,
     add_imports,
     assignments,
-    bool_text,
     loads,
 )
 from gradsafe.rewrite.clamp_arg import ClampArg
@@ -113,7 +112,7 @@ def apply(source: str, framework: str, transforms: Sequence[str],
             node = new
             if t.changed and name not in used:
                 used.append(name)
-        body[i] = _drop_dead_masks(original, node)
+        body[i] = _drop_unread(original, node)
     if not used:
         return source, ()
     if narrow and GUARDING & set(used):
@@ -121,12 +120,12 @@ def apply(source: str, framework: str, transforms: Sequence[str],
     return add_imports(module.with_changes(body=body), names).code, tuple(used)
 
 
-def _drop_dead_masks(original: _Statement, node: _Statement) -> _Statement:
-    """Remove `mask = x > 0` lines that the rewrite left unread (a where now spells the
-    condition out); masks the original did not read either are the user's business."""
-    defs = assignments(original)
-    dead = {name for name, value in defs.items() if bool_text(value, defs) is not None
-            and loads(original, name) > 0 and loads(node, name) == 0}
+def _drop_unread(original: _Statement, node: _Statement) -> _Statement:
+    """Remove the `name = ...` lines the rewrite left unread: a mask that a where now spells
+    out (`mask = x > 0`), a branch that was inlined to be guarded. Names the original did not
+    read either are the user's business."""
+    dead = {name for name in assignments(original)
+            if loads(original, name) > 0 and loads(node, name) == 0}
     if not dead:
         return node
     out = node.visit(DropAssignments(dead))

@@ -335,7 +335,7 @@ def loads(node: cst.CSTNode, name: str) -> int:
 
 
 class DropAssignments(cst.CSTTransformer):
-    """Remove `name = expr` lines for the given names (after they were inlined)."""
+    """Remove `name = expr` lines for the given names (once nothing reads them)."""
 
     def __init__(self, names: set[str]) -> None:
         super().__init__()

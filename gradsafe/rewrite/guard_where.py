@@ -12,7 +12,6 @@ import libcst as cst
 
 from gradsafe.rewrite.base import (
     Condition,
-    DropAssignments,
     Names,
     Rewrite,
     code,
@@ -20,7 +19,6 @@ from gradsafe.rewrite.base import (
     contains,
     expr,
     has_risky,
-    loads,
     norm,
     number,
     occurrences,
@@ -73,14 +71,15 @@ def guard_branches(call: cst.Call, cond: Condition, names: Names,
     need it (`x * sigmoid(x)` needs none; `expm1(x) * sigmoid(x)` one, inside expm1)."""
     args = list(call.args)
     changed = False
+    guard = norm(expr(cond.text))
     for i, side in ((1, True), (2, False)):
         branch = args[i].value
-        _, free = occurrences(branch, cond.var, names, norm(expr(cond.text)))
+        _, free = occurrences(branch, cond.var, names, guard)
         if not free or norm(branch) == cond.var or not has_risky(branch, names):
             continue
         inside: tuple[str, ...] = ()
         if narrow:
-            calls = risky_calls(branch, cond.var, names, norm(expr(cond.text)))
+            calls = risky_calls(branch, cond.var, names, guard)
             if calls is not None and not calls:
                 continue
             inside = tuple(sorted(calls or ()))
@@ -110,7 +109,6 @@ class GuardWhere(Rewrite):
     def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
                  narrow: bool = False) -> None:
         super().__init__(names, defs, narrow)
-        self.inlined: set[str] = set()
 
     def _inline(self, branch: cst.BaseExpression) -> tuple[cst.BaseExpression, str | None]:
         """A branch that is a name bound once to a risky expression (`middle` in
@@ -141,20 +139,10 @@ class GuardWhere(Rewrite):
             if name is None:
                 continue
             if norm(after) == norm(self.defs[name]):
-                # inlined but not guarded: put the name back
+                # inlined but not guarded: put the name back (a guarded one is no longer
+                # read, and rewrite.apply drops its assignment)
                 i = 1 if after is new.args[1].value else 2
                 new = new.with_changes(args=[*new.args[:i], new.args[i].with_changes(
                     value=before), *new.args[i + 1:]])
-            else:
-                self.inlined.add(name)
         self.changed = True
         return new
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef
-                          ) -> cst.FunctionDef:
-        unused = {n for n in self.inlined if loads(updated, n) == 0}
-        if not unused:
-            return updated
-        out = updated.visit(DropAssignments(unused))
-        assert isinstance(out, cst.FunctionDef)
-        return out

@@ -66,9 +66,10 @@ class Saturate(Rewrite):
 
         class _V(cst.CSTVisitor):
             def visit_Call(self, call: cst.Call) -> bool:
-                if names.op(call) in PROTECTING:
+                op = names.op(call)
+                if op in PROTECTING:
                     return False  # already limited
-                if names.op(call) in ("pow", "power") and len(call.args) == 2 \
+                if op in ("pow", "power") and len(call.args) == 2 \
                         and number(call.args[1].value) == 3.0:
                     found.append(call.args[0].value)
                 return True

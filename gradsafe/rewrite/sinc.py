@@ -37,14 +37,16 @@ class Sinc(Hoisting):
         w = self.names.where
         u = code(strip_parens(updated.right)).strip()  # only ever a call's argument
         near = f"{self.names.call('abs', u)} < {NEAR_ZERO}"
+        function = self.function()
+        named = self.fresh(function, "near_zero", "small", "away") if function else None
+        if named:
+            self.pending.append(f"{named[0]} = {near}")
+            near = named[0]
         small = w(near, u, "0.0")  # the series' input: 0 where it is discarded
         away = w(near, "1.0", u)  # the quotient's input: 1 where it is discarded
-        function = self.function()
-        if function is not None:
-            names = self.fresh(function, "near_zero", "small", "away")
-            self.pending += [f"{names[0]} = {near}", f"{names[1]} = {w(names[0], u, '0.0')}",
-                             f"{names[2]} = {w(names[0], '1.0', u)}"]
-            near, small, away = names
+        if named:
+            self.pending += [f"{named[1]} = {small}", f"{named[2]} = {away}"]
+            small, away = named[1], named[2]
         series = f"1.0 - {small} * {small} / 6.0 * (1.0 - {small} * {small} / 20.0)"
         self.changed = True
         return self.wrap(w(near, series, f"{self.names.call('sin', away)} / {away}"))
