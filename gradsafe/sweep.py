@@ -92,7 +92,7 @@ def check(backend: Backend, target: Target, options: Options,
             from gradsafe import rows  # row-wise functions: softmax, GLU, normalisations
 
             return rows.check_rows(backend, target, options, obj, counter, tick, seen)
-        require_float(backend, fn64)
+        require_float(backend, fn64, detached_ok=target.explicit)
     findings, notes = sweep_dtypes(
         backend, target, options, lambda dt: backend.instantiate(obj, target.kind, dt),
         fn64, counter, tick, seen)
@@ -176,11 +176,17 @@ def qualifying(target: Target) -> Iterator[None]:
                          ) from None
 
 
-def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
+def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH,
+                  detached_ok: bool = True) -> None:
     """Integer and boolean outputs (masks, counts, indices) are not differentiable functions:
-    a helper returning one is not a target."""
+    a helper returning one is not a target; nor is one that detaches its output, unless the
+    user named it (then its missing gradient is a GS104 finding)."""
     x = np.linspace(-1.7, 2.3, 8)
-    if not backend.evaluate(fn, x, "float64", multiple=multiple).floating:
+    ev = backend.evaluate(fn, x, "float64", multiple=multiple)
+    if ev.floating and ev.gradient is None and not detached_ok:
+        raise NotATarget("its output does not depend differentiably on x (detached, or "
+                         "computed outside autograd)")
+    if not ev.floating:
         raise NotATarget("returns integer or boolean values, not a differentiable float "
                          "function of x")
 
