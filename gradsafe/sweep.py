@@ -92,7 +92,8 @@ def check(backend: Backend, target: Target, options: Options,
             from gradsafe import rows  # row-wise functions: softmax, GLU, normalisations
 
             return rows.check_rows(backend, target, options, obj, counter, tick, seen)
-        require_float(backend, fn64, detached_ok=target.explicit)
+        if not target.explicit:  # named: a missing gradient is a GS104 finding instead
+            require_float(backend, fn64)
     findings, notes = sweep_dtypes(
         backend, target, options, lambda dt: backend.instantiate(obj, target.kind, dt),
         fn64, counter, tick, seen)
@@ -190,14 +191,12 @@ def qualifying(target: Target) -> Iterator[None]:
                          ) from None
 
 
-def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH,
-                  detached_ok: bool = True) -> None:
+def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
     """Integer and boolean outputs (masks, counts, indices) are not differentiable functions:
-    a helper returning one is not a target; nor is one that detaches its output, unless the
-    user named it (then its missing gradient is a GS104 finding)."""
+    a helper returning one is not a target; nor is one that detaches its output."""
     x = np.linspace(-1.7, 2.3, 8)
     ev = backend.evaluate(fn, x, "float64", multiple=multiple)
-    if ev.floating and ev.gradient is None and not detached_ok:
+    if ev.floating and ev.gradient is None:
         raise NotATarget("its output does not depend differentiably on x (detached, or "
                          "computed outside autograd)")
     if not ev.floating:
