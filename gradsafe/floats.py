@@ -185,9 +185,22 @@ def display(value: float, dtype: str) -> str:
     return exact if digits <= 8 and "e" not in exact else short
 
 
-def json_number(value: float, dtype: str) -> float | str:
-    """A float whose Python repr is the dtype's shortest repr; strings for non-finite."""
+def short_number(value: float, dtype: str) -> float | str:
+    """A float whose Python repr is the dtype's shortest repr; strings for non-finite. Only
+    for baseline fingerprints, which must stay the same across releases."""
     text = shortest_repr(value, dtype)
     if text in ("nan", "inf", "-inf"):
         return text
     return float(text)
+
+
+def json_number(value: float, dtype: str) -> float | str:
+    """The exact float64 value of the dtype's number (11.09375, 65504.0, never the shortest
+    decimal 11.09 that rounds back only when parsed as float16): every JSON reader parses
+    float64. Strings for non-finite values; -0.0 stays."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    exact = float(round_to(np.array([value], dtype=np.float64), dtype)[0])
+    return exact if math.isfinite(exact) else ("inf" if exact > 0 else "-inf")

@@ -21,21 +21,24 @@ parts'.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from batch import expected as _expected
 from batch import is_batched, run_batch
 from batch import source as _source
-from conftest import FIXTURES, ROOT, run_json
+from conftest import FIXTURES, ROOT, run_json, short
 
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
 SEVERITIES = ("error", "warning", "info")
 # where-leaks and overflows: gradsafe must offer a verified rewrite for each of them
 FIXABLE = {"GS101", "GS102", "GS201", "GS202", "GS501"}
+NUMBERS = ("example_input", "forward", "gradient", "boundary")
 
 
 @cache
@@ -74,19 +77,56 @@ def _run_case(case: Path, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
 
 def _project(target: dict[str, Any], finding: dict[str, Any], keys: list[str]) -> tuple[Any, ...]:
     row = []
+    n = finding["dtype"]
     for k in keys:
         if k == "target":
             row.append(target["name"])
         elif k == "range":
-            row.append((finding["range"]["low"], finding["range"]["high"]))
+            row.append((short(finding["range"]["low"], n), short(finding["range"]["high"], n)))
         elif k in ("line", "col", "end_col"):
             row.append((finding["location"] or {}).get(k))
         elif k == "path":  # "exp 9:76 -> - 9:76 -> where 9:54": op, line, column per step
             row.append(" -> ".join(f"{s['op']} {s['location']['line']}:{s['location']['col']}"
                                    for s in finding["path"]))
+        elif k in NUMBERS:
+            row.append(short(finding[k], n))
         else:
             row.append(finding[k])
     return tuple(row)
+
+
+def _dtype_value(value: float, dtype: str) -> float:
+    """value parsed as the dtype (numpy and ml_dtypes, not gradsafe's own bit arithmetic)."""
+    import ml_dtypes
+
+    np_dtype = {"bfloat16": ml_dtypes.bfloat16}.get(dtype, dtype)
+    return float(np.array(value, dtype=np.float64).astype(np_dtype))
+
+
+def finding_numbers(report: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(where, dtype, value) for every finite number a report gives in a finding's dtype."""
+    found = [f for t in report["targets"] for f in t["findings"]]
+    found += [s["finding"] for s in report.get("suppressed", [])]
+    found += [f for c in report.get("comparisons", []) for f in c["findings"]]
+    out = []
+    for f in found:
+        values = {k: f[k] for k in NUMBERS}
+        values |= {f"range.{k}": v for k, v in f["range"].items()}
+        for k, v in values.items():
+            if isinstance(v, str):
+                assert v in ("inf", "-inf", "nan"), (k, v)
+            else:
+                out.append((k, f["dtype"], v))
+    return out
+
+
+def assert_exact_numbers(report: dict[str, Any]) -> None:
+    """Each number read back as float64 is the dtype's value itself (11.09375, never the
+    float16 shortest decimal 11.09, which a float64 reader takes for another number)."""
+    wrong = [(k, n, v, back) for k, n, v in finding_numbers(report)
+             if (back := _dtype_value(v, n)) != v
+             or math.copysign(1, back) != math.copysign(1, v)]
+    assert not wrong, wrong[:5]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(p.relative_to(FIXTURES)) for p in CASES])
@@ -95,6 +135,7 @@ def test_fixture(case: Path) -> None:
     args = tuple(exp.get("args", []))
     code, report = _run_case(case, args)
     assert code == exp["exit_code"], json.dumps(report["targets"], indent=1)[:4000]
+    assert_exact_numbers(report)
     targets = report["targets"]
     want = exp.get("findings", [])
     keys = sorted({k for f in want for k in f}) or ["target", "framework", "dtype", "code"]
