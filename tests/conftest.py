@@ -55,7 +55,6 @@ def run_json(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any]]:
     return proc.returncode, json.loads(proc.stdout)
 
 
-@pytest.fixture(scope="session")
 def short(value: Any, dtype: str) -> Any:
     """A report number as goldens write it: the shortest decimal that is the same value in
     the dtype. Reports carry the exact float64 value of the dtype's number (88.72283935546875
@@ -65,5 +64,6 @@ def short(value: Any, dtype: str) -> Any:
     return float(shortest_repr(value, dtype)) if isinstance(value, float) else value
 
 
+@pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

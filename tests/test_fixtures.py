@@ -5,7 +5,9 @@
   "exit_code": the expected exit code
   "findings":  [{target, framework, dtype, code, kind, severity, range: [low, high], ...}]
                compared as a multiset on the keys given (any finding field, plus "line"/"col"
-               of its location, and "path": "op line:col -> ..." from culprit to output)
+               of its location, and "path": "op line:col -> ..." from culprit to output);
+               numbers compare value for value in the finding's dtype (see conftest.short);
+               an entry with "varies_by_host": "why" may be absent (see HOST below)
   "errors":    [{target, framework, contains}] targets that could not be checked
   "no_verified_suggestion": {target: "why"} (optional) targets whose where-leaks and
                overflows gradsafe cannot rewrite; every other such finding (FIXABLE, error or
@@ -39,6 +41,12 @@ SEVERITIES = ("error", "warning", "info")
 # where-leaks and overflows: gradsafe must offer a verified rewrite for each of them
 FIXABLE = {"GS101", "GS102", "GS201", "GS202", "GS501"}
 NUMBERS = ("example_input", "forward", "gradient", "boundary")
+# A golden finding marked {"varies_by_host": "why"} is what a framework kernel's vector path
+# decides (Intel and AMD hosts differ, and so do short tails and full vectors): the result of
+# a built-in at x = +-inf that its formula does not fix (torch's float16 gelu(+inf) is NaN on
+# one x86-64 host, inf on another). It may be reported or not; everything else is asserted
+# exactly. Only info findings at x = +-inf may be so marked (test_host_marks_are_narrow).
+HOST = "varies_by_host"
 
 
 @cache
@@ -129,6 +137,15 @@ def assert_exact_numbers(report: dict[str, Any]) -> None:
     assert not wrong, wrong[:5]
 
 
+def test_host_marks_are_narrow() -> None:
+    """A host mark cannot hide a finding at a finite input, or an error or warning."""
+    marked = [(c.name, f) for c in CASES for f in _expected(c).get("findings", []) if HOST in f]
+    assert marked  # torch's gelu(+inf), see fixtures/builtins/torch_functional.py
+    for name, f in marked:
+        assert f["severity"] == "info" and f["range"][0] == f["range"][1], (name, f)
+        assert f["range"][0] in ("inf", "-inf") and f[HOST].strip(), (name, f)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[str(p.relative_to(FIXTURES)) for p in CASES])
 def test_fixture(case: Path) -> None:
     exp = _expected(case)
@@ -138,11 +155,18 @@ def test_fixture(case: Path) -> None:
     assert_exact_numbers(report)
     targets = report["targets"]
     want = exp.get("findings", [])
-    keys = sorted({k for f in want for k in f}) or ["target", "framework", "dtype", "code"]
+    keys = sorted({k for f in want for k in f} - {HOST}) or [
+        "target", "framework", "dtype", "code"]
     got = Counter(_project(t, f, keys) for t in targets for f in t["findings"])
-    expected = Counter(tuple(tuple(f[k]) if k == "range" else f[k] for k in keys) for f in want)
-    assert got == expected, (f"keys {keys}\n got: {sorted(got.elements(), key=repr)}\n"
-                             f"want: {sorted(expected.elements(), key=repr)}")
+    rows = [(tuple(tuple(f[k]) if k == "range" else f[k] for k in keys), HOST in f)
+            for f in want]
+    expected = Counter(row for row, varies in rows if not varies)
+    optional = Counter(row for row, varies in rows if varies)
+    extra = got - expected
+    assert not expected - got and not extra - optional, (
+        f"keys {keys}\n got: {sorted(got.elements(), key=repr)}\n"
+        f"want: {sorted(expected.elements(), key=repr)}\n"
+        f"may vary by host: {sorted(optional.elements(), key=repr)}")
     errors = [t for t in targets if t["status"] == "error"]
     want_errors = exp.get("errors", [])
     assert len(errors) == len(want_errors), [t["error"] for t in errors]
