@@ -135,7 +135,9 @@ def shortest_repr(value: float, dtype: str) -> str:
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if dtype == "float64":
+    if dtype == "float64" or abs(value) > info(dtype).max:
+        # beyond the dtype (a difference of two values, a float64 derivative): not a value
+        # of it, so its own float64 repr (and no numpy overflow warning from a cast)
         return repr(float(value))
     if dtype == "float32":
         return _clean(np.format_float_positional(np.float32(value), unique=True, trim="0")

@@ -42,7 +42,8 @@ def grid(spec: ParamSpec) -> list[ParamValue]:
     base = float(d) if d is not None else 1.0
     values: list[ParamValue] = [0.0, -base if base else -1.0, TINY, LARGE]
     for edge in spec.edges:
-        e = np.float32(edge)
+        with np.errstate(over="ignore"):  # an edge beyond float32 is inf there
+            e = np.float32(edge)
         values += [float(np.nextafter(e, np.float32(-np.inf))), float(e),
                    float(np.nextafter(e, np.float32(np.inf)))]
     return values

@@ -1,0 +1,86 @@
+"""One rule for every quantity (issue 16): a finding exists only where the float64 value of
+the same quantity is finite and representable in the dtype. Pure NumPy models of log(x) and
+log(expm1(x)) with their float64 references, then the real CLI on the fixtures in
+fixtures/float64_rule/ (whose goldens test_fixtures checks) for the notes in the JSON."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import FIXTURES, run_json
+
+from gradsafe.analyse import Context, Sample, analyse
+from gradsafe.floats import F64
+from gradsafe.probes import plan
+
+RULE = FIXTURES / "float64_rule"
+
+
+def log_act(xs: F64) -> Sample:
+    """log(x) in float32; the gradient 1/x overflows for subnormal x, honestly."""
+    x = xs.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        forward = np.log(x).astype(np.float64)
+        gradient = (np.float32(1) / x).astype(np.float64)
+        reference = np.log(xs)
+        g64 = np.where(np.isfinite(forward) & ~np.isfinite(gradient), 1 / xs, np.nan)
+    return Sample(xs, forward, gradient, reference, grad_reference=g64)
+
+
+def nan_gradient_log(xs: F64) -> Sample:
+    """The same, but a backward that gives NaN (not inf) for subnormal x: never honest."""
+    s = log_act(xs)
+    gradient = np.where(np.isinf(s.gradient), np.nan, s.gradient)
+    return Sample(s.x, s.forward, gradient, s.reference, grad_reference=s.grad_reference)
+
+
+def ctx() -> Context:
+    return Context("float32", "numpy", 1e4, None, frozenset())
+
+
+def test_honest_gradient_overflow_is_a_note_not_a_finding() -> None:
+    p = plan("float32")
+    notes: list[str] = []
+    findings = analyse(p, log_act(p.values), log_act, ctx(), notes=notes)
+    # NaN for x < 0 is outside the domain (float64 NaN); log(0) = -inf is the true value
+    assert [(f.kind, f.range.low) for f in findings] == [("forward", float("-inf"))]
+    assert findings[0].severity == "info"
+    (note,) = notes
+    assert "the gradient is inf" in note and "honest overflow" in note
+    assert "7.1362384635298e+44" in note  # the float64 derivative at x = 1e-45
+
+
+def test_a_nan_gradient_is_a_finding_even_where_the_true_one_overflows() -> None:
+    p = plan("float32")
+    notes: list[str] = []
+    findings = analyse(p, nan_gradient_log(p.values), nan_gradient_log, ctx(), notes=notes)
+    grads = [f for f in findings if f.kind == "gradient"]
+    assert [(f.range.low, float(np.float32(f.range.high))) for f in grads] == [
+        (float(np.float32(1e-45)), float(np.float32(2.938736e-39)))]
+    assert not notes
+
+
+def test_without_a_float64_gradient_every_overflow_counts() -> None:
+    """grad_reference None (float64 itself, or not computed): the old rule."""
+    p = plan("float32")
+
+    def probe(xs: F64) -> Sample:
+        s = log_act(xs)
+        return Sample(s.x, s.forward, s.gradient, s.reference)
+
+    findings = analyse(p, probe(p.values), probe, ctx())
+    assert any(f.kind == "gradient" and f.severity == "error" for f in findings)
+
+
+def test_notes_say_what_the_rule_left_out() -> None:
+    _, report = run_json("check", str(RULE / "domain_torch.py"), "--dtype", "float32",
+                         "--no-suggest", "--target", "log_act")
+    (t,) = report["targets"]
+    assert t["status"] == "pass"
+    assert any("float32: the gradient is inf at" in n and "honest overflow" in n
+               for n in t["notes"]), t["notes"]
+    _, report = run_json("check", str(RULE / "param_torch.py"), "--dtype", "float32",
+                         "--no-suggest", "--no-param-sweep", "--target", "LogShift")
+    (t,) = report["targets"]
+    assert t["status"] == "pass" and [f["code"] for f in t["findings"]] == ["GS201"]
+    assert any("gradient of parameter 'shift' is inf" in n and "honest overflow" in n
+               for n in t["notes"]), t["notes"]
