@@ -29,6 +29,7 @@ def log_act(xs: F64) -> Sample:
 def nan_gradient_log(xs: F64) -> Sample:
     """The same, but a backward that gives NaN (not inf) for subnormal x: never honest."""
     s = log_act(xs)
+    assert s.gradient is not None
     gradient = np.where(np.isinf(s.gradient), np.nan, s.gradient)
     return Sample(s.x, s.forward, gradient, s.reference, grad_reference=s.grad_reference)
 
