@@ -131,6 +131,11 @@ def check_variant(backend: Backend, target: Target, options: Options,
                 continue
             ctx = Context(dtype, backend.name, options.operating_range, location,
                           target.features)
+            if v.grid and outside_domain(sample, options.operating_range):
+                notes.append(f"{dtype}: {changed(v)} is outside the parameter's domain: the "
+                             "float64 forward is NaN for every finite input in the operating "
+                             "range (a value of gradsafe's automatic grid; nothing reported)")
+                continue
             if target.params:
                 degenerate = degenerate_finding(sample, ctx, v)
                 if degenerate is not None:
@@ -150,10 +155,29 @@ def check_variant(backend: Backend, target: Target, options: Options,
         return inst.fn, inst.multiple
 
     findings = explain(backend, target, obj, findings, make)
+    if v.grid:
+        findings = [at_grid_value(f, v) for f in findings]
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)
     return dataclasses.replace(res, name=v.label, variant=v)
+
+
+def outside_domain(s: Sample, operating_range: float) -> bool:
+    """The float64 forward is NaN at every finite input in the operating range."""
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(s.x) & (np.abs(s.x) <= operating_range)
+    return bool(inside.any()) and bool(np.isnan(s.reference[inside]).all())
+
+
+def at_grid_value(f: Finding, v: Variant) -> Finding:
+    """A finding at a value the user did not ask for: a warning at most, naming the value."""
+    values = dict(v.params)
+    which = ", ".join(f"{k}={_fmt(values[k])}" for k in v.grid)
+    severity: Severity = "warning" if f.severity == "error" else f.severity
+    return dataclasses.replace(f, severity=severity, message=(
+        f"{f.message} [at {which}, a value of gradsafe's automatic grid, not one you chose: "
+        "a warning at most; pass --param to check it as an error]"))
 
 
 def _unsupported(exc: Exception) -> bool:

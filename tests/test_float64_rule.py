@@ -85,3 +85,23 @@ def test_notes_say_what_the_rule_left_out() -> None:
     assert t["status"] == "pass" and [f["code"] for f in t["findings"]] == ["GS201"]
     assert any("gradient of parameter 'shift' is inf" in n and "honest overflow" in n
                for n in t["notes"]), t["notes"]
+
+
+def test_grid_values_are_warnings_at_most_and_outside_the_domain_is_a_note() -> None:
+    """fixtures/params/grid_torch.py: alpha_init=-1 (grid) makes the float64 forward NaN
+    everywhere, alpha_init=1000 (grid) makes it degenerate; --param 1000 is the user's."""
+    path = str(FIXTURES / "params" / "grid_torch.py")
+    code, report = run_json("check", path, "--dtype", "float32", "--no-suggest")
+    assert code == 0
+    by_name = {t["name"]: t for t in report["targets"]}
+    neg = by_name["ScaledTanh(alpha_init=-1.0)"]
+    assert neg["variant"]["grid"] == ["alpha_init"] and not neg["findings"]
+    assert any("outside the parameter's domain" in n for n in neg["notes"]), neg["notes"]
+    (big,) = by_name["ScaledTanh(alpha_init=1000.0)"]["findings"]
+    assert big["severity"] == "warning" and "at alpha_init=1000.0" in big["message"]
+    assert by_name["ScaledTanh(alpha_init=1.0)"]["variant"]["grid"] == []
+    code, report = run_json("check", path, "--dtype", "float32", "--no-suggest",
+                            "--no-param-sweep", "--param", "alpha_init=1000")
+    assert code == 1
+    (t,) = [t for t in report["targets"] if t["variant"]["params"]["alpha_init"] == 1000.0]
+    assert t["variant"]["grid"] == [] and t["findings"][0]["severity"] == "error"

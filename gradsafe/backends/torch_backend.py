@@ -10,6 +10,7 @@ import torch
 
 from gradsafe.backends import keras_layers
 from gradsafe.backends.base import (
+    RANDOM_STATE,
     Backend,
     Evaluation,
     Fn,
@@ -35,6 +36,10 @@ class TorchBackend(Backend):
 
     def version(self) -> str:
         return str(torch.__version__)
+
+    def reseed(self) -> None:
+        super().reseed()
+        torch.manual_seed(RANDOM_STATE)
 
     device = torch.device("cpu")
 
