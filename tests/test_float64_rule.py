@@ -105,3 +105,13 @@ def test_grid_values_are_warnings_at_most_and_outside_the_domain_is_a_note() -> 
     assert code == 1
     (t,) = [t for t in report["targets"] if t["variant"]["params"]["alpha_init"] == 1000.0]
     assert t["variant"]["grid"] == [] and t["findings"][0]["severity"] == "error"
+
+
+def test_a_cast_torch_module_says_so() -> None:
+    """module.to(float16) casts the module's own float32 parameters: the notes say it."""
+    _, report = run_json("check", str(RULE / "param_torch.py"), "--dtype", "float16",
+                         "--no-suggest", "--no-param-sweep", "--target", "LeakyExp")
+    (t,) = report["targets"]
+    assert ("float16: module cast with .to(float16): 1 parameter/buffer tensor of it "
+            "(float32) computed in float16; under torch.autocast they would stay float32"
+            ) in t["notes"], t["notes"]
