@@ -115,3 +115,16 @@ def test_a_cast_torch_module_says_so() -> None:
     assert ("float16: module cast with .to(float16): 1 parameter/buffer tensor of it "
             "(float32) computed in float16; under torch.autocast they would stay float32"
             ) in t["notes"], t["notes"]
+
+
+def test_a_0_over_0_in_a_hand_written_backward_is_named_and_located() -> None:
+    path = FIXTURES / "custom_grad" / "underflow_torch.py"
+    _, report = run_json("check", str(path), "--dtype", "float32", "--no-suggest")
+    by_name = {t["name"]: t for t in report["targets"]}
+    (gs301,) = by_name["SmoothStep"]["findings"]
+    assert "a 0/0 inside the backward formula" in gs301["message"]
+    (gs102,) = by_name["smooth_step"]["findings"]
+    assert "underflows inside to 0/0 = NaN" in gs102["message"]
+    assert "overflows inside" not in gs102["message"]
+    assert gs102["location"]["line"] == 20  # return g * torch.where(..., exp(-1/x) / (x*x))
+    assert [(s["op"], s["location"]["line"]) for s in gs102["path"]][0] == ("apply", 24)
