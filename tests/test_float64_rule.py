@@ -127,4 +127,5 @@ def test_a_0_over_0_in_a_hand_written_backward_is_named_and_located() -> None:
     assert "underflows inside to 0/0 = NaN" in gs102["message"]
     assert "overflows inside" not in gs102["message"]
     assert gs102["location"]["line"] == 20  # return g * torch.where(..., exp(-1/x) / (x*x))
-    assert [(s["op"], s["location"]["line"]) for s in gs102["path"]][0] == ("apply", 24)
+    first = gs102["path"][0]
+    assert (first["op"], first["location"]["line"]) == ("apply", 24)
