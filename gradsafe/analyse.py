@@ -37,6 +37,9 @@ class Sample:
     gradient: F64 | None
     reference: F64  # float64 forward where the forward is non-finite, else the forward
     exact: bool = False  # reference is the float64 forward everywhere (GS203 is checked)
+    # float64 gradient where the gradient is non-finite and the forward finite (NaN
+    # elsewhere); None: not computed (every non-finite gradient counts)
+    grad_reference: F64 | None = None
 
 
 # evaluates inputs of the plan's dtype and returns the same Sample the sweep produced
@@ -65,12 +68,20 @@ CHECKS: dict[str, Kind] = {"gradient": "gradient", "forward": "forward",
 INACCURATE = 0.25
 # the forward check widened through points where float64 overflowed too (see _forward_runs)
 LOOSE = "forward_loose"
+HONEST = "gradient_honest"  # non-finite gradients whose float64 value exceeds the dtype
 
 
 def bad_masks(s: Sample, d: DTypeInfo) -> dict[str, BoolArray]:
     """Bad points per check, and LOOSE: bad forwards counting also the points where the
-    forward is +-inf and the float64 reference overflowed too (the truth is unknown there;
-    analyse keeps those only next to a proven forward overflow, see _forward_runs)."""
+    forward is +-inf or NaN and the float64 reference is non-finite too (the truth is
+    unknown there; analyse keeps those only next to a proven bad forward, see
+    _forward_runs).
+
+    One rule for every quantity: a bad value counts where the float64 value of the same
+    quantity is finite (representable, for an inf); where float64 is NaN the input is
+    outside the function's domain (log(expm1(x)) for x < 0). A gradient that overflows
+    because the true derivative exceeds the dtype's max (log at a subnormal x in float32:
+    1/x > 3.4e38) is an honest overflow, not a finding (HONEST marks those points)."""
     finite_x = np.isfinite(s.x)
     fwd_finite = np.isfinite(s.forward)
     # the true value is representable when it rounds to a finite value: anything below
@@ -78,55 +89,83 @@ def bad_masks(s: Sample, d: DTypeInfo) -> dict[str, BoolArray]:
     representable = np.isfinite(round_to(s.reference, d.name))
     # a finite reference beyond the dtype is an honest overflow; a non-finite one is unknown
     unknown = ~np.isfinite(s.reference)
+    # float64 is NaN at a finite input: outside the domain (at +-inf the float64 formula
+    # says nothing about the limit, so NaN there stays an info finding as before)
+    outside = finite_x & np.isnan(s.reference)
     usable = ~np.isnan(s.x) & (finite_x | np.isnan(s.forward))
     fwd_nan, fwd_inf = np.isnan(s.forward), np.isinf(s.forward)
-    fwd_bad = usable & (fwd_nan | (fwd_inf & representable))
+    fwd_bad = usable & ((fwd_nan & ~outside) | (fwd_inf & representable))
     fwd_loose = usable & (fwd_nan | (fwd_inf & (representable | unknown)))
+    honest = np.zeros_like(finite_x)
     if s.gradient is None:
         grad_bad = np.zeros_like(finite_x)
     else:
-        grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient)
+        grad_bad = ~np.isnan(s.x) & fwd_finite & ~np.isfinite(s.gradient) & ~outside
+        if s.grad_reference is not None:
+            ref = s.grad_reference
+            # an inf of the sign of the true value; a NaN is never honest (inf / inf)
+            with np.errstate(invalid="ignore"):
+                honest = (grad_bad & finite_x & np.isinf(s.gradient) & np.isfinite(ref)
+                          & ~np.isfinite(round_to(ref, d.name))
+                          & (np.sign(s.gradient) == np.sign(ref)))
+            grad_bad &= ~honest
     off = np.zeros_like(finite_x)
     if s.exact:
         with np.errstate(invalid="ignore", over="ignore"):
             off = finite_x & fwd_finite & representable & (
                 np.abs(s.forward - s.reference) > INACCURATE * np.maximum(np.abs(s.reference), 1))
-    return {"gradient": grad_bad, "forward": fwd_bad, "inaccurate": off, LOOSE: fwd_loose}
+    return {"gradient": grad_bad, "forward": fwd_bad, "inaccurate": off, LOOSE: fwd_loose,
+            HONEST: honest}
 
 
-def _forward_runs(masks: dict[str, BoolArray], forward: F64,
+def _forward_runs(masks: dict[str, BoolArray], values: F64, forward: F64,
                   finite: BoolArray) -> list[tuple[int, int, str]]:
     """Runs of bad forward values, each with the check that found it (LOOSE if widened).
 
     The float64 reference is the same formula, so it overflows too, later: log(1 + exp(x))
-    is inf in float64 from x = 709.78 on although the true value is x. A run of forward
-    overflows where float64 was finite continues through the points where float64
-    overflowed as well; honest overflows (float64 finite but beyond the dtype) end it."""
+    is inf in float64 from x = 709.78 on although the true value is x. A run of bad forwards
+    that holds a point where float64 was finite continues through the points where float64
+    overflowed or gave NaN as well; honest overflows (float64 finite but beyond the dtype)
+    end it. A run where float64 is NaN throughout is outside the domain and dropped, unless
+    it is a single input (+-0 count as one) with a NaN forward: sin(x) / x at 0 is a 0/0 of
+    the formula between finite neighbours, not a domain (log(0) = -inf is no finding)."""
     strict = masks["forward"] & finite
-    proven_inf = strict & np.isinf(forward)
     out: list[tuple[int, int, str]] = []
     for lo, hi in _runs(masks[LOOSE] & finite, finite):
-        if proven_inf[lo:hi + 1].any():
+        if strict[lo:hi + 1].any() or (np.unique(values[lo:hi + 1]).size == 1
+                                       and np.isnan(forward[lo:hi + 1]).all()):
             out.append((lo, hi, LOOSE))
-        else:
-            span = np.zeros_like(strict)
-            span[lo:hi + 1] = strict[lo:hi + 1]
-            out.extend((a, b, "forward") for a, b in _runs(span, finite))
     return out
 
 
+def _honest_note(plan: ProbePlan, sample: Sample, honest: BoolArray) -> str:
+    idx = np.flatnonzero(honest)
+    xs = plan.values[idx]
+    i = int(idx[np.argmin(np.abs(xs))])
+    ref = sample.grad_reference[i] if sample.grad_reference is not None else float("nan")
+    lo, hi = display(float(xs.min()), plan.dtype), display(float(xs.max()), plan.dtype)
+    return (f"{plan.dtype}: the gradient is inf at {idx.size} probes between x = {lo} and "
+            f"{hi} where the true derivative exceeds the largest {plan.dtype} (at x = "
+            f"{display(float(plan.values[i]), plan.dtype)} it is "
+            f"{shortest_repr(float(ref), 'float64')} in float64): an honest overflow, not "
+            "a finding")
+
+
 def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
-            counter: Counter | None = None) -> list[Finding]:
+            counter: Counter | None = None, notes: list[str] | None = None) -> list[Finding]:
+    """Findings of one swept dtype; `notes` gets a line about honest gradient overflows."""
     d = info(plan.dtype)
     counter = counter or Counter()
     masks = bad_masks(sample, d)
+    if notes is not None and masks[HONEST].any():
+        notes.append(_honest_note(plan, sample, masks[HONEST]))
     findings: list[Finding] = []
     finite = np.isfinite(plan.values)
     infinite = np.isinf(plan.values)
     for check in CHECKS:
         bad = masks[check]
         if check == "forward":
-            runs = _forward_runs(masks, sample.forward, finite)
+            runs = _forward_runs(masks, plan.values, sample.forward, finite)
         else:
             runs = [(lo, hi, check) for lo, hi in _runs(bad & finite, finite)]
         for i, (lo, hi, found_by) in enumerate(runs[:MAX_RANGES]):
@@ -228,7 +267,8 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
 
 def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:
     return Sample(s.x[idx], s.forward[idx], None if s.gradient is None else s.gradient[idx],
-                  s.reference[idx], s.exact)
+                  s.reference[idx], s.exact,
+                  None if s.grad_reference is None else s.grad_reference[idx])
 
 
 def _example(values: F64, r: float, dtype: str) -> int:
@@ -305,6 +345,10 @@ def _message(check: str, low: float, high: float, d: DTypeInfo, dtype: str, x: f
     else:
         text = (f"forward is {_what(fwd)} for {where} in {dtype} where the float64 value "
                 f"is {shortest_repr(ref, 'float64')} (at x = {xs})")
+        if np.isnan(ref) and np.isfinite(x):  # kept only as a single input, see _forward_runs
+            text = (f"forward is {_what(fwd)} for {where} in {dtype} (at x = {xs}); float64 "
+                    "is NaN there too but finite on both sides: a 0/0 of the formula, not a "
+                    "point outside the function's domain")
         if np.isinf(x):
             text = f"forward is {_what(fwd)} at x = {xs} in {dtype}"
     if extra:

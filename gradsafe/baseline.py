@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gradsafe.floats import json_number
+from gradsafe.floats import short_number
 from gradsafe.model import Finding, Report
 
 SCHEMA = "gradsafe-baseline/1"
@@ -46,7 +46,8 @@ def identity(target: str, file: str | None, finding: Finding, root: str) -> dict
         "framework": finding.framework,
         "dtype": finding.dtype,
         "kind": finding.kind,
-        "boundary": json_number(finding.boundary, finding.dtype),
+        # the shortest decimal, as since the first release: existing baselines keep matching
+        "boundary": short_number(finding.boundary, finding.dtype),
     }
 
 

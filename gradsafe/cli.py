@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import textwrap
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
@@ -525,6 +526,10 @@ def explain_text(c: Code) -> str:
 
 def run() -> None:
     """Console entry point: internal errors become one line unless GRADSAFE_DEBUG is set."""
+    if not os.environ.get("GRADSAFE_DEBUG"):
+        # numpy's floating-point warnings from gradsafe's own code (a cast that overflows)
+        # are not the user's business; the code avoids them, this keeps a slip off stderr
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"gradsafe(\.|$)")
     try:
         main()
     except KeyboardInterrupt:  # outside a sweep (which reports partially instead)

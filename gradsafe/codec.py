@@ -63,7 +63,8 @@ def variant(d: dict[str, Any] | None) -> Variant | None:
         return None
     return Variant(tuple((str(k), v) for k, v in d["params"]), d["mode"], d["seed"],
                    d["layout"], d["channels"], d["label"],
-                   tuple((str(k), v) for k, v in d.get("defaults", ())))
+                   tuple((str(k), v) for k, v in d.get("defaults", ())),
+                   tuple(str(k) for k in d.get("grid", ())))
 
 
 def param_spec(d: dict[str, Any]) -> ParamSpec:

@@ -135,7 +135,9 @@ def shortest_repr(value: float, dtype: str) -> str:
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if dtype == "float64":
+    if dtype == "float64" or abs(value) > info(dtype).max:
+        # beyond the dtype (a difference of two values, a float64 derivative): not a value
+        # of it, so its own float64 repr (and no numpy overflow warning from a cast)
         return repr(float(value))
     if dtype == "float32":
         return _clean(np.format_float_positional(np.float32(value), unique=True, trim="0")
@@ -185,9 +187,22 @@ def display(value: float, dtype: str) -> str:
     return exact if digits <= 8 and "e" not in exact else short
 
 
-def json_number(value: float, dtype: str) -> float | str:
-    """A float whose Python repr is the dtype's shortest repr; strings for non-finite."""
+def short_number(value: float, dtype: str) -> float | str:
+    """A float whose Python repr is the dtype's shortest repr; strings for non-finite. Only
+    for baseline fingerprints, which must stay the same across releases."""
     text = shortest_repr(value, dtype)
     if text in ("nan", "inf", "-inf"):
         return text
     return float(text)
+
+
+def json_number(value: float, dtype: str) -> float | str:
+    """The exact float64 value of the dtype's number (11.09375, 65504.0, never the shortest
+    decimal 11.09 that rounds back only when parsed as float16): every JSON reader parses
+    float64. Strings for non-finite values; -0.0 stays."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    exact = float(round_to(np.array([value], dtype=np.float64), dtype)[0])
+    return exact if math.isfinite(exact) else ("inf" if exact > 0 else "-inf")

@@ -290,6 +290,10 @@ def _diagnosis(cmp: Comparison, raw: F64 | None, tol: float) -> str:
     bad = cmp.bad
     g, ref = cmp.gradient[bad], cmp.reference[bad]
     if not np.isfinite(g).any():
+        if np.isnan(g).all() and np.all(np.abs(cmp.x[bad]) < 1):
+            # exp(-1/x) / (x * x) for tiny x: numerator and denominator both underflow
+            return ("; the backward is NaN where the derivative is finite (a 0/0 inside the "
+                    "backward formula: its intermediates underflow to 0 at these small inputs)")
         return ("; the backward is NaN/inf where the derivative is finite (an overflow "
                 "inside the backward formula)")
     if raw is not None:

@@ -397,6 +397,17 @@ def gradient_cause(ops: list[Op], dtype: str, threshold: str,
     return None
 
 
+def _inside(contrib: float, arg: float) -> str:
+    """What went wrong inside a backward that float64 computes finitely: an inf is an
+    overflow; a NaN at a small input is a 0/0 of intermediates that underflowed to 0
+    (exp(-1/x) / (x * x) for tiny x), at a large one an inf/inf or 0 * inf."""
+    if not np.isnan(contrib):
+        return "overflows inside"
+    if abs(arg) < 1:
+        return "underflows inside to 0/0 = NaN (its intermediates are too small for the dtype)"
+    return "overflows inside to inf/inf or 0 * inf = NaN"
+
+
 def _contribution64(ops64: list[Op] | None, op: Op, role: int) -> float | None:
     """The float64 trace's backward contribution of op to its operand `role`."""
     if ops64 is None or op.index >= len(ops64) or ops64[op.index].site != op.site:
@@ -424,8 +435,8 @@ def _explain_gradient(ops: list[Op], op: Op, arg: float, contrib: float, dtype: 
             return Cause("GS102", op, (
                 f"{_at_line(op)} is finite at {_num(arg, dtype)} ({threshold} in {dtype}) and "
                 f"so is its backward in float64 ({_num(d64, 'float64')}), but in {dtype} its "
-                f"backward overflows inside and turns the cotangent {_num(c, dtype)} into "
-                f"{g}: {_evaluated(op, dtype)}."))
+                f"backward {_inside(contrib, arg)} and turns the cotangent {_num(c, dtype)} "
+                f"into {g}: {_evaluated(op, dtype)}."))
         if finite_here:
             return Cause("GS103", op, (
                 f"{what}, and its backward turns the cotangent {_num(c, dtype)} into {g}."))
@@ -585,5 +596,40 @@ def _apply(f: Finding, cause: Cause, file: str) -> Finding:
         code = f.code
     head = f.message
     path = tuple(Step(_short(o), location(file, o)) for o in cause.chain)
-    return dataclasses.replace(f, code=code, location=location(file, cause.culprit),
-                               message=f"{head}. {cause.text}", path=path)
+    where = location(file, cause.culprit)
+    text = cause.text
+    inside = _hand_written_backward(file, cause.culprit.site.name) if f.kind == "gradient" \
+        else None
+    if inside is not None:  # the cause is in the backward the user wrote, not at .apply
+        path = (Step(_short(cause.culprit), where), *path)
+        where = inside
+        text += (f" The gradient comes from the hand-written backward of "
+                 f"{cause.culprit.site.name.rsplit('.', 1)[0]}: line {inside.line}.")
+    return dataclasses.replace(f, code=code, location=where, message=f"{head}. {text}",
+                               path=path)
+
+
+def _hand_written_backward(file: str, name: str) -> Location | None:
+    """`Cls.apply` of a torch.autograd.Function defined in file: the last return statement
+    of its backward (what the backward computes)."""
+    if not name.endswith(".apply"):
+        return None
+    cls = name[:-len(".apply")].rsplit(".", 1)[-1]
+    try:
+        tree = ast.parse(Path(file).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "backward":
+                    returns = [r for r in ast.walk(item) if isinstance(r, ast.Return)
+                               and r.value is not None]
+                    if not returns:
+                        return None
+                    r = max(returns, key=lambda n: n.lineno)
+                    assert r.value is not None
+                    return Location(file, r.value.lineno, r.value.col_offset + 1,
+                                    r.value.end_lineno or r.value.lineno,
+                                    (r.value.end_col_offset or 0) + 1)
+    return None

@@ -108,6 +108,9 @@ class Variant:
     channels: int = 1
     label: str = ""  # the name reported: ELU(alpha=0.0)[mode=train, seed=0]
     defaults: tuple[tuple[str, ParamValue], ...] = ()  # the constructor defaults, for messages
+    # arguments whose value here comes from gradsafe's automatic grid, not from the user
+    # (defaults, --param, config): findings are warnings at most (see param_sweep.py)
+    grid: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,15 @@ import numpy as np
 from gradsafe.analyse import Context, Counter, Sample, analyse, describe_range
 from gradsafe.backends.base import Backend, Instance
 from gradsafe.exhaustive import Tick, probe_plan
-from gradsafe.floats import F64, DTypeInfo, display, info, keys_to_values, shortest_repr
+from gradsafe.floats import (
+    F64,
+    DTypeInfo,
+    display,
+    info,
+    keys_to_values,
+    round_to,
+    shortest_repr,
+)
 from gradsafe.model import (
     DTypeName,
     Finding,
@@ -37,6 +45,7 @@ from gradsafe.model import (
     Variant,
 )
 from gradsafe.probes import ProbePlan
+from gradsafe.sweep import grad_reference
 
 DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
 BLOCK = 512
@@ -55,16 +64,20 @@ class LayoutSampler:
 
     def __call__(self, xs: F64) -> Sample:
         ev = self.backend.evaluate(self.inst.fn, xs, self.dtype, multiple=self.inst.multiple)
+        if self.dtype == "float64":
+            return Sample(xs, ev.forward, ev.gradient, ev.forward.copy())
+        g64 = grad_reference(self.backend, self.inst64.fn, xs, ev.forward, ev.gradient,
+                             self.inst64.multiple)
         if self.exact:
             ref = self.backend.evaluate(self.inst64.fn, xs, "float64", grad=False,
                                         multiple=self.inst64.multiple).forward
-            return Sample(xs, ev.forward, ev.gradient, ref, exact=True)
+            return Sample(xs, ev.forward, ev.gradient, ref, exact=True, grad_reference=g64)
         ref = ev.forward.copy()
         bad = ~np.isfinite(ref)
-        if bad.any() and self.dtype != "float64":
+        if bad.any():
             ref[bad] = self.backend.evaluate(self.inst64.fn, xs[bad], "float64", grad=False,
                                              multiple=self.inst64.multiple).forward
-        return Sample(xs, ev.forward, ev.gradient, ref)
+        return Sample(xs, ev.forward, ev.gradient, ref, grad_reference=g64)
 
 
 def check_variant(backend: Backend, target: Target, options: Options,
@@ -124,14 +137,19 @@ def check_variant(backend: Backend, target: Target, options: Options,
                 continue
             ctx = Context(dtype, backend.name, options.operating_range, location,
                           target.features)
+            if v.grid and outside_domain(sample, options.operating_range):
+                notes.append(f"{dtype}: {changed(v)} is outside the parameter's domain: the "
+                             "float64 forward is NaN for every finite input in the operating "
+                             "range (a value of gradsafe's automatic grid; nothing reported)")
+                continue
             if target.params:
                 degenerate = degenerate_finding(sample, ctx, v)
                 if degenerate is not None:
                     findings.append(degenerate)
                     continue
-            findings.extend(analyse(probes, sample, sampler, ctx, counter))
+            findings.extend(analyse(probes, sample, sampler, ctx, counter, notes))
             if inst.param_grad is not None:
-                findings.extend(param_findings(probes, sample, inst, ctx))
+                findings.extend(param_findings(probes, sample, inst, ctx, inst64, notes))
     except Exception as exc:
         if v.params == v.defaults:
             raise
@@ -143,10 +161,29 @@ def check_variant(backend: Backend, target: Target, options: Options,
         return inst.fn, inst.multiple
 
     findings = explain(backend, target, obj, findings, make)
+    if v.grid:
+        findings = [at_grid_value(f, v) for f in findings]
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)
     return dataclasses.replace(res, name=v.label, variant=v)
+
+
+def outside_domain(s: Sample, operating_range: float) -> bool:
+    """The float64 forward is NaN at every finite input in the operating range."""
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(s.x) & (np.abs(s.x) <= operating_range)
+    return bool(inside.any()) and bool(np.isnan(s.reference[inside]).all())
+
+
+def at_grid_value(f: Finding, v: Variant) -> Finding:
+    """A finding at a value the user did not ask for: a warning at most, naming the value."""
+    values = dict(v.params)
+    which = ", ".join(f"{k}={_fmt(values[k])}" for k in v.grid)
+    severity: Severity = "warning" if f.severity == "error" else f.severity
+    return dataclasses.replace(f, severity=severity, message=(
+        f"{f.message} [at {which}, a value of gradsafe's automatic grid, not one you chose: "
+        "a warning at most; pass --param to check it as an error]"))
 
 
 def _unsupported(exc: Exception) -> bool:
@@ -220,6 +257,7 @@ class _ParamProbe:
     def __init__(self, inst: Instance) -> None:
         assert inst.param_grad is not None
         self.grad, self.multiple = inst.param_grad, inst.multiple
+        self.names = list(inst.param_names)
 
     def values(self, xs: F64) -> dict[str, F64]:
         n = max(self.multiple, -(-xs.size // self.multiple) * self.multiple)
@@ -229,10 +267,18 @@ class _ParamProbe:
         return not bool(np.isfinite(self.values(xs)[name]).all())
 
 
-def param_findings(p: ProbePlan, s: Sample, inst: Instance, ctx: Context) -> list[Finding]:
+def param_findings(p: ProbePlan, s: Sample, inst: Instance, ctx: Context,
+                   inst64: Instance | None = None,
+                   notes: list[str] | None = None) -> list[Finding]:
+    """GS501 ranges, under the float64 rule: inputs where the float64 forward is NaN are
+    outside the domain and not probed; a range whose parameter gradient is inf only because
+    the true one exceeds the dtype's max (checked in float64 at its ends and example) is an
+    honest overflow, said in a note."""
     probe = _ParamProbe(inst)
     d = info(ctx.dtype)
-    idx = np.flatnonzero(np.isfinite(p.values) & np.isfinite(s.forward))
+    with np.errstate(invalid="ignore"):
+        inside = ~(np.isnan(s.reference) & np.isfinite(s.x))
+    idx = np.flatnonzero(np.isfinite(p.values) & np.isfinite(s.forward) & inside)
     if idx.size == 0:
         return []
     blocks = [idx[i:i + BLOCK] for i in range(0, idx.size, BLOCK)]
@@ -252,9 +298,53 @@ def param_findings(p: ProbePlan, s: Sample, inst: Instance, ctx: Context) -> lis
             lo_key = _refine(probe, p, idx, pos_lo, -1, name, d)
             hi_key = _refine(probe, p, idx, pos_hi, +1, name, d)
             extra = len(runs) - MAX_RANGES if r == MAX_RANGES - 1 else 0
-            findings.append(_finding(probe, p, s, idx[pos_lo:pos_hi + 1], lo_key, hi_key,
-                                     name, ctx, d, extra))
+            f = _finding(probe, p, s, idx[pos_lo:pos_hi + 1], lo_key, hi_key, name, ctx, d,
+                         extra)
+            true = _honest(probe, inst64, (f.range.low, f.range.high, f.example_input),
+                           name, d)
+            if true is None:
+                findings.append(f)
+            elif notes is not None:
+                notes.append(
+                    f"{ctx.dtype}: the gradient of parameter '{name}' is inf for "
+                    f"{describe_range(f.range.low, f.range.high, d, ctx.dtype)} where the true "
+                    f"one exceeds the largest {ctx.dtype} (about {true:.3g} at x = "
+                    f"{display(f.example_input, ctx.dtype)} in float64): an honest overflow, "
+                    "not a finding")
     return findings
+
+
+def _honest(probe: _ParamProbe, inst64: Instance | None, xs: tuple[float, ...], name: str,
+            d: DTypeInfo) -> float | None:
+    """The float64 parameter gradient at the example when, at every x of xs, the dtype's is
+    +-inf and the float64 one finite beyond the dtype's max; else None.
+
+    The probe sums a tile of n copies with a cotangent 2**-k, so the float64 sum / (n 2**-k)
+    is the gradient of one input, or less for per-channel parameters, which see fewer terms:
+    what exceeds the max here exceeds it truly."""
+    if inst64 is None or inst64.param_grad is None:
+        return None
+    from gradsafe.backends.base import cotangent_scale
+
+    n = probe.multiple
+    per_input = n * cotangent_scale(n)
+    true = float("nan")
+    for x in xs:
+        xv = np.array([x])
+        got = probe.values(xv)[name]
+        # the float64 build may name its weights otherwise (Keras numbers layers): by position
+        ref64 = list(inst64.param_grad(np.resize(xv, n)).values())
+        if len(ref64) != len(probe.names):
+            return None
+        ref = ref64[probe.names.index(name)] / per_input
+        bad = ~np.isfinite(got)
+        if not bad.any() or not np.isinf(got[bad]).all():
+            return None
+        over = np.isfinite(ref[bad]) & ~np.isfinite(round_to(ref[bad], d.name))
+        if not over.all():
+            return None
+        true = float(ref[bad][0]) if x == xs[-1] else true
+    return true
 
 
 def _runs(flags: list[bool]) -> list[tuple[int, int]]:

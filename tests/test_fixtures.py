@@ -5,7 +5,9 @@
   "exit_code": the expected exit code
   "findings":  [{target, framework, dtype, code, kind, severity, range: [low, high], ...}]
                compared as a multiset on the keys given (any finding field, plus "line"/"col"
-               of its location, and "path": "op line:col -> ..." from culprit to output)
+               of its location, and "path": "op line:col -> ..." from culprit to output);
+               numbers compare value for value in the finding's dtype (see conftest.short);
+               an entry with "varies_by_host": "why" may be absent (see HOST below)
   "errors":    [{target, framework, contains}] targets that could not be checked
   "skipped":   [{target, contains}] discovered targets that are not activations as they
                stand, with their reasons (every skipped target must be listed)
@@ -23,21 +25,30 @@ parts'.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from batch import expected as _expected
 from batch import is_batched, run_batch
 from batch import source as _source
-from conftest import FIXTURES, ROOT, run_json
+from conftest import FIXTURES, ROOT, run_json, short
 
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
 SEVERITIES = ("error", "warning", "info")
 # where-leaks and overflows: gradsafe must offer a verified rewrite for each of them
 FIXABLE = {"GS101", "GS102", "GS201", "GS202", "GS501"}
+NUMBERS = ("example_input", "forward", "gradient", "boundary")
+# A golden finding marked {"varies_by_host": "why"} is what a framework kernel's vector path
+# decides (Intel and AMD hosts differ, and so do short tails and full vectors): the result of
+# a built-in at x = +-inf that its formula does not fix (torch's float16 gelu(+inf) is NaN on
+# one x86-64 host, inf on another). It may be reported or not; everything else is asserted
+# exactly. Only info findings at x = +-inf may be so marked (test_host_marks_are_narrow).
+HOST = "varies_by_host"
 
 
 @cache
@@ -76,19 +87,74 @@ def _run_case(case: Path, args: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
 
 def _project(target: dict[str, Any], finding: dict[str, Any], keys: list[str]) -> tuple[Any, ...]:
     row = []
+    n = finding["dtype"]
     for k in keys:
         if k == "target":
             row.append(target["name"])
         elif k == "range":
-            row.append((finding["range"]["low"], finding["range"]["high"]))
+            row.append((short(finding["range"]["low"], n), short(finding["range"]["high"], n)))
         elif k in ("line", "col", "end_col"):
             row.append((finding["location"] or {}).get(k))
         elif k == "path":  # "exp 9:76 -> - 9:76 -> where 9:54": op, line, column per step
             row.append(" -> ".join(f"{s['op']} {s['location']['line']}:{s['location']['col']}"
                                    for s in finding["path"]))
+        elif k in NUMBERS:
+            row.append(short(finding[k], n))
         else:
             row.append(finding[k])
     return tuple(row)
+
+
+def _golden(f: dict[str, Any], k: str) -> Any:
+    """A golden's value as it is compared: numbers as the dtype's shortest decimal, so a
+    golden may write the short form (11.09) or the exact one (11.09375)."""
+    n = f.get("dtype")
+    if k == "range":
+        return tuple(short(v, n) if n else v for v in f[k])
+    return short(f[k], n) if n and k in NUMBERS else f[k]
+
+
+def _dtype_value(value: float, dtype: str) -> float:
+    """value parsed as the dtype (numpy and ml_dtypes, not gradsafe's own bit arithmetic)."""
+    import ml_dtypes
+
+    np_dtype = {"bfloat16": ml_dtypes.bfloat16}.get(dtype, dtype)
+    return float(np.array(value, dtype=np.float64).astype(np_dtype))
+
+
+def finding_numbers(report: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(where, dtype, value) for every finite number a report gives in a finding's dtype."""
+    found = [f for t in report["targets"] for f in t["findings"]]
+    found += [s["finding"] for s in report.get("suppressed", [])]
+    found += [f for c in report.get("comparisons", []) for f in c["findings"]]
+    out = []
+    for f in found:
+        values = {k: f[k] for k in NUMBERS}
+        values |= {f"range.{k}": v for k, v in f["range"].items()}
+        for k, v in values.items():
+            if isinstance(v, str):
+                assert v in ("inf", "-inf", "nan"), (k, v)
+            else:
+                out.append((k, f["dtype"], v))
+    return out
+
+
+def assert_exact_numbers(report: dict[str, Any]) -> None:
+    """Each number read back as float64 is the dtype's value itself (11.09375, never the
+    float16 shortest decimal 11.09, which a float64 reader takes for another number)."""
+    wrong = [(k, n, v, back) for k, n, v in finding_numbers(report)
+             if (back := _dtype_value(v, n)) != v
+             or math.copysign(1, back) != math.copysign(1, v)]
+    assert not wrong, wrong[:5]
+
+
+def test_host_marks_are_narrow() -> None:
+    """A host mark cannot hide a finding at a finite input, or an error or warning."""
+    marked = [(c.name, f) for c in CASES for f in _expected(c).get("findings", []) if HOST in f]
+    assert marked  # torch's gelu(+inf), see fixtures/builtins/torch_functional.py
+    for name, f in marked:
+        assert f["severity"] == "info" and f["range"][0] == f["range"][1], (name, f)
+        assert f["range"][0] in ("inf", "-inf") and f[HOST].strip(), (name, f)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(p.relative_to(FIXTURES)) for p in CASES])
@@ -97,13 +163,20 @@ def test_fixture(case: Path) -> None:
     args = tuple(exp.get("args", []))
     code, report = _run_case(case, args)
     assert code == exp["exit_code"], json.dumps(report["targets"], indent=1)[:4000]
+    assert_exact_numbers(report)
     targets = report["targets"]
     want = exp.get("findings", [])
-    keys = sorted({k for f in want for k in f}) or ["target", "framework", "dtype", "code"]
+    keys = sorted({k for f in want for k in f} - {HOST}) or [
+        "target", "framework", "dtype", "code"]
     got = Counter(_project(t, f, keys) for t in targets for f in t["findings"])
-    expected = Counter(tuple(tuple(f[k]) if k == "range" else f[k] for k in keys) for f in want)
-    assert got == expected, (f"keys {keys}\n got: {sorted(got.elements(), key=repr)}\n"
-                             f"want: {sorted(expected.elements(), key=repr)}")
+    rows = [(tuple(_golden(f, k) for k in keys), HOST in f) for f in want]
+    expected = Counter(row for row, varies in rows if not varies)
+    optional = Counter(row for row, varies in rows if varies)
+    extra = got - expected
+    assert not expected - got and not extra - optional, (
+        f"keys {keys}\n got: {sorted(got.elements(), key=repr)}\n"
+        f"want: {sorted(expected.elements(), key=repr)}\n"
+        f"may vary by host: {sorted(optional.elements(), key=repr)}")
     errors = [t for t in targets if t["status"] == "error"]
     want_errors = exp.get("errors", [])
     assert len(errors) == len(want_errors), [t["error"] for t in errors]

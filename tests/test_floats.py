@@ -60,4 +60,9 @@ def test_shortest_repr_per_dtype() -> None:
     assert shortest_repr(float(np.finfo(np.float32).max), "float32") == "3.4028235e+38"
     assert json_number(float("nan"), "float32") == "nan"
     assert json_number(float("-inf"), "float16") == "-inf"
-    assert repr(json_number(boundary, "float32")) == "88.72284"
+    # JSON carries the float64 value of the dtype's number: readers parse float64
+    assert repr(json_number(boundary, "float32")) == "88.72283935546875"
+    assert json_number(11.09375, "float16") == 11.09375
+    assert json_number(65504.0, "float16") == 65504.0
+    assert repr(json_number(info("bfloat16").max, "bfloat16")) == "3.3895313892515355e+38"
+    assert repr(json_number(-0.0, "float16")) == "-0.0"

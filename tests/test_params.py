@@ -99,10 +99,10 @@ def test_json_reports_mode_seed_and_values_and_validates() -> None:
     by_mode = {t["variant"]["mode"]: t for t in report["targets"]}
     assert by_mode["train"]["variant"] == {"params": {"alpha": 1.0, "sigma": 0.1},
                                            "mode": "train", "seed": 3, "layout": "N",
-                                           "channels": 1}
+                                           "channels": 1, "grid": []}
     assert by_mode["eval"]["status"] == "pass" and by_mode["eval"]["findings"] == []
     (finding,) = by_mode["train"]["findings"]
-    assert finding["code"] == "GS101" and finding["boundary"] == 88.72284
+    assert finding["code"] == "GS101" and finding["boundary"] == 88.72283935546875
     assert finding["message"].endswith("[reproduce with mode=train, seed=3]")
     assert by_mode["train"]["name"] == "NoisyELU(alpha=1.0, sigma=0.1)[mode=train, seed=3]"
 

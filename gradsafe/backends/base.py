@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from gradsafe.model import Variant
 # every value in the same kind of vector.
 WIDTH = 1024
 CHUNK = 1 << 16
+RANDOM_STATE = 0  # see Backend.reseed
 
 
 class TargetError(Exception):
@@ -108,6 +110,15 @@ class Backend(ABC):
 
         return masks
 
+    def reseed(self) -> None:
+        """The same random state before every evaluation, so that calls compared with each
+        other (the elementwise test, bisection, the float64 reference, a suggestion's
+        re-sweep) draw the same numbers even where discovery saw no random call (a random
+        scale drawn in a helper). Python's and NumPy's global generators here; backends add
+        their framework's."""
+        random.seed(RANDOM_STATE)
+        np.random.seed(RANDOM_STATE)
+
     def sum_trailing(self, y: Any, ndim: int) -> Any:
         """y summed over its axes beyond the first ndim, in the widest float type (so that
         finite terms cannot overflow the sum): a per-element value for functions that map
@@ -147,6 +158,7 @@ class Backend(ABC):
         floating = True
         for start in range(0, max(int(xs.size), 1), CHUNK):
             chunk, n = pad(xs[start:start + CHUNK], multiple)
+            self.reseed()
             ev = self.run_chunk(fn, chunk, dtype, grad)
             note = note or ev.note
             floating = floating and ev.floating

@@ -10,6 +10,7 @@ import torch
 
 from gradsafe.backends import keras_layers
 from gradsafe.backends.base import (
+    RANDOM_STATE,
     Backend,
     Evaluation,
     Fn,
@@ -36,6 +37,10 @@ class TorchBackend(Backend):
     def version(self) -> str:
         return str(torch.__version__)
 
+    def reseed(self) -> None:
+        super().reseed()
+        torch.manual_seed(RANDOM_STATE)
+
     device = torch.device("cpu")
 
     def use_device(self, device: str) -> str | None:
@@ -55,9 +60,10 @@ class TorchBackend(Backend):
             return kl.call, kl.note
         if kind == "module":
             module = obj() if isinstance(obj, type) else copy.deepcopy(obj)
+            note = cast_note(module, _DTYPES[dtype])
             module = module.to(self.device, _DTYPES[dtype])
             module.eval()
-            return module, None
+            return module, note
         if kind == "autograd_function":  # a Function subclass is called through .apply
             return obj.apply, None
         if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
@@ -188,6 +194,7 @@ class TorchBackend(Backend):
             module = copy.deepcopy(obj)
         if not isinstance(module, torch.nn.Module):
             raise TargetError(f"{type(module).__name__} is not a torch.nn.Module")
+        note = cast_note(module, torch_dtype)
         module = module.to(self.device, torch_dtype)
         module.train(variant.mode == "train")
         params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
@@ -216,8 +223,22 @@ class TorchBackend(Backend):
                         g.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
                     for (n, _), g in zip(params, grads, strict=True)}
 
-        return Instance(fn, None, param_grad if params else None,
+        return Instance(fn, note, param_grad if params else None,
                         tuple(n for n, _ in params), layout_multiple(variant))
+
+
+def cast_note(module: torch.nn.Module, dtype: torch.dtype) -> str | None:
+    """Say that module.to(dtype) changed the module's own floating tensors: a finding may
+    come from them (torch.autocast would have kept them in float32)."""
+    tensors = [t for t in [*module.parameters(), *module.buffers()]
+               if t.is_floating_point() and t.dtype != dtype]
+    if not tensors:
+        return None
+    was = sorted({str(t.dtype).removeprefix("torch.") for t in tensors})
+    to = str(dtype).removeprefix("torch.")
+    return (f"module cast with .to({to}): {len(tensors)} parameter/buffer "
+            f"tensor{'s' * (len(tensors) != 1)} of it ({', '.join(was)}) computed in {to}; "
+            "under torch.autocast they would stay float32")
 
 
 def _keras_build(obj: Any, dtype: str, variant: Variant, device: torch.device) -> Instance:

@@ -75,7 +75,7 @@ def variant_data(v: Variant | None) -> dict[str, Any] | None:
     params = {k: x if isinstance(x, int) else json_number(float(x), "float64")
               for k, x in v.params}
     return {"params": params, "mode": v.mode, "seed": v.seed, "layout": v.layout,
-            "channels": v.channels}
+            "channels": v.channels, "grid": list(v.grid)}
 
 
 def report_data(report: Report) -> dict[str, Any]:

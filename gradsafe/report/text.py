@@ -45,13 +45,33 @@ def _where(t: TargetResult) -> str:
     return f"{t.file}:{t.line}" if t.line else t.file
 
 
+def _unchecked(r: TargetResult) -> str | None:
+    """'all' when nothing of a passing result was checked (a configuration its class
+    rejects), 'some' when a dtype was not (no kernel), else None: its notes say so."""
+    if any(n.startswith("not checked") for n in r.notes):
+        return "all"
+    if any(": not checked" in n.split(" (")[0] for n in r.notes):
+        return "some"
+    return None
+
+
+def _pass_mark(results: list[TargetResult]) -> tuple[str, str]:
+    """✓ only for what was checked: '-' when nothing was, '~' when only a part was."""
+    states = [_unchecked(r) for r in results]
+    if all(s == "all" for s in states):
+        return "-", "dim"
+    if any(states):
+        return "~", "bold yellow"
+    return "✓", "bold green"
+
+
 def _block(console: Console, results: list[TargetResult], show_info: bool,
            verbose: bool = False) -> None:
     head = results[0]
     failed = [r for r in results if r.status == "fail"]
     errored = [r for r in results if r.status == "error"]
     mark, style = ("✗", "bold red") if failed else (("!", "bold magenta") if errored
-                                                    else ("✓", "bold green"))
+                                                    else _pass_mark(results))
     fws = ", ".join(r.framework or "?" for r in results)
     line = Text()
     line.append(f"{mark} ", style=style)
@@ -249,6 +269,7 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
     summary = Text()
     code = exit_code(report)
     summary.append("\n" if report.targets else "")
+    # counts that add up: checked (passed or failed) + skipped + could not be checked
     checked = statuses.count("pass") + statuses.count("fail")
     summary.append(f"{checked} checked", style="bold")
     n_skipped = statuses.count("skipped")

@@ -134,9 +134,12 @@ def _drop_unread(original: _Statement, node: _Statement) -> _Statement:
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
+    # git's a/ and b/ prefixes over the path as given, with forward slashes; an absolute
+    # path loses its leading slash (a/work/x.py, not a//work/x.py: `patch -p1` from / works)
+    shown = path.replace("\\", "/").lstrip("/")
     return "".join(difflib.unified_diff(old.splitlines(keepends=True),
                                         new.splitlines(keepends=True),
-                                        f"a/{path}", f"b/{path}", n=2))
+                                        f"a/{shown}", f"b/{shown}", n=2))
 
 
 __all__ = ["FORMULAS", "NARROW", "TRANSFORMS", "RewriteError", "apply", "unified_diff"]
