@@ -21,6 +21,7 @@ from gradsafe.rewrite.base import (
     assignments,
     loads,
 )
+from gradsafe.rewrite.bindings import DropTupleItems, tuple_names
 from gradsafe.rewrite.clamp_arg import ClampArg
 from gradsafe.rewrite.divide_first import DivideFirst
 from gradsafe.rewrite.expm1 import Expm1
@@ -121,16 +122,24 @@ def apply(source: str, framework: str, transforms: Sequence[str],
 
 
 def _drop_unread(original: _Statement, node: _Statement) -> _Statement:
-    """Remove the `name = ...` lines the rewrite left unread: a mask that a where now spells
-    out (`mask = x > 0`), a branch that was inlined to be guarded. Names the original did not
+    """Remove the `name = ...` lines (and names of `a, b = ...` lines) the rewrite left
+    unread: a mask that a where now spells out (`mask = x > 0`), a branch that was inlined to
+    be guarded, `e` and `ne` of a formula seen through its names. Names the original did not
     read either are the user's business."""
-    dead = {name for name in assignments(original)
-            if loads(original, name) > 0 and loads(node, name) == 0}
-    if not dead:
-        return node
-    out = node.visit(DropAssignments(dead))
-    assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
-    return out
+    bound = set(assignments(original))
+    tupled = tuple_names(original)
+    dropped: set[str] = set()
+    while True:  # a dropped line may have been the last reader of another name
+        dead = {name for name in (bound | tupled) - dropped
+                if loads(original, name) > 0 and loads(node, name) == 0}
+        if not dead:
+            return node
+        dropped |= dead
+        out = node.visit(DropAssignments(dead & bound))
+        if dead & tupled:  # `e, ne = exp(x), exp(-x)` once tanh(x) replaced what read them
+            out = out.visit(DropTupleItems(dead & tupled))
+        assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+        node = out
 
 
 def unified_diff(path: str, old: str, new: str) -> str:

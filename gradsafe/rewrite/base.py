@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 import libcst as cst
 
+from gradsafe.rewrite.bindings import Bindings, bindings
+
 # framework -> operation -> (module, attribute path); the module is spelled with the alias
 # the file already imports for it (or for a parent module)
 _TABLE: dict[str, dict[str, tuple[str, str]]] = {
@@ -269,6 +271,10 @@ class Names:
     def softplus(self, u: str) -> str:
         # torch's F.softplus returns x above a fixed threshold of 20 (off by 2e-9 there);
         # logaddexp is exact in every dtype
+        if self.framework == "torch" and any(path == "torch.nn.functional"
+                                             for path in self.aliases.values()):
+            # the file's own F: its threshold (x above 20 returns x) is 2e-9 off at most
+            return f"{self.spell('torch.nn.functional')}.softplus({u})"
         if self.framework in ("torch", "array_api"):
             return self.call("logaddexp", u, self.call("zeros_like", u))
         if self.framework == "jax":
@@ -697,6 +703,28 @@ class Rewrite(Tracker):
         self.names, self.defs = names, defs
         self.narrow = narrow  # guard an input only inside the calls that need it
         self.changed = False
+        self._bindings: dict[int, Bindings] = {}
+
+    def see(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        """node without outer parentheses, or, for a name the enclosing function binds once
+        (`e` of `e, ne = exp(x), exp(-x)`; see bindings.py), the value it stands for."""
+        node = strip_parens(node)
+        bound = self._bound()
+        for _ in range(4):
+            if not isinstance(node, cst.Name) or node.value not in bound:
+                break
+            node = strip_parens(bound[node.value])
+        return node
+
+    def _bound(self) -> Bindings:
+        for node in reversed(self._stack):
+            if isinstance(node, _OWN_SCOPE):  # a lambda's or comprehension's own names
+                return {}
+            if isinstance(node, cst.FunctionDef):
+                if id(node) not in self._bindings:
+                    self._bindings[id(node)] = bindings(node)
+                return self._bindings[id(node)]
+        return {}
 
 
 _OWN_SCOPE = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)

@@ -38,9 +38,10 @@ class Saturate(Rewrite):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         outer = self.names.op(updated)
-        inner = self.names.arg(updated)
-        if outer not in FLAT_AFTER or inner is None:
+        arg = self.names.arg(updated)
+        if outer not in FLAT_AFTER or arg is None:
             return updated
+        inner = self.see(arg)
         if outer == "tanh" and (cubed := self._cubed(inner)) is not None:
             u = code(strip_parens(cubed)).strip()
             new, count = replace(inner, norm(cubed), self.names.clamp(u, "-10.0", "10.0"))
