@@ -5,8 +5,9 @@ of preference. Each is written to a copy of the file and checked again by the sa
 with the same probes, dtypes and variant; it is *verified* when that re-sweep has no
 findings at warning or error level and its forward agrees with the original wherever the
 original's forward was finite (`rewrite/verify.py`). The first candidate that is clean
-wins; otherwise the best one is shown as not verified, with what is still wrong. When no
-transform applies, the suggestion is advice with an empty diff.
+wins. A candidate that is not verified is never offered as a rewrite: the suggestion is then
+a hint with an empty diff saying what was tried and what is still wrong, as it is advice
+when no transform applies.
 """
 
 from __future__ import annotations
@@ -288,12 +289,13 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
     if not verdicts:
         return advice(result)
     best = min(verdicts, key=lambda v: v.rank)
-    text = title(best)
-    if best.verified:
-        text += _versus_mask(backend, target, options, source, framework, best)
-    else:
-        text += f" (not verified: {problems(best)})"
-    return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), best.verified,
+    if not best.verified:  # a hint, never a diff: what was tried and why it is not enough
+        codes = [f.code for f in result.findings if f.code in ADVICE]
+        hint = f"; {ADVICE[codes[0]]}" if codes else ""
+        return Suggestion(f"no verified rewrite (tried: {title(best)}; not verified: "
+                          f"{problems(best)}){hint}", "", False)
+    text = title(best) + _versus_mask(backend, target, options, source, framework, best)
+    return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), True,
                       best.transforms)
 
 

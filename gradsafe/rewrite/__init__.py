@@ -136,9 +136,10 @@ def _drop_unread(original: _Statement, node: _Statement) -> _Statement:
             return node
         dropped |= dead
         out = node.visit(DropAssignments(dead & bound))
+        assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
         if dead & tupled:  # `e, ne = exp(x), exp(-x)` once tanh(x) replaced what read them
             out = out.visit(DropTupleItems(dead & tupled))
-        assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+            assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
         node = out
 
 
