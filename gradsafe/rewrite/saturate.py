@@ -19,9 +19,11 @@ import libcst as cst
 
 from gradsafe.rewrite.base import (
     PROTECTING,
+    Names,
     Rewrite,
     code,
     factors,
+    loads,
     norm,
     number,
     replace,
@@ -32,9 +34,28 @@ from gradsafe.rewrite.base import (
 FLAT_AFTER = {"tanh": "3.0", "sigmoid": "4.0", "erf": "2.0"}
 
 
+class _Rebind(cst.CSTTransformer):
+    """`name = old` -> `name = new` for the given names."""
+
+    def __init__(self, values: dict[str, cst.BaseExpression]) -> None:
+        super().__init__()
+        self.values = values
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        target = updated.targets[0].target if len(updated.targets) == 1 else None
+        if isinstance(target, cst.Name) and target.value in self.values:
+            return updated.with_changes(value=self.values[target.value])
+        return updated
+
+
 class Saturate(Rewrite):
     name = "saturate"
     title = "clamp the input where the tanh/sigmoid/erf around it is already flat"
+
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
+                 narrow: bool = False) -> None:
+        super().__init__(names, defs, narrow)
+        self.rebind: dict[str, cst.BaseExpression] = {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         outer = self.names.op(updated)
@@ -45,6 +66,14 @@ class Saturate(Rewrite):
         if outer == "tanh" and (cubed := self._cubed(inner)) is not None:
             u = code(strip_parens(cubed)).strip()
             new, count = replace(inner, norm(cubed), self.names.clamp(u, "-10.0", "10.0"))
+            bare = strip_parens(arg)
+            if count and isinstance(bare, cst.Name) and inner is not bare:
+                # `inner = k * (x + 0.044715 * x**3)` read once, by this tanh: clamp on the
+                # line that binds it (see leave_FunctionDef) rather than inline it here
+                if self._read_once(bare.value):
+                    self.changed = True
+                    self.rebind[bare.value] = new
+                return updated
             if count:
                 self.changed = True
                 if updated.args:
@@ -59,6 +88,20 @@ class Saturate(Rewrite):
         if updated.args:  # the outer function as the file spells it
             return self.wrap(f"{code(updated.func).strip()}({exp})")
         return self.wrap(self.names.call(outer, exp))
+
+    def _read_once(self, name: str) -> bool:
+        function = next((n for n in reversed(self._stack) if isinstance(n, cst.FunctionDef)),
+                        None)
+        return function is not None and loads(function, name) == 1
+
+    def leave_FunctionDef(self, original: cst.FunctionDef,
+                          updated: cst.FunctionDef) -> cst.FunctionDef:
+        if not self.rebind:
+            return updated
+        out = updated.visit(_Rebind(self.rebind))
+        self.rebind = {}
+        assert isinstance(out, cst.FunctionDef)
+        return out
 
     def _cubed(self, node: cst.BaseExpression) -> cst.BaseExpression | None:
         """u of a `u ** 3`, `u * u * u` or `pow(u, 3)` inside node, unless u is clamped."""

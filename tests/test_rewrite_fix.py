@@ -1,0 +1,37 @@
+"""The rewrite pairs written the way real code writes them (class methods, names bound on
+earlier lines, tuple assignments, method chains, F. and keras.ops), end to end: `gradsafe
+fix --write` on copies of the `before` files turns each into exactly its `after` (so the diff
+that `fix --diff` prints is the pair's), and the check `--write` runs afterwards is clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURES, run_cli
+
+PAIRS = FIXTURES / "rewrite"
+# (transform, file) of the pairs that have a finding for fix to remove; the others (log1p of a
+# square, expm1 of a clamped exp in float32) are exercised by test_rewrite alone
+FIXED = [(t, f"{fw}_names_before.py") for t, fws in (
+    ("tanh", ("torch", "tensorflow", "jax", "kerasops")),
+    ("softplus", ("torch", "tensorflow", "jax", "kerasops")),
+    ("sigmoid", ("torch", "tensorflow", "jax", "kerasops")),
+    ("saturate", ("torch", "tensorflow", "jax")),
+    ("hypot", ("torch", "tensorflow")),
+    ("expm1", ("torch",)),
+) for fw in fws]
+
+
+def test_fix_writes_the_after_files_and_they_check_clean(tmp_path: Path) -> None:
+    for transform, name in FIXED:
+        (tmp_path / f"{transform}_{name}").write_text((PAIRS / transform / name).read_text())
+    proc = run_cli("fix", str(tmp_path), "--write")
+    # the exit code of --write is the one of the check it runs on the rewritten files
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    wrong = []
+    for transform, name in FIXED:
+        after = (PAIRS / transform / name.replace("_before", "_after")).read_text().replace(
+            f'"""{transform}: after."""', f'"""{transform}: before."""', 1)
+        if (tmp_path / f"{transform}_{name}").read_text() != after:
+            wrong.append(f"{transform}/{name}")
+    assert not wrong, wrong
