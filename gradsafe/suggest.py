@@ -48,6 +48,7 @@ CANDIDATES: tuple[tuple[str, ...], ...] = (
     (*rewrite.FORMULAS, "mask_where", *GUARD),
     GUARD,
     ("mask_where",),
+    ("mask_zero", *rewrite.FORMULAS),
     rewrite.FORMULAS,
     ("clamp_arg",),
     ("mask_exp",),
@@ -293,7 +294,7 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
         codes = [f.code for f in result.findings if f.code in ADVICE]
         hint = f"; {ADVICE[codes[0]]}" if codes else ""
         return Suggestion(f"no verified rewrite (tried: {title(best)}; not verified: "
-                          f"{problems(best)}){hint}", "", False)
+                          f"{problems(best)}){hint}", "", False, best.transforms)
     text = title(best) + _versus_mask(backend, target, options, source, framework, best)
     return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), True,
                       best.transforms)

@@ -19,7 +19,8 @@ FIXED = [(t, f"{fw}_names_before.py") for t, fws in (
     ("saturate", ("torch", "tensorflow", "jax")),
     ("hypot", ("torch", "tensorflow")),
     ("expm1", ("torch",)),
-) for fw in fws]
+) for fw in fws] + [("mask_zero", f"{fw}_before.py")
+                   for fw in ("torch", "tensorflow", "jax", "kerasops")]
 
 
 def test_fix_writes_the_after_files_and_they_check_clean(tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ def test_fix_writes_the_after_files_and_they_check_clean(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     wrong = []
     for transform, name in FIXED:
-        after = (PAIRS / transform / name.replace("_before", "_after")).read_text().replace(
+        after = (PAIRS / transform / name.replace("before.py", "after.py")).read_text().replace(
             f'"""{transform}: after."""', f'"""{transform}: before."""', 1)
         if (tmp_path / f"{transform}_{name}").read_text() != after:
             wrong.append(f"{transform}/{name}")

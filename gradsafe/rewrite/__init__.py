@@ -32,6 +32,7 @@ from gradsafe.rewrite.log_sigmoid import LogSigmoid
 from gradsafe.rewrite.log_softmax import LogSoftmax
 from gradsafe.rewrite.mask_exp import MaskExp
 from gradsafe.rewrite.mask_where import MaskWhere
+from gradsafe.rewrite.mask_zero import MaskZero
 from gradsafe.rewrite.safe_sqrt import SafeSqrt
 from gradsafe.rewrite.saturate import Saturate
 from gradsafe.rewrite.sigmoid import Sigmoid
@@ -41,7 +42,7 @@ from gradsafe.rewrite.tanh import Tanh
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
                              "log1p", "expm1", "saturate", "hypot", "divide_first")
@@ -71,7 +72,23 @@ def _definition(module: cst.Module, target: str | None) -> list[int]:
             or _assigns(stmt, head)]
     if not hits:
         raise RewriteError(f"'{target}' is not a top-level function or class")
-    return hits[-1:]
+    return sorted({*hits[-1:], *_helpers(module, module.body[hits[-1]])})
+
+
+def _helpers(module: cst.Module, node: cst.CSTNode) -> set[int]:
+    """Indexes of the top-level functions a definition calls by name (`_poly_cutoff(x, f)`
+    in a module's forward): the formula may live there. One level deep."""
+    top = {stmt.name.value: i for i, stmt in enumerate(module.body)
+           if isinstance(stmt, cst.FunctionDef)}
+    found: set[int] = set()
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            if isinstance(call.func, cst.Name) and call.func.value in top:
+                found.add(top[call.func.value])
+
+    node.visit(_Visitor())
+    return found
 
 
 def _assigns(stmt: cst.CSTNode, name: str) -> bool:
