@@ -86,14 +86,17 @@ class MaskZero(Rewrite):
         if reads(expr(mask_text)) & (later - defined):
             return updated
         at = last + 1
-        while at < len(body) - 1 and not any(contains(s, cond.var) for s in body[at:at + 1]):
+        while at < len(body) - 1 and not contains(body[at], cond.var):
             at += 1  # right before the first line that reads the input
         [inside] = self._fresh(updated, "inside")
         guard = [cst.parse_statement(f"{inside} = {mask_text}\n"),
                  cst.parse_statement(
                      f"{var} = {self.names.where(inside, var, cond.safe(True))}\n")]
-        guard[0] = guard[0].with_changes(leading_lines=body[at].leading_lines)
-        body[at] = body[at].with_changes(leading_lines=())
+        first = body[at]
+        if isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            # comments and blank lines above that line stay above the new ones
+            guard[0] = guard[0].with_changes(leading_lines=first.leading_lines)
+            body[at] = first.with_changes(leading_lines=())
         new_ret = ret.with_changes(value=expr(self.names.where(inside, rest, "0.0")))
         body[-1] = body[-1].with_changes(body=[new_ret])
         body[at:at] = guard
