@@ -426,7 +426,8 @@ class Replace(Tracker):
         if isinstance(original, cst.Call):
             return result  # leave_Call already swapped
         if isinstance(original, cst.Attribute) and isinstance(result, cst.Attribute):
-            return result.with_changes(attr=original.attr)
+            # its name is no occurrence, but the attribute itself may be (`self.alpha`)
+            return self._swap(original, result.with_changes(attr=original.attr))
         if isinstance(original, cst.Arg) and isinstance(result, cst.Arg):
             return result.with_changes(keyword=original.keyword)
         if isinstance(original, cst.BaseExpression) and isinstance(result, cst.BaseExpression):
