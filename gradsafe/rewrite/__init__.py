@@ -29,6 +29,7 @@ from gradsafe.rewrite.guard_where import GuardWhere
 from gradsafe.rewrite.hypot import Hypot
 from gradsafe.rewrite.log1p import Log1p
 from gradsafe.rewrite.log_sigmoid import LogSigmoid
+from gradsafe.rewrite.log_quotient import LogQuotient
 from gradsafe.rewrite.log_softmax import LogSoftmax
 from gradsafe.rewrite.mask_exp import MaskExp
 from gradsafe.rewrite.mask_where import MaskWhere
@@ -42,10 +43,11 @@ from gradsafe.rewrite.tanh import Tanh
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero, LogQuotient)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
-                             "log1p", "expm1", "saturate", "hypot", "divide_first")
+                             "log1p", "expm1", "saturate", "hypot", "divide_first",
+                             "log_quotient")
 
 
 _Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
@@ -72,20 +74,47 @@ def _definition(module: cst.Module, target: str | None) -> list[int]:
             or _assigns(stmt, head)]
     if not hits:
         raise RewriteError(f"'{target}' is not a top-level function or class")
-    return sorted({*hits[-1:], *_helpers(module, module.body[hits[-1]])})
+    return sorted({*hits[-1:], *_helpers(module, module.body[hits[-1]]),
+                   *_rules(module, head)})
+
+
+def _rules(module: cst.Module, head: str) -> set[int]:
+    """Indexes of the functions `head.defvjp(fwd, bwd)` (or defjvp) names: a JAX custom
+    rule's backward lives apart from the function."""
+    top = {stmt.name.value: i for i, stmt in enumerate(module.body)
+           if isinstance(stmt, cst.FunctionDef)}
+    found: set[int] = set()
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            call = small.value if isinstance(small, cst.Expr) else None
+            if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) \
+                    and call.func.attr.value in ("defvjp", "defjvp") \
+                    and isinstance(call.func.value, cst.Name) and call.func.value.value == head:
+                found.update(top[a.value.value] for a in call.args
+                             if isinstance(a.value, cst.Name) and a.value.value in top)
+    return found
 
 
 def _helpers(module: cst.Module, node: cst.CSTNode) -> set[int]:
     """Indexes of the top-level functions a definition calls by name (`_poly_cutoff(x, f)`
-    in a module's forward): the formula may live there. One level deep."""
+    in a module's forward) and of the autograd Functions it applies: the formula may live
+    there. One level deep."""
     top = {stmt.name.value: i for i, stmt in enumerate(module.body)
-           if isinstance(stmt, cst.FunctionDef)}
+           if isinstance(stmt, (cst.FunctionDef, cst.ClassDef))}
     found: set[int] = set()
 
     class _Visitor(cst.CSTVisitor):
         def visit_Call(self, call: cst.Call) -> None:
-            if isinstance(call.func, cst.Name) and call.func.value in top:
-                found.add(top[call.func.value])
+            func = call.func
+            if isinstance(func, cst.Name) and func.value in top \
+                    and isinstance(module.body[top[func.value]], cst.FunctionDef):
+                found.add(top[func.value])
+            # an autograd Function's forward and backward: `_SoftUnitStep.apply(x)`
+            if isinstance(func, cst.Attribute) and func.attr.value == "apply" \
+                    and isinstance(func.value, cst.Name) and func.value.value in top:
+                found.add(top[func.value.value])
 
     node.visit(_Visitor())
     return found

@@ -19,6 +19,7 @@ from gradsafe.rewrite.bindings import Bindings, bindings
 _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "torch": {
         "where": ("torch", "where"), "exp": ("torch", "exp"), "expm1": ("torch", "expm1"),
+        "log": ("torch", "log"),
         "log1p": ("torch", "log1p"), "sigmoid": ("torch", "sigmoid"),
         "tanh": ("torch", "tanh"), "sqrt": ("torch", "sqrt"), "sin": ("torch", "sin"),
         "abs": ("torch", "abs"), "clamp": ("torch", "clamp"), "hypot": ("torch", "hypot"),
@@ -28,6 +29,7 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "tensorflow": {
         "where": ("tensorflow", "where"), "exp": ("tensorflow", "exp"),
+        "log": ("tensorflow", "math.log"),
         "expm1": ("tensorflow", "math.expm1"), "log1p": ("tensorflow", "math.log1p"),
         "sigmoid": ("tensorflow", "sigmoid"), "tanh": ("tensorflow", "tanh"),
         "sqrt": ("tensorflow", "sqrt"), "sin": ("tensorflow", "sin"),
@@ -38,6 +40,7 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "jax": {
         "where": ("jax.numpy", "where"), "exp": ("jax.numpy", "exp"),
+        "log": ("jax.numpy", "log"),
         "expm1": ("jax.numpy", "expm1"), "log1p": ("jax.numpy", "log1p"),
         "tanh": ("jax.numpy", "tanh"), "sqrt": ("jax.numpy", "sqrt"), "sin": ("jax.numpy", "sin"),
         "abs": ("jax.numpy", "abs"), "hypot": ("jax.numpy", "hypot"),
@@ -48,12 +51,12 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     # Keras 3 ops, written once and run on every backend
     "keras_ops": {op: ("keras.ops", op) for op in (
         "where", "exp", "expm1", "log1p", "sigmoid", "tanh", "sqrt", "sin", "abs",
-        "minimum", "maximum", "cast", "softplus", "log_sigmoid")},
+        "minimum", "maximum", "cast", "softplus", "log_sigmoid", "log")},
     # the array API standard through the function's namespace parameter (`xp`): it has no
     # sigmoid or softplus, so those rewrites do not apply there
     "array_api": {op: ("array_api", op) for op in (
         "where", "exp", "expm1", "log1p", "tanh", "sqrt", "sin", "abs", "minimum",
-        "maximum", "logaddexp", "zeros_like")} | {"cast": ("array_api", "astype")},
+        "maximum", "logaddexp", "zeros_like", "log")} | {"cast": ("array_api", "astype")},
 }
 _MODULE_FRAMEWORK = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow",
                      "jax": "jax", "flax": "jax", "array_api": "array_api"}
