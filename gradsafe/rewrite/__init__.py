@@ -28,8 +28,8 @@ from gradsafe.rewrite.expm1 import Expm1
 from gradsafe.rewrite.guard_where import GuardWhere
 from gradsafe.rewrite.hypot import Hypot
 from gradsafe.rewrite.log1p import Log1p
-from gradsafe.rewrite.log_sigmoid import LogSigmoid
 from gradsafe.rewrite.log_quotient import LogQuotient
+from gradsafe.rewrite.log_sigmoid import LogSigmoid
 from gradsafe.rewrite.log_softmax import LogSoftmax
 from gradsafe.rewrite.mask_exp import MaskExp
 from gradsafe.rewrite.mask_where import MaskWhere
