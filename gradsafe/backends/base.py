@@ -27,11 +27,18 @@ class TargetError(Exception):
     """The target broke its contract (raised, returned None, wrong shape...)."""
 
 
+class NotATarget(TargetError):
+    """Before any sweep: the object is not an elementwise or row-wise float function as it
+    stands (raises on a float vector, returns something else, mixes elements). Skipped
+    when discovery found it; an error when the user named it."""
+
+
 @dataclass(frozen=True)
 class Evaluation:
     forward: F64
     gradient: F64 | None  # None: the output does not depend differentiably on the input
     note: str | None = None
+    floating: bool = True  # False: the output is integer or boolean (masks, counts)
 
 
 Fn = Callable[[Any], Any]
@@ -101,6 +108,21 @@ class Backend(ABC):
 
         return masks
 
+    def sum_trailing(self, y: Any, ndim: int) -> Any:
+        """y summed over its axes beyond the first ndim, in the widest float type (so that
+        finite terms cannot overflow the sum): a per-element value for functions that map
+        each element to several outputs (radial-basis expansions, x (N,) -> (N, K))."""
+        raise TargetError(f"{self.name} cannot reduce trailing output dimensions")
+
+    def rows(self, columns: list[Any]) -> Any:
+        """Stack equal-shaped tensors along a new last axis: rows for row-wise checks."""
+        raise TargetError(f"{self.name} cannot build rows")
+
+    def constant(self, x: Any, value: float, track: bool = False) -> Any:
+        """A tensor like x holding value (track=False) or x itself with its gradient
+        stopped (track=True, value 1 or -1 as a sign)."""
+        raise TargetError(f"{self.name} cannot build rows")
+
     def array_namespace(self) -> Any:
         """The array-API namespace handed to `def act(x, xp)` targets."""
         raise TargetError(f"{self.name} has no array-API namespace")
@@ -122,10 +144,12 @@ class Backend(ABC):
         grads: list[F64] = []
         no_grad = False
         note = None
+        floating = True
         for start in range(0, max(int(xs.size), 1), CHUNK):
             chunk, n = pad(xs[start:start + CHUNK], multiple)
             ev = self.run_chunk(fn, chunk, dtype, grad)
             note = note or ev.note
+            floating = floating and ev.floating
             forwards.append(ev.forward[:n])
             if ev.gradient is None:
                 no_grad = True
@@ -133,7 +157,7 @@ class Backend(ABC):
                 grads.append(ev.gradient[:n])
         forward = np.concatenate(forwards) if forwards else np.zeros(0)
         if not grad or no_grad:
-            return Evaluation(forward, None, note)
+            return Evaluation(forward, None, note, floating)
         return Evaluation(forward, np.concatenate(grads), note)
 
 

@@ -54,6 +54,18 @@ class JaxBackend(Backend):
             return kl.call, kl.note
         return obj, None
 
+    def rows(self, columns: list[Any]) -> Any:
+        return jnp.stack(columns, axis=-1)
+
+    def constant(self, x: Any, value: float, track: bool = False) -> Any:
+        if track:
+            return jax.lax.stop_gradient(x) * jnp.asarray(value, x.dtype)
+        return jnp.full_like(x, value)
+
+    def sum_trailing(self, y: Any, ndim: int) -> Any:
+        wide = jnp.result_type(float)  # float64 under x64 (the float64 sweep), else float32
+        return jnp.sum(y.astype(wide), axis=tuple(range(ndim, y.ndim)))
+
     def array_namespace(self) -> Any:
         return jnp  # jax.numpy implements the array API standard itself
 
@@ -70,11 +82,11 @@ class JaxBackend(Backend):
                 y, vjp = jax.vjp(fn, x)
             except TypeError as exc:
                 if "integer" in str(exc) or "bool" in str(exc):
-                    return Evaluation(_to_np(fn(x), x), None)
+                    return Evaluation(_to_np(fn(x), x), None, floating=False)
                 raise
             forward = _to_np(y, x)
             if not jnp.issubdtype(y.dtype, jnp.floating):
-                return Evaluation(forward, None)
+                return Evaluation(forward, None, floating=False)
             (g,) = vjp(jnp.ones_like(y))
             return Evaluation(forward, np.asarray(g.astype(jnp.float64) if dtype == "float64"
                                                   else g.astype(jnp.float32), dtype=np.float64))

@@ -64,6 +64,15 @@ class TorchBackend(Backend):
             return self.instantiate(obj, "module", dtype)
         return obj, None
 
+    def rows(self, columns: list[Any]) -> Any:
+        return torch.stack(columns, dim=-1)
+
+    def constant(self, x: Any, value: float, track: bool = False) -> Any:
+        return x.detach() * value if track else torch.full_like(x, value).detach()
+
+    def sum_trailing(self, y: Any, ndim: int) -> Any:
+        return y.to(torch.float64).sum(dim=tuple(range(ndim, y.dim())))
+
     def array_namespace(self) -> Any:
         try:
             import array_api_compat.torch as xp
@@ -86,7 +95,7 @@ class TorchBackend(Backend):
         if not grad:
             return Evaluation(forward, None)
         if not y.requires_grad or not y.is_floating_point():
-            return Evaluation(forward, None)
+            return Evaluation(forward, None, floating=y.is_floating_point())
         # The VJP with a ones cotangent, as the gradient of the sum: an explicit cotangent
         # tensor makes torch import sympy (about 1 s) to compare shapes on the first call.
         (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
