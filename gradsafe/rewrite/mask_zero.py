@@ -15,6 +15,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gradsafe.rewrite.base import (
+    Compound,
     Condition,
     Rewrite,
     _boolean,
@@ -24,6 +25,7 @@ from gradsafe.rewrite.base import (
     dotted,
     expr,
     factors,
+    literal,
     strip_parens,
 )
 from gradsafe.rewrite.bindings import _targets, reads
@@ -91,7 +93,7 @@ class MaskZero(Rewrite):
         [inside] = self._fresh(updated, "inside")
         guard = [cst.parse_statement(f"{inside} = {mask_text}\n"),
                  cst.parse_statement(
-                     f"{var} = {self.names.where(inside, var, cond.safe(True))}\n")]
+                     f"{var} = {self.names.where(inside, var, _inside(cond))}\n")]
         first = body[at]
         if isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
             # comments and blank lines above that line stay above the new ones
@@ -164,6 +166,15 @@ class MaskZero(Rewrite):
             used.add(name)
             out.append(name)
         return out
+
+
+def _inside(cond: Condition) -> str:
+    """A point where the mask holds: halfway to a positive upper bound (`x < 1.0` -> 0.5, not
+    0.0, where envelopes like DimeNet's divide by x), else the condition's own safe point."""
+    if cond.op in ("<", "<=") and cond.value is not None and cond.value > 0 \
+            and not isinstance(cond, Compound):
+        return literal(cond.value / 2)
+    return cond.safe(True)
 
 
 def _assigned(stmt: cst.CSTNode) -> set[str]:

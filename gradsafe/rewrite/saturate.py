@@ -22,6 +22,7 @@ from gradsafe.rewrite.base import (
     Names,
     Rewrite,
     code,
+    contains,
     factors,
     loads,
     norm,
@@ -128,5 +129,62 @@ class Saturate(Rewrite):
 
         node.visit(_V())
         bases = [b for b in found if names.op(b) not in PROTECTING and number(b) is None]
-        return bases[0] if bases else None
+        if bases:
+            return bases[0]
+        # the cube spread over factors, as fast GELU writes it: x * k * (1 + c * x * x)
+        candidates = sorted({n.value for n in _names(node)})
+        return next((cst.Name(v) for v in candidates if (self._degree(node, v) or 0) >= 3),
+                    None)
+
+    def _degree(self, node: cst.BaseExpression, var: str) -> int | None:
+        """The degree of a polynomial in the name var (None when it is not one)."""
+        node = strip_parens(node)
+        if isinstance(node, cst.Name) and node.value == var:
+            return 1
+        if not contains(node, var):
+            return 0
+        if isinstance(node, cst.UnaryOperation):
+            return self._degree(node.expression, var)
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, cst.Power):
+                k = number(node.right)
+                base = self._degree(node.left, var)
+                return int(k) * base if base is not None and k is not None and k == int(k) \
+                    and k >= 0 else None
+            left, right = self._degree(node.left, var), self._degree(node.right, var)
+            if left is None or right is None:
+                return None
+            if isinstance(node.operator, cst.Multiply):
+                return left + right
+            if isinstance(node.operator, (cst.Add, cst.Subtract)):
+                return max(left, right)
+            if isinstance(node.operator, cst.Divide) and right == 0:
+                return left
+            return None
+        if isinstance(node, cst.Call) and self.names.op(node) in ("pow", "power") \
+                and len(node.args) == 2 and (k := number(node.args[1].value)) is not None \
+                and k == int(k) and k >= 0:
+            base = self._degree(node.args[0].value, var)
+            return int(k) * base if base is not None else None
+        return None
+
+
+def _names(node: cst.CSTNode) -> list[cst.Name]:
+    """The names read in an expression (not attributes' or keywords' names, not callees)."""
+    found: list[cst.Name] = []
+
+    class _V(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            return False
+
+        def visit_Call(self, node: cst.Call) -> bool:
+            for arg in node.args:
+                arg.value.visit(self)
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            found.append(node)
+
+    node.visit(_V())
+    return found
 
