@@ -22,7 +22,11 @@ FIXED = [(t, f"{fw}_names_before.py") for t, fws in (
 ) for fw in fws] + [("mask_zero", f"{fw}_before.py")
                    for fw in ("torch", "tensorflow", "jax", "kerasops")] + [
     # a where on a learnable parameter: beta = 0 (the default here) gets the double where
-    ("guard_where", f"{fw}_param_before.py") for fw in ("torch", "tensorflow", "jax")]
+    ("guard_where", f"{fw}_param_before.py") for fw in ("torch", "tensorflow", "jax")] + [
+    # a hand-written backward (autograd.Function, tf.custom_gradient, jax.custom_vjp)
+    ("log_quotient", f"{fw}_before.py") for fw in ("torch", "tensorflow", "jax")] + [
+    # the model zoos' fast GELU in float16
+    ("saturate", f"{fw}_fastgelu_before.py") for fw in ("torch", "tensorflow", "jax")]
 
 
 def test_fix_writes_the_after_files_and_they_check_clean(tmp_path: Path) -> None:
