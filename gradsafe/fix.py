@@ -78,13 +78,15 @@ def plan(report: Report, files: dict[str, bytes]) -> list[FileFix]:
         if target is not None:  # portable code: one rewrite in keras.ops / xp names for all
             rows = [(target.dialect(fw), s) for fw, s in rows]
         todo, skipped = fixes.setdefault(path, ([], []))
-        rewrites = [(fw, s) for fw, s in rows if s is not None and s.diff]
+        # a hint that names transforms is a rewrite that was tried and not verified
+        rewrites = [(fw, s) for fw, s in rows if s is not None and (s.diff or s.transforms)]
         if not rewrites:
             continue
         unverified = [s for _, s in rewrites if not s.verified]
         kinds = {(fw, s.transforms) for fw, s in rewrites}
         if unverified:
-            skipped.append((name, f"not verified: {unverified[0].title}"))
+            title = unverified[0].title  # a hint says itself that it is not verified
+            skipped.append((name, title if not unverified[0].diff else f"not verified: {title}"))
         elif len({t for _, t in kinds}) > 1 or len({fw for fw, _ in kinds}) > 1:
             skipped.append((name, "different rewrites were verified for different "
                                   "frameworks or configurations; apply one by hand"))

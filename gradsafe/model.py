@@ -61,7 +61,9 @@ class Suggestion:
     title: str
     diff: str  # unified diff of the file; empty when only advice can be given
     verified: bool
-    transforms: tuple[str, ...] = ()  # gradsafe.rewrite transforms that produce the diff
+    # gradsafe.rewrite transforms that produce the diff (or, with no diff and not verified,
+    # that were tried: fix does not rewrite a target where one configuration has such a hint)
+    transforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

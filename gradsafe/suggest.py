@@ -5,15 +5,15 @@ of preference. Each is written to a copy of the file and checked again by the sa
 with the same probes, dtypes and variant; it is *verified* when that re-sweep has no
 findings at warning or error level and its forward agrees with the original wherever the
 original's forward was finite (`rewrite/verify.py`). The first candidate that is clean
-wins; otherwise the best one is shown as not verified, with what is still wrong. When no
-transform applies, the suggestion is advice with an empty diff.
+wins. A candidate that is not verified is never offered as a rewrite: the suggestion is then
+a hint with an empty diff saying what was tried and what is still wrong, as it is advice
+when no transform applies.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
-import difflib
 import hashlib
 import shutil
 import tempfile
@@ -48,6 +48,7 @@ CANDIDATES: tuple[tuple[str, ...], ...] = (
     (*rewrite.FORMULAS, "mask_where", *GUARD),
     GUARD,
     ("mask_where",),
+    ("mask_zero", *rewrite.FORMULAS),
     rewrite.FORMULAS,
     ("clamp_arg",),
     ("mask_exp",),
@@ -287,35 +288,14 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
     if not verdicts:
         return advice(result)
     best = min(verdicts, key=lambda v: v.rank)
-    text = title(best)
-    if best.verified:
-        text += _versus_mask(backend, target, options, source, framework, best)
-    else:
-        text += f" (not verified: {problems(best)})"
-        if not touches_cause(result, target.file, source, best.source):
-            # an unverified rewrite elsewhere than the cause is no fix to offer: a hint
-            return Suggestion(text + "; it leaves the line of the cause as it is, so it is "
-                              "only a hint", "", False)
-    return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), best.verified,
+    if not best.verified:  # a hint, never a diff: what was tried and why it is not enough
+        codes = [f.code for f in result.findings if f.code in ADVICE]
+        hint = f"; {ADVICE[codes[0]]}" if codes else ""
+        return Suggestion(f"no verified rewrite (tried: {title(best)}; not verified: "
+                          f"{problems(best)}){hint}", "", False, best.transforms)
+    text = title(best) + _versus_mask(backend, target, options, source, framework, best)
+    return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), True,
                       best.transforms)
-
-
-def touches_cause(result: TargetResult, file: str, old: str, new: str) -> bool:
-    """Whether the rewrite changes a line of a finding's culprit or of the operations on its
-    path (the discarding where); True when no finding points inside the target's body."""
-    causes: set[int] = set()
-    for f in result.findings:
-        for loc in [f.location, *(step.location for step in f.path)]:
-            if loc is not None and loc.file == file and loc.line != result.line:
-                causes.update(range(loc.line, loc.end_line + 1))
-    if not causes:
-        return True
-    matcher = difflib.SequenceMatcher(a=old.splitlines(), b=new.splitlines(), autojunk=False)
-    changed: set[int] = set()
-    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
-        if tag != "equal":
-            changed.update(range(i1 + 1, max(i2, i1 + 1) + 1))
-    return bool(changed & causes)
 
 
 def _versus_mask(backend: Backend, target: Target, options: Options, source: str,

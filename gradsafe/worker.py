@@ -50,7 +50,6 @@ def main(argv: list[str]) -> int:
         return 1
     from gradsafe import interrupt
     from gradsafe.backends.base import NotATarget, TargetError
-    from gradsafe.gradcheck import is_custom
     from gradsafe.suggest_policy import wanted
     from gradsafe.sweep import check_target as check
 
@@ -93,8 +92,7 @@ def main(argv: list[str]) -> int:
             user = os.path.realpath(target.file) if target.file else None
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                f"raised {one_line(exc, user)}", variant=target.variant)
-        if options.suggest and wanted(res) and not is_custom(target) \
-                and not options.exhaustive:
+        if options.suggest and wanted(res) and not options.exhaustive:
             # libcst (about 0.1 s to import) only for targets that get a suggestion
             from gradsafe.suggest import attach
 

@@ -216,3 +216,19 @@ def test_a_keras_ops_layer_is_rewritten_in_keras_ops_on_every_backend() -> None:
     diff = diffs.pop()[1]
     assert "+        return ops.where(x > 0, x, self.alpha * ops.expm1(ops.where(x > 0, 0.0, x)))" \
         in diff and "import torch" not in diff and "jnp" not in diff
+
+
+def test_a_hint_for_a_rewrite_that_was_tried_blocks_the_target(tmp_path: Path) -> None:
+    # one configuration verified a rewrite, another only got a hint naming what was tried:
+    # the rewrite is not verified for every configuration, so the target is left alone
+    f = tmp_path / "act.py"
+    f.write_text(ELU)
+    ok = Suggestion("guard", "diff", True, ("expm1", "guard_where"))
+    hint = Suggestion("no verified rewrite (tried: guard; not verified: still GS101)", "", False,
+                      ("expm1", "guard_where"))
+    report = _report(
+        TargetResult("elu", str(f), 4, "torch", "fail", None, (_finding(ok),)),
+        TargetResult("elu(alpha=9.0)", str(f), 4, "torch", "fail", None, (_finding(hint),)))
+    [p] = fix.plan(report, {str(f.resolve()): ELU.encode()})
+    assert p.applied == () and p.new == ELU
+    assert p.skipped == (("elu", hint.title),)

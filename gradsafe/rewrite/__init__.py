@@ -21,16 +21,19 @@ from gradsafe.rewrite.base import (
     assignments,
     loads,
 )
+from gradsafe.rewrite.bindings import DropTupleItems, tuple_names
 from gradsafe.rewrite.clamp_arg import ClampArg
 from gradsafe.rewrite.divide_first import DivideFirst
 from gradsafe.rewrite.expm1 import Expm1
 from gradsafe.rewrite.guard_where import GuardWhere
 from gradsafe.rewrite.hypot import Hypot
 from gradsafe.rewrite.log1p import Log1p
+from gradsafe.rewrite.log_quotient import LogQuotient
 from gradsafe.rewrite.log_sigmoid import LogSigmoid
 from gradsafe.rewrite.log_softmax import LogSoftmax
 from gradsafe.rewrite.mask_exp import MaskExp
 from gradsafe.rewrite.mask_where import MaskWhere
+from gradsafe.rewrite.mask_zero import MaskZero
 from gradsafe.rewrite.safe_sqrt import SafeSqrt
 from gradsafe.rewrite.saturate import Saturate
 from gradsafe.rewrite.sigmoid import Sigmoid
@@ -40,10 +43,11 @@ from gradsafe.rewrite.tanh import Tanh
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero, LogQuotient)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
-                             "log1p", "expm1", "saturate", "hypot", "divide_first")
+                             "log1p", "expm1", "saturate", "hypot", "divide_first",
+                             "log_quotient")
 
 
 _Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
@@ -70,7 +74,50 @@ def _definition(module: cst.Module, target: str | None) -> list[int]:
             or _assigns(stmt, head)]
     if not hits:
         raise RewriteError(f"'{target}' is not a top-level function or class")
-    return hits[-1:]
+    return sorted({*hits[-1:], *_helpers(module, module.body[hits[-1]]),
+                   *_rules(module, head)})
+
+
+def _rules(module: cst.Module, head: str) -> set[int]:
+    """Indexes of the functions `head.defvjp(fwd, bwd)` (or defjvp) names: a JAX custom
+    rule's backward lives apart from the function."""
+    top = {stmt.name.value: i for i, stmt in enumerate(module.body)
+           if isinstance(stmt, cst.FunctionDef)}
+    found: set[int] = set()
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            call = small.value if isinstance(small, cst.Expr) else None
+            if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) \
+                    and call.func.attr.value in ("defvjp", "defjvp") \
+                    and isinstance(call.func.value, cst.Name) and call.func.value.value == head:
+                found.update(top[a.value.value] for a in call.args
+                             if isinstance(a.value, cst.Name) and a.value.value in top)
+    return found
+
+
+def _helpers(module: cst.Module, node: cst.CSTNode) -> set[int]:
+    """Indexes of the top-level functions a definition calls by name (`_poly_cutoff(x, f)`
+    in a module's forward) and of the autograd Functions it applies: the formula may live
+    there. One level deep."""
+    top = {stmt.name.value: i for i, stmt in enumerate(module.body)
+           if isinstance(stmt, (cst.FunctionDef, cst.ClassDef))}
+    found: set[int] = set()
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            func = call.func
+            if isinstance(func, cst.Name) and func.value in top \
+                    and isinstance(module.body[top[func.value]], cst.FunctionDef):
+                found.add(top[func.value])
+            # an autograd Function's forward and backward: `_SoftUnitStep.apply(x)`
+            if isinstance(func, cst.Attribute) and func.attr.value == "apply" \
+                    and isinstance(func.value, cst.Name) and func.value.value in top:
+                found.add(top[func.value.value])
+
+    node.visit(_Visitor())
+    return found
 
 
 def _assigns(stmt: cst.CSTNode, name: str) -> bool:
@@ -121,16 +168,25 @@ def apply(source: str, framework: str, transforms: Sequence[str],
 
 
 def _drop_unread(original: _Statement, node: _Statement) -> _Statement:
-    """Remove the `name = ...` lines the rewrite left unread: a mask that a where now spells
-    out (`mask = x > 0`), a branch that was inlined to be guarded. Names the original did not
+    """Remove the `name = ...` lines (and names of `a, b = ...` lines) the rewrite left
+    unread: a mask that a where now spells out (`mask = x > 0`), a branch that was inlined to
+    be guarded, `e` and `ne` of a formula seen through its names. Names the original did not
     read either are the user's business."""
-    dead = {name for name in assignments(original)
-            if loads(original, name) > 0 and loads(node, name) == 0}
-    if not dead:
-        return node
-    out = node.visit(DropAssignments(dead))
-    assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
-    return out
+    bound = set(assignments(original))
+    tupled = tuple_names(original)
+    dropped: set[str] = set()
+    while True:  # a dropped line may have been the last reader of another name
+        dead = {name for name in (bound | tupled) - dropped
+                if loads(original, name) > 0 and loads(node, name) == 0}
+        if not dead:
+            return node
+        dropped |= dead
+        out = node.visit(DropAssignments(dead & bound))
+        assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+        if dead & tupled:  # `e, ne = exp(x), exp(-x)` once tanh(x) replaced what read them
+            out = out.visit(DropTupleItems(dead & tupled))
+            assert isinstance(out, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+        node = out
 
 
 def unified_diff(path: str, old: str, new: str) -> str:

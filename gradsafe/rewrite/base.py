@@ -12,11 +12,14 @@ from collections.abc import Callable, Sequence
 
 import libcst as cst
 
+from gradsafe.rewrite.bindings import Bindings, bindings
+
 # framework -> operation -> (module, attribute path); the module is spelled with the alias
 # the file already imports for it (or for a parent module)
 _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "torch": {
         "where": ("torch", "where"), "exp": ("torch", "exp"), "expm1": ("torch", "expm1"),
+        "log": ("torch", "log"),
         "log1p": ("torch", "log1p"), "sigmoid": ("torch", "sigmoid"),
         "tanh": ("torch", "tanh"), "sqrt": ("torch", "sqrt"), "sin": ("torch", "sin"),
         "abs": ("torch", "abs"), "clamp": ("torch", "clamp"), "hypot": ("torch", "hypot"),
@@ -26,6 +29,7 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "tensorflow": {
         "where": ("tensorflow", "where"), "exp": ("tensorflow", "exp"),
+        "log": ("tensorflow", "math.log"),
         "expm1": ("tensorflow", "math.expm1"), "log1p": ("tensorflow", "math.log1p"),
         "sigmoid": ("tensorflow", "sigmoid"), "tanh": ("tensorflow", "tanh"),
         "sqrt": ("tensorflow", "sqrt"), "sin": ("tensorflow", "sin"),
@@ -36,6 +40,7 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "jax": {
         "where": ("jax.numpy", "where"), "exp": ("jax.numpy", "exp"),
+        "log": ("jax.numpy", "log"),
         "expm1": ("jax.numpy", "expm1"), "log1p": ("jax.numpy", "log1p"),
         "tanh": ("jax.numpy", "tanh"), "sqrt": ("jax.numpy", "sqrt"), "sin": ("jax.numpy", "sin"),
         "abs": ("jax.numpy", "abs"), "hypot": ("jax.numpy", "hypot"),
@@ -46,12 +51,12 @@ _TABLE: dict[str, dict[str, tuple[str, str]]] = {
     # Keras 3 ops, written once and run on every backend
     "keras_ops": {op: ("keras.ops", op) for op in (
         "where", "exp", "expm1", "log1p", "sigmoid", "tanh", "sqrt", "sin", "abs",
-        "minimum", "maximum", "cast", "softplus", "log_sigmoid")},
+        "minimum", "maximum", "cast", "softplus", "log_sigmoid", "log")},
     # the array API standard through the function's namespace parameter (`xp`): it has no
     # sigmoid or softplus, so those rewrites do not apply there
     "array_api": {op: ("array_api", op) for op in (
         "where", "exp", "expm1", "log1p", "tanh", "sqrt", "sin", "abs", "minimum",
-        "maximum", "logaddexp", "zeros_like")} | {"cast": ("array_api", "astype")},
+        "maximum", "logaddexp", "zeros_like", "log")} | {"cast": ("array_api", "astype")},
 }
 _MODULE_FRAMEWORK = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow",
                      "jax": "jax", "flax": "jax", "array_api": "array_api"}
@@ -269,6 +274,10 @@ class Names:
     def softplus(self, u: str) -> str:
         # torch's F.softplus returns x above a fixed threshold of 20 (off by 2e-9 there);
         # logaddexp is exact in every dtype
+        if self.framework == "torch" and any(path == "torch.nn.functional"
+                                             for path in self.aliases.values()):
+            # the file's own F: its threshold (x above 20 returns x) is 2e-9 off at most
+            return f"{self.spell('torch.nn.functional')}.softplus({u})"
         if self.framework in ("torch", "array_api"):
             return self.call("logaddexp", u, self.call("zeros_like", u))
         if self.framework == "jax":
@@ -420,7 +429,8 @@ class Replace(Tracker):
         if isinstance(original, cst.Call):
             return result  # leave_Call already swapped
         if isinstance(original, cst.Attribute) and isinstance(result, cst.Attribute):
-            return result.with_changes(attr=original.attr)
+            # its name is no occurrence, but the attribute itself may be (`self.alpha`)
+            return self._swap(original, result.with_changes(attr=original.attr))
         if isinstance(original, cst.Arg) and isinstance(result, cst.Arg):
             return result.with_changes(keyword=original.keyword)
         if isinstance(original, cst.BaseExpression) and isinstance(result, cst.BaseExpression):
@@ -697,6 +707,28 @@ class Rewrite(Tracker):
         self.names, self.defs = names, defs
         self.narrow = narrow  # guard an input only inside the calls that need it
         self.changed = False
+        self._bindings: dict[int, Bindings] = {}
+
+    def see(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        """node without outer parentheses, or, for a name the enclosing function binds once
+        (`e` of `e, ne = exp(x), exp(-x)`; see bindings.py), the value it stands for."""
+        node = strip_parens(node)
+        bound = self._bound()
+        for _ in range(4):
+            if not isinstance(node, cst.Name) or node.value not in bound:
+                break
+            node = strip_parens(bound[node.value])
+        return node
+
+    def _bound(self) -> Bindings:
+        for node in reversed(self._stack):
+            if isinstance(node, _OWN_SCOPE):  # a lambda's or comprehension's own names
+                return {}
+            if isinstance(node, cst.FunctionDef):
+                if id(node) not in self._bindings:
+                    self._bindings[id(node)] = bindings(node)
+                return self._bindings[id(node)]
+        return {}
 
 
 _OWN_SCOPE = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)

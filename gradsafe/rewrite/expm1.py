@@ -13,7 +13,7 @@ class Expm1(Rewrite):
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:
-        left = strip_parens(updated.left)
+        left = self.see(updated.left)
         if not isinstance(updated.operator, cst.Subtract) or not is_one(updated.right) \
                 or self.names.op(left) != "exp" or (u := self.names.arg(left)) is None:
             return updated

@@ -8,6 +8,7 @@ square. TensorFlow has no hypot: there only the `abs` form applies.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import libcst as cst
 
@@ -25,15 +26,18 @@ def _squared(node: cst.BaseExpression) -> cst.BaseExpression | None:
     return None
 
 
-def _sum_of_squares(node: cst.BaseExpression) -> tuple[cst.BaseExpression, float] | None:
-    """(u, c) of `u * u + c`, `c + u * u` or `u * u` (c = 0)."""
+def _sum_of_squares(node: cst.BaseExpression,
+                    see: Callable[[cst.BaseExpression], cst.BaseExpression]
+                    ) -> tuple[cst.BaseExpression, float] | None:
+    """(u, c) of `u * u + c`, `c + u * u` or `u * u` (c = 0); `see` reads a name as its
+    value."""
+    node = see(node)
     u = _squared(node)
     if u is not None:
         return u, 0.0
-    node = strip_parens(node)
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
         for square, const in ((node.left, node.right), (node.right, node.left)):
-            u, c = _squared(square), number(const)
+            u, c = _squared(see(square)), number(const)
             if u is not None and c is not None and c >= 0:
                 return u, c
     return None
@@ -47,7 +51,7 @@ class Hypot(Rewrite):
         arg = self.names.arg(updated)
         if self.names.op(updated) != "sqrt" or arg is None:
             return updated
-        found = _sum_of_squares(arg)
+        found = _sum_of_squares(arg, self.see)
         if found is None:
             return updated
         u, c = code(strip_parens(found[0])).strip(), found[1]

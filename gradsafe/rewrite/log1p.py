@@ -27,7 +27,7 @@ class Log1p(Rewrite):
         arg = self.names.arg(updated)
         if self.names.op(updated) != "log" or arg is None:
             return updated
-        u = one_plus(arg)
+        u = one_plus(self.see(arg))
         if u is None:
             return updated
         self.changed = True

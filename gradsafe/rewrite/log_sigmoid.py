@@ -16,7 +16,7 @@ class LogSigmoid(Rewrite):
         arg = self.names.arg(updated)
         if self.names.op(updated) != "log" or arg is None:
             return updated
-        inner = strip_parens(arg)
+        inner = self.see(arg)
         if self.names.op(inner) != "sigmoid" or not isinstance(inner, cst.Call) \
                 or (u := self.names.arg(inner)) is None:
             return updated

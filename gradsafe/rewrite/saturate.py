@@ -19,9 +19,12 @@ import libcst as cst
 
 from gradsafe.rewrite.base import (
     PROTECTING,
+    Names,
     Rewrite,
     code,
+    contains,
     factors,
+    loads,
     norm,
     number,
     replace,
@@ -32,18 +35,46 @@ from gradsafe.rewrite.base import (
 FLAT_AFTER = {"tanh": "3.0", "sigmoid": "4.0", "erf": "2.0"}
 
 
+class _Rebind(cst.CSTTransformer):
+    """`name = old` -> `name = new` for the given names."""
+
+    def __init__(self, values: dict[str, cst.BaseExpression]) -> None:
+        super().__init__()
+        self.values = values
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        target = updated.targets[0].target if len(updated.targets) == 1 else None
+        if isinstance(target, cst.Name) and target.value in self.values:
+            return updated.with_changes(value=self.values[target.value])
+        return updated
+
+
 class Saturate(Rewrite):
     name = "saturate"
     title = "clamp the input where the tanh/sigmoid/erf around it is already flat"
 
+    def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
+                 narrow: bool = False) -> None:
+        super().__init__(names, defs, narrow)
+        self.rebind: dict[str, cst.BaseExpression] = {}
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         outer = self.names.op(updated)
-        inner = self.names.arg(updated)
-        if outer not in FLAT_AFTER or inner is None:
+        arg = self.names.arg(updated)
+        if outer not in FLAT_AFTER or arg is None:
             return updated
+        inner = self.see(arg)
         if outer == "tanh" and (cubed := self._cubed(inner)) is not None:
             u = code(strip_parens(cubed)).strip()
             new, count = replace(inner, norm(cubed), self.names.clamp(u, "-10.0", "10.0"))
+            bare = strip_parens(arg)
+            if count and isinstance(bare, cst.Name) and inner is not bare:
+                # `inner = k * (x + 0.044715 * x**3)` read once, by this tanh: clamp on the
+                # line that binds it (see leave_FunctionDef) rather than inline it here
+                if self._read_once(bare.value):
+                    self.changed = True
+                    self.rebind[bare.value] = new
+                return updated
             if count:
                 self.changed = True
                 if updated.args:
@@ -58,6 +89,20 @@ class Saturate(Rewrite):
         if updated.args:  # the outer function as the file spells it
             return self.wrap(f"{code(updated.func).strip()}({exp})")
         return self.wrap(self.names.call(outer, exp))
+
+    def _read_once(self, name: str) -> bool:
+        function = next((n for n in reversed(self._stack) if isinstance(n, cst.FunctionDef)),
+                        None)
+        return function is not None and loads(function, name) == 1
+
+    def leave_FunctionDef(self, original: cst.FunctionDef,
+                          updated: cst.FunctionDef) -> cst.FunctionDef:
+        if not self.rebind:
+            return updated
+        out = updated.visit(_Rebind(self.rebind))
+        self.rebind = {}
+        assert isinstance(out, cst.FunctionDef)
+        return out
 
     def _cubed(self, node: cst.BaseExpression) -> cst.BaseExpression | None:
         """u of a `u ** 3`, `u * u * u` or `pow(u, 3)` inside node, unless u is clamped."""
@@ -84,5 +129,62 @@ class Saturate(Rewrite):
 
         node.visit(_V())
         bases = [b for b in found if names.op(b) not in PROTECTING and number(b) is None]
-        return bases[0] if bases else None
+        if bases:
+            return bases[0]
+        # the cube spread over factors, as fast GELU writes it: x * k * (1 + c * x * x)
+        candidates = sorted({n.value for n in _names(node)})
+        return next((cst.Name(v) for v in candidates if (self._degree(node, v) or 0) >= 3),
+                    None)
+
+    def _degree(self, node: cst.BaseExpression, var: str) -> int | None:
+        """The degree of a polynomial in the name var (None when it is not one)."""
+        node = strip_parens(node)
+        if isinstance(node, cst.Name) and node.value == var:
+            return 1
+        if not contains(node, var):
+            return 0
+        if isinstance(node, cst.UnaryOperation):
+            return self._degree(node.expression, var)
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, cst.Power):
+                k = number(node.right)
+                base = self._degree(node.left, var)
+                return int(k) * base if base is not None and k is not None and k == int(k) \
+                    and k >= 0 else None
+            left, right = self._degree(node.left, var), self._degree(node.right, var)
+            if left is None or right is None:
+                return None
+            if isinstance(node.operator, cst.Multiply):
+                return left + right
+            if isinstance(node.operator, (cst.Add, cst.Subtract)):
+                return max(left, right)
+            if isinstance(node.operator, cst.Divide) and right == 0:
+                return left
+            return None
+        if isinstance(node, cst.Call) and self.names.op(node) in ("pow", "power") \
+                and len(node.args) == 2 and (k := number(node.args[1].value)) is not None \
+                and k == int(k) and k >= 0:
+            base = self._degree(node.args[0].value, var)
+            return int(k) * base if base is not None else None
+        return None
+
+
+def _names(node: cst.CSTNode) -> list[cst.Name]:
+    """The names read in an expression (not attributes' or keywords' names, not callees)."""
+    found: list[cst.Name] = []
+
+    class _V(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            return False
+
+        def visit_Call(self, node: cst.Call) -> bool:
+            for arg in node.args:
+                arg.value.visit(self)
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            found.append(node)
+
+    node.visit(_V())
+    return found
 

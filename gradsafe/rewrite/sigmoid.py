@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Names, Rewrite, code, is_one, strip_parens
+from gradsafe.rewrite.base import Names, Rewrite, code, expr, is_one, strip_parens
 from gradsafe.rewrite.log1p import one_plus
 
 
 def negated_exp(node: cst.BaseExpression, names: Names) -> cst.BaseExpression | None:
-    """u of `exp(-u)`."""
+    """u of `exp(-u)` (and `a * b` of `exp(-a * b)`, which Python reads as `(-a) * b`)."""
     node = strip_parens(node)
     inner = names.arg(node)
     if names.op(node) != "exp" or inner is None:
@@ -18,6 +18,10 @@ def negated_exp(node: cst.BaseExpression, names: Names) -> cst.BaseExpression | 
     arg = strip_parens(inner)
     if isinstance(arg, cst.UnaryOperation) and isinstance(arg.operator, cst.Minus):
         return strip_parens(arg.expression)
+    if isinstance(arg, cst.BinaryOperation) and isinstance(arg.operator, cst.Multiply) \
+            and isinstance(arg.left, cst.UnaryOperation) and not arg.left.lpar \
+            and isinstance(arg.left.operator, cst.Minus):
+        return expr(f"{code(arg.left.expression).strip()} * {code(arg.right).strip()}")
     return None
 
 
@@ -29,8 +33,8 @@ class Sigmoid(Rewrite):
                               updated: cst.BinaryOperation) -> cst.BaseExpression:
         if not isinstance(updated.operator, cst.Divide):
             return updated
-        denom = one_plus(updated.right)
-        u = negated_exp(denom, self.names) if denom is not None else None
+        denom = one_plus(self.see(updated.right))
+        u = negated_exp(self.see(denom), self.names) if denom is not None else None
         if u is None:
             return updated
         self.changed = True

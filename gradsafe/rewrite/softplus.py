@@ -21,8 +21,8 @@ class Softplus(Rewrite):
         arg = self.names.arg(updated)
         if op not in ("log", "log1p") or arg is None:
             return updated
-        inner = arg if op == "log1p" else one_plus(arg)
-        inner = strip_parens(inner) if inner is not None else None
+        inner = self.see(arg) if op == "log1p" else one_plus(self.see(arg))
+        inner = self.see(inner) if inner is not None else None
         if inner is None or self.names.op(inner) != "exp" or not isinstance(inner, cst.Call) \
                 or (u := self.names.arg(inner)) is None:
             return updated

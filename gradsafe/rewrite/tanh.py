@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Rewrite, code, norm, strip_parens
+from gradsafe.rewrite.base import Rewrite, code, norm
 from gradsafe.rewrite.sigmoid import negated_exp
 
 
@@ -15,15 +15,15 @@ class Tanh(Rewrite):
 
     def _pair(self, node: cst.BaseExpression, op: type[cst.BaseBinaryOp]) -> str | None:
         """u when node is `exp(u) OP exp(-u)` (either order for +)."""
-        node = strip_parens(node)
+        node = self.see(node)
         if not isinstance(node, cst.BinaryOperation) or not isinstance(node.operator, op):
             return None
         orders = [(node.left, node.right)]
         if op is cst.Add:
             orders.append((node.right, node.left))
         for pos, neg in orders:
-            pos = strip_parens(pos)
-            u = negated_exp(neg, self.names)
+            pos = self.see(pos)
+            u = negated_exp(self.see(neg), self.names)
             arg = self.names.arg(pos)
             if u is not None and self.names.op(pos) == "exp" and arg is not None \
                     and norm(arg) == norm(u):
