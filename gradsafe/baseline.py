@@ -47,6 +47,8 @@ def identity(target: str, file: str | None, finding: Finding, root: str) -> dict
         "dtype": finding.dtype,
         "kind": finding.kind,
         "boundary": json_number(finding.boundary, finding.dtype),
+        # order-1 identities (and so every existing baseline) stay as they were
+        **({"order": finding.order} if finding.order != 1 else {}),
     }
 
 

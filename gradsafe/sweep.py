@@ -95,6 +95,14 @@ def check(backend: Backend, target: Target, options: Options,
         findings.extend(analyse(probes, sample, sampler, ctx, counter))
     findings = explain(backend, target, obj, findings,
                        lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
+    if options.order == 2:
+        from gradsafe import second
+
+        more, extra = second.check_order2(backend, target,
+                                          second.plain_build(backend, obj, target.kind),
+                                          options, location, counter, tick)
+        findings += second.explain2(backend, target, obj, more)
+        notes += extra
     return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
