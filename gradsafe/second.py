@@ -120,10 +120,8 @@ def check_order2(backend: Backend, target: Target, build: Build, options: Option
             probe = Probe2(backend, d, d64, dtype, multiple)
             sample = probe(probes.values)
             if sample.disconnected and target.kind in CUSTOM_KINDS and _varies(sample):
-                findings.append(_not_twice(target, backend.name, dtype, location, (
-                    "the hand-written backward returns values the framework cannot "
-                    "differentiate again (computed outside its graph: NumPy, or detached "
-                    "tensors), so the framework's f'' is silently 0 although f' changes")))
+                findings.append(_not_twice(target, backend.name, dtype, location,
+                                           _disconnected_reason(target)))
                 continue
             found = analyse2(probes, sample, probe, dtype, backend.name, options, location,
                              target.features, counter)
@@ -142,6 +140,16 @@ def check_order2(backend: Backend, target: Target, build: Build, options: Option
     return findings, notes
 
 
+def _disconnected_reason(target: Target) -> str:
+    if "once_differentiable" in target.features:
+        return ("its backward is marked @once_differentiable, so torch runs it without a "
+                "graph: differentiating f' gives 0 (or raises 'element 0 of tensors does not "
+                "require grad') although f' changes")
+    return ("its hand-written backward returns values the framework cannot differentiate "
+            "again (computed outside its graph: NumPy, or detached tensors), so the "
+            "framework's f'' is silently 0 although f' changes")
+
+
 def _varies(s: Sample2) -> bool:
     ok = np.isfinite(s.x) & np.isfinite(s.first)
     vals = s.first[ok]
@@ -157,7 +165,7 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    text = _one_line(exc)
+    text = _one_line(exc).split(" See https://")[0]  # JAX appends a link to its docs
     if "once_differentiable" in text.lower():
         return ("its hand-written backward is marked @once_differentiable, so differentiating "
                 f"f' raises ({text})")
@@ -326,3 +334,25 @@ def explain2(backend: Backend, target: Target, obj: object,
 
     done = iter(explain(backend, target, obj, located, make))
     return [f if f.code == "GS104" else next(done) for f in findings]
+
+
+def check_custom(backend: Backend, target: Target, obj: object, options: Options,
+                 location: Location | None, elementwise: bool) -> tuple[list[Finding],
+                                                                         list[str]]:
+    """Order 2 of a target with a hand-written gradient (autograd.Function, custom_vjp,
+    custom_gradient): the framework differentiates the hand-written backward itself."""
+    if backend.name == "numpy":
+        return [], ["order 2: not checked: a NumPy forward/backward class has no second "
+                    "derivative to take"]
+    if not elementwise:
+        return [], ["order 2: not checked: second derivatives are swept for elementwise "
+                    "functions only"]
+    plain = dataclasses.replace(target, variant=None)  # a Function class is not a Module
+    backward = getattr(obj, "backward", None)
+    code = getattr(backward, "__code__", None)
+    if code is not None and code.co_filename.replace("\\", "/").endswith(
+            "torch/autograd/function.py"):  # once_differentiable's wrapper
+        plain = dataclasses.replace(plain, features=plain.features | {"once_differentiable"})
+    found, notes = check_order2(backend, plain, plain_build(backend, obj, target.kind),
+                                options, location)
+    return explain2(backend, plain, obj, found), notes

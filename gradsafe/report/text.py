@@ -36,7 +36,7 @@ def _range_text(f: Finding) -> str:
 def _example(f: Finding) -> str:
     n = f.dtype
     return (f"x={display(f.example_input, n)}  f={display(f.forward, n)}  "
-            f"f'={display(f.gradient, n)}")
+            f"{'f' + chr(39) * f.order}={display(f.gradient, n)}")
 
 
 def _where(t: TargetResult) -> str:
