@@ -42,6 +42,7 @@ from gradsafe.probes import ProbePlan
 BoolArray = npt.NDArray[np.bool_]
 MAX_RANGES = 8  # per dtype, as for order 1
 BISECT_WIDTH = 1023
+STEP = float(np.cbrt(np.finfo(np.float64).eps))  # central differences: ~6e-6 relative
 ORDER = 2
 
 # dtype -> (the callable for that dtype, the vector length multiple it needs)
@@ -78,7 +79,26 @@ class Probe2:
                                          multiple=self.multiple)
             ref[suspect] = (np.zeros(int(suspect.sum())) if ev64.gradient is None
                             else ev64.gradient)
+            # where float64 autodiff fails as well (the same 0 * inf: relu(x)**1.5 at
+            # x < 0), the float64 f' itself may still tell the true f''
+            unknown = suspect & ~np.isfinite(ref)
+            if unknown.any():
+                ref[unknown] = self.numeric(xs[unknown])
         return Sample2(xs, ev.forward, second, ref, disconnected)
+
+    def numeric(self, xs: F64) -> F64:
+        """f'' by central differences of the float64 f' with steps h and h/2; NaN where
+        the two disagree (a kink, a singularity) or f' is not finite around x."""
+        h = STEP * np.maximum(np.abs(xs), 1.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            pts = np.concatenate([xs + h, xs - h, xs + h / 2, xs - h / 2])
+            f1 = self.backend.evaluate(self.d64, pts, "float64", grad=False,
+                                       multiple=self.multiple).forward
+            a, b, c, e = np.split(f1, 4)
+            wide = (a - b) / (2 * h)
+            narrow = (c - e) / h
+            agree = np.abs(wide - narrow) <= 1e-3 * np.maximum(np.abs(narrow), 1.0)
+        return np.where(np.isfinite(wide) & np.isfinite(narrow) & agree, narrow, np.nan)
 
 
 def _suspect(x: F64, first: F64, second: F64) -> BoolArray:
