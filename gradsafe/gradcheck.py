@@ -27,7 +27,6 @@ that ignores its incoming gradient is caught, and said so.
 from __future__ import annotations
 
 import dataclasses
-
 import inspect
 import os
 import re
