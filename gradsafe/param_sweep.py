@@ -137,6 +137,13 @@ def check_variant(backend: Backend, target: Target, options: Options,
         return inst.fn, inst.multiple
 
     findings = explain(backend, target, obj, findings, make)
+    if options.order == 2:  # f'' of this configuration (see second.py)
+        from gradsafe import second
+
+        more, extra = second.check_order2(backend, target, lambda dt: make(obj, dt), options,
+                                          location, counter, tick, constants)
+        findings += second.explain2(backend, target, obj, more, make)
+        notes += extra
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -338,8 +339,8 @@ def plain_build(backend: Backend, obj: object, kind: str) -> Build:
     return build
 
 
-def explain2(backend: Backend, target: Target, obj: object,
-             findings: list[Finding]) -> list[Finding]:
+def explain2(backend: Backend, target: Target, obj: object, findings: list[Finding],
+             build: Callable[[Any, str], tuple[Fn, int]] | None = None) -> list[Finding]:
     """Locate second-order findings: the target's operations are traced while the
     framework differentiates f', so the culprit is the operation whose double backward
     turned a finite cotangent into NaN/inf (see locate.py)."""
@@ -350,6 +351,9 @@ def explain2(backend: Backend, target: Target, obj: object,
         return findings
 
     def make(o: object, dt: str) -> tuple[Fn, int]:
+        if build is not None:
+            fn, multiple = build(o, dt)
+            return derivative(backend, fn), multiple
         return derivative(backend, backend.instantiate(o, target.kind, dt)[0]), WIDTH
 
     done = iter(explain(backend, target, obj, located, make))
