@@ -73,8 +73,8 @@ def main() -> None:
         for order in (1, 2):
             opts = dataclasses.replace(base, order=order)
             sweep.check_target(backend, t, opts)  # warm-up: kernels, jit caches
-            times[order] = cpu_time(lambda o=opts: sweep.check_target(backend, t, o),
-                                    args.repeat)
+            times[order] = cpu_time(
+                lambda b=backend, tt=t, o=opts: sweep.check_target(b, tt, o), args.repeat)
         ratio = times[2] / times[1]
         rows.append({"framework": fw, "target": name, "order1_s": round(times[1], 3),
                      "order2_s": round(times[2], 3), "ratio": round(ratio, 2)})
@@ -85,7 +85,7 @@ def main() -> None:
     print(f"all targets: order 1 {total1:.2f} s, order 2 {total2:.2f} s, "
           f"x{total2 / total1:.2f} (goal <= 2.5)")
     out = {"machine": platform.platform(), "processor": platform.processor(),
-           "cpu_seconds": "best of %d, process time" % args.repeat, "targets": rows,
+           "cpu_seconds": f"best of {args.repeat}, process time", "targets": rows,
            "total_ratio": round(total2 / total1, 2)}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gradsafe import __version__, codec
-from gradsafe.discover import builtin_target, discover_file, expand_paths
+from gradsafe.discover import discover, discover_file
 from gradsafe.model import Options, Target, TargetResult
 
 FORMAT = 1  # bump when the cached data or the key changes meaning
@@ -171,13 +171,7 @@ class Cache:
 
     def discover(self, paths: list[str] | tuple[str, ...]) -> list[Target]:
         """discover.discover, with files served by `targets`."""
-        out: list[Target] = []
-        for item in expand_paths(paths):
-            if Path(item).is_file():
-                out.extend(self.targets(item))
-            else:
-                out.append(builtin_target(item))
-        return out
+        return discover(paths, self.targets)
 
     def _write(self, k: str, data: Any) -> None:
         path = self._path(k)

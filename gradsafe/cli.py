@@ -19,6 +19,7 @@ from gradsafe.codes import CODES, Code, lookup
 from gradsafe.discover import DiscoveryError
 from gradsafe.model import SEVERITIES, Report
 from gradsafe.report import Format, renderer
+from gradsafe.selection import SelectionError
 from gradsafe.variants import VariantError, parse_params
 
 if TYPE_CHECKING:
@@ -97,6 +98,12 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--baseline", "baseline_file", metavar="FILE", default=None,
                      help="Findings recorded in FILE do not fail the run (see "
                           "--update-baseline)."),
+        click.option("--arg", "arg_specs", multiple=True, metavar="NAME=VALUE",
+                     help="Call argument beyond x for every target that takes NAME "
+                          "(repeatable; a Python literal: 8, 5.0, 'sum', True, (1, 2))."),
+        click.option("--domain", "domain", metavar="LOW,HIGH", default=None,
+                     help="Inputs the function is meant for (e.g. 0,inf for distances): "
+                          "findings outside are not reported."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -108,8 +115,17 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
     names = {"frameworks": "frameworks", "dtypes": "dtypes", "operating_range": "range",
              "fail_on": "fail-on", "select": "select", "ignore": "ignore",
              "exclude": "exclude", "timeout": "timeout", "jobs": "jobs", "seed": "seed",
-             "baseline_file": "baseline", "order": "order"}
+             "baseline_file": "baseline", "arg_specs": "args", "domain": "domain",
+             "order": "order"}
     cli = {names[k]: v for k, v in given.items() if v is not None and v != ()}
+    if "args" in cli:
+        table: dict[str, str] = {}
+        for spec in cli["args"]:
+            name, sep, value = spec.partition("=")
+            if not sep or not name.strip().isidentifier() or not value.strip():
+                _fail(f"--arg {spec!r}: expected NAME=VALUE")
+            table[name.strip()] = value
+        cli["args"] = table
     if paths:
         cli["paths"] = paths
     try:
@@ -212,7 +228,7 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
             report, samples, left_out = engine.check_and_plot(
                 options.paths, run_options, progress, bar.tick if bar is not None else None,
                 PLOT_TARGETS if plot_file else 0)
-    except (DiscoveryError, VariantError) as exc:
+    except (DiscoveryError, VariantError, SelectionError) as exc:
         _fail(str(exc))
     except baseline.BaselineError as exc:
         _fail(str(exc))
@@ -289,7 +305,7 @@ def fix(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...
     try:
         files = fixing.snapshot(options.paths)
         report = engine.check(options.paths, options)
-    except (DiscoveryError, VariantError, baseline.BaselineError) as exc:
+    except (DiscoveryError, VariantError, SelectionError, baseline.BaselineError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror or exc}")

@@ -55,7 +55,7 @@ def target_result(d: dict[str, Any]) -> TargetResult:
     return TargetResult(
         d["name"], d["file"], d["line"], d["framework"], d["status"], d["error"],
         tuple(finding(f) for f in d["findings"]), tuple(d.get("notes", ())),
-        variant(d.get("variant")),
+        variant(d.get("variant")), d.get("reason"),
     )
 
 
@@ -68,13 +68,25 @@ def variant(d: dict[str, Any] | None) -> Variant | None:
 
 
 def param_spec(d: dict[str, Any]) -> ParamSpec:
-    return ParamSpec(d["name"], d["default"], d["kind"], tuple(d.get("edges", ())))
+    return ParamSpec(d["name"], d["default"], d["kind"], tuple(d.get("edges", ())),
+                     bool(d.get("declared", True)))
+
+
+def _pairs(items: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in items or ())
+
+
+def _domain(d: Any) -> tuple[float, float] | None:
+    return (float(d[0]), float(d[1])) if d else None
 
 
 def target(d: dict[str, Any]) -> Target:
     return Target(d["name"], d["file"], d["line"], d["kind"], tuple(d["frameworks"]),
                   tuple(d["constants"]), frozenset(d["features"]), d["error"],
-                  tuple(param_spec(p) for p in d.get("params", ())), variant(d.get("variant")))
+                  tuple(param_spec(p) for p in d.get("params", ())), variant(d.get("variant")),
+                  explicit=bool(d.get("explicit", False)), args=_pairs(d.get("args")),
+                  accepts=tuple(d.get("accepts", ())), needs=tuple(d.get("needs", ())),
+                  domain=_domain(d.get("domain")))
 
 
 def options(d: dict[str, Any]) -> Options:
@@ -87,6 +99,7 @@ def options(d: dict[str, Any]) -> Options:
         param_values=tuple((str(k), tuple(v)) for k, v in d.get("param_values", ())),
         param_sweep=bool(d.get("param_sweep", True)), suggest=bool(d.get("suggest", True)),
         exhaustive=bool(d.get("exhaustive", False)), device=str(d.get("device", "cpu")),
+        args=_pairs(d.get("args")), domain=_domain(d.get("domain")),
         order=int(d.get("order", 1)))
 
 

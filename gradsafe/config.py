@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from gradsafe.codes import CODES
-from gradsafe.model import DEFAULT_DTYPES, DTYPES, FRAMEWORKS, SEVERITIES, Options
+from gradsafe.model import (
+    DEFAULT_DTYPES,
+    DTYPES,
+    FRAMEWORKS,
+    SEVERITIES,
+    Options,
+    ParamValue,
+    TargetSettings,
+)
+from gradsafe.variants import literal
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -150,6 +159,82 @@ def _per_file(value: Any, key: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
                  for pattern, codes in sorted(value.items()))
 
 
+def arg_source(value: Any, key: str) -> str:
+    """A call argument as Python literal source: TOML numbers, strings, booleans and arrays
+    (tuples), or command-line text parsed as a literal (a bare word is a string)."""
+    if isinstance(value, str) and key.startswith("--"):
+        text = value.strip()
+        try:
+            parsed = literal(text)
+        except ValueError:
+            if not text.isidentifier():
+                raise ConfigError(f"{key}: '{value}' is not a Python literal") from None
+            parsed = text
+        value = parsed
+    if isinstance(value, list):
+        value = tuple(value)
+    if not _is_literal(value):
+        raise ConfigError(f"{key}: expected a number, string, boolean or list, "
+                          f"got {value!r}")
+    return repr(value)
+
+
+def _is_literal(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(_is_literal(v) for v in value)
+    return value is None or isinstance(value, (int, float, str, bool))
+
+
+def _args(value: Any, key: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a table of name = value, got {json.dumps(value)}")
+    return tuple((str(k), arg_source(v, f"{key}.{k}")) for k, v in sorted(value.items()))
+
+
+def domain(value: Any, key: str) -> tuple[float, float]:
+    """[low, high] (the file) or "LOW,HIGH" (the command line); inf allowed."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        low, high = (float(v) for v in items)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected LOW,HIGH (two numbers), got {value!r}") from None
+    if not low <= high:
+        raise ConfigError(f"{key}: LOW must not exceed HIGH, got {low!r}, {high!r}")
+    return low, high
+
+
+def _param_values(value: Any, key: str) -> tuple[tuple[str, tuple[ParamValue, ...]], ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a table of name = value(s)")
+    out = []
+    for name, raw in sorted(value.items()):
+        items = raw if isinstance(raw, list) else [raw]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            raise ConfigError(f"{key}.{name}: expected a number or a list of numbers")
+        out.append((str(name), tuple(items)))
+    return tuple(out)
+
+
+def _targets(value: Any, key: str) -> tuple[tuple[str, TargetSettings], ...]:
+    """[tool.gradsafe.targets."Name"]: args, params and domain of one target."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a table of target names")
+    out = []
+    for name, table in sorted(value.items()):
+        where = f"{key}.{name}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: expected a table with args, params or domain")
+        unknown = set(table) - {"args", "params", "domain"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}' "
+                              "(use args, params or domain)")
+        out.append((str(name), TargetSettings(
+            _args(table.get("args", {}), f"{where}.args"),
+            _param_values(table.get("params", {}), f"{where}.params"),
+            domain(table["domain"], f"{where}.domain") if "domain" in table else None)))
+    return tuple(out)
+
+
 # key in [tool.gradsafe] -> (Options field, parser, default); the order is the display order
 KEYS: dict[str, tuple[str, Callable[[Any, str], Any], Any]] = {
     "paths": ("paths", _patterns, ()),
@@ -166,8 +251,11 @@ KEYS: dict[str, tuple[str, Callable[[Any, str], Any], Any]] = {
     "baseline": ("baseline", _string, None),
     "seed": ("seed", _integer, 0),
     "order": ("order", _order, 1),
+    "args": ("args", _args, ()),
+    "domain": ("domain", domain, None),
+    "targets": ("per_target", _targets, ()),
 }
-CLI_FLAGS = {"frameworks": "--framework", "dtypes": "--dtype", "paths": "PATHS"}
+CLI_FLAGS = {"frameworks": "--framework", "dtypes": "--dtype", "paths": "PATHS", "args": "--arg"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -256,7 +344,8 @@ def resolve(cli: Mapping[str, Any], config: str | None = None, cwd: Path | None 
     fields: dict[str, Any] = {}
     for key, (field_name, parse, default) in KEYS.items():
         if key in cli:
-            value, source = parse(cli[key], CLI_FLAGS.get(key, f"--{key}")), CLI_SOURCE
+            flag = CLI_FLAGS.get(key, f"--{key}")
+            value, source = parse(cli[key], flag), CLI_SOURCE
         elif key in file_values:
             value, source = file_values[key], str(path)
         else:
@@ -271,6 +360,10 @@ def resolve(cli: Mapping[str, Any], config: str | None = None, cwd: Path | None 
 
 
 def _toml_value(key: str, value: Any) -> str:
+    if key == "args":
+        return "{ " + ", ".join(f"{k} = {v}" for k, v in value) + " }" if value else "{}"
+    if key == "targets":
+        return json.dumps([name for name, _ in value])
     if key == "per-file-ignores":
         inner = ", ".join(f"{json.dumps(k)} = {json.dumps(list(v))}" for k, v in value)
         return "{ " + inner + " }" if inner else "{}"
@@ -301,5 +394,6 @@ _UNSET = {
     "frameworks": "inferred from each target's imports",
     "jobs": "one per core",
     "baseline": "no baseline",
+    "domain": "every input",
 }
 

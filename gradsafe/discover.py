@@ -8,8 +8,10 @@ The worker imports the file later and looks the targets up by name.
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib.util
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,14 +47,14 @@ def framework_of_module(module: str) -> str | None:
 def builtin_target(dotted: str) -> Target:
     framework = framework_of_module(dotted)
     if framework is None or framework == "numpy" or "." not in dotted:
-        return Target(dotted, None, None, "builtin", (),
+        return Target(dotted, None, None, "builtin", (), explicit=True,
                       error=f"'{dotted}' is not a file, directory or dotted name of a "
                             "torch, tensorflow, keras or jax function")
     cls = builtin_info(dotted)  # a framework class: its constructor arguments get swept
     if cls is not None:
         return Target(dotted, None, None, "builtin", (framework,), features=cls.features,
-                      params=cls.params)
-    return Target(dotted, None, None, "builtin", (framework,))
+                      params=cls.params, explicit=True)
+    return Target(dotted, None, None, "builtin", (framework,), explicit=True, accepts=("**",))
 
 
 def looks_dotted(arg: str) -> bool:
@@ -60,29 +62,99 @@ def looks_dotted(arg: str) -> bool:
     return len(parts) >= 2 and all(p.isidentifier() for p in parts)
 
 
+def module_file(dotted: str) -> str | None:
+    """The source file of an importable module (`pkg.module`), found without importing
+    anything: the top-level package in the working directory or by the import system's
+    finders (which locate it without running it), the rest by walking its directories.
+    None when there is no such module."""
+    parts = dotted.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    head = Path.cwd() / parts[0]
+    if head.is_dir():
+        folders = [head]
+    elif (head.with_suffix(".py")).is_file():
+        return str(head.with_suffix(".py")) if len(parts) == 1 else None
+    else:
+        try:
+            spec = importlib.util.find_spec(parts[0])
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        if not spec.submodule_search_locations:
+            origin = spec.origin or ""
+            return origin if len(parts) == 1 and origin.endswith(".py") else None
+        folders = [Path(p) for p in spec.submodule_search_locations]
+    for folder in folders:
+        here = folder
+        for part in parts[1:-1]:
+            here = here / part
+        last = parts[-1]
+        if len(parts) > 1 and (here / f"{last}.py").is_file():
+            return str(here / f"{last}.py")
+        package = here / last if len(parts) > 1 else here
+        if (package / "__init__.py").is_file():
+            return str(package / "__init__.py")
+    return None
+
+
+def split_spec(arg: str) -> tuple[str, str | None]:
+    """`path/or.module:Name` -> (path or module, Name); no colon -> (arg, None)."""
+    head, sep, name = arg.rpartition(":")
+    if sep and head and name and all(p.isidentifier() for p in name.split(".")) \
+            and not (len(head) == 1 and head.isalpha()):  # not a Windows drive letter
+        return head, name
+    return arg, None
+
+
 def expand_paths(paths: Iterable[str]) -> Iterator[str]:
-    """Files and dotted names in a stable order; directories recurse into *.py."""
-    for arg in paths:
+    """Files and dotted names in a stable order; directories recurse into *.py; module
+    names (`pkg.module`) become their files; `...:Name` keeps its name."""
+    for spec in paths:
+        arg, name = split_spec(spec)
+        suffix = f":{name}" if name else ""
         p = Path(arg)
         if p.is_dir():
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-                for name in sorted(files):
-                    if name.endswith(".py"):
-                        yield str(Path(root) / name)
+                for fname in sorted(files):
+                    if fname.endswith(".py"):
+                        yield str(Path(root) / fname) + suffix
         elif p.is_file():
-            yield str(p)
-        elif looks_dotted(arg) and not arg.endswith(".py"):
-            yield arg
+            yield str(p) + suffix
+        elif looks_dotted(arg) or (arg.isidentifier() and name):
+            found = module_file(arg)
+            if found is not None:
+                yield found + suffix
+            elif not arg.endswith(".py") and framework_of_module(arg) not in (None, "numpy") \
+                    and name is None:
+                yield arg
+            else:
+                raise DiscoveryError(f"no such file, directory or module: {arg}")
         else:
-            raise DiscoveryError(f"no such file or directory: {arg}")
+            raise DiscoveryError(f"no such file, directory or module: {arg}")
 
 
-def discover(paths: Iterable[str]) -> list[Target]:
+def discover(paths: Iterable[str],
+             read: Callable[[str], list[Target]] | None = None) -> list[Target]:
+    """Targets of files, directories, module names and built-ins; `read` gives one file's
+    targets (discover_file, or the cache's copy of its result)."""
+    read = read or discover_file
     targets: list[Target] = []
     for item in expand_paths(paths):
-        if Path(item).is_file():
-            targets.extend(discover_file(item))
+        path, name = split_spec(item)
+        if Path(path).is_file():
+            found = read(path)
+            if name is not None:
+                picked = [dataclasses.replace(t, explicit=True) for t in found
+                          if t.name == name or t.error is not None]
+                if not any(t.name == name for t in picked):
+                    known = ", ".join(sorted({t.name for t in found if t.error is None}))
+                    raise DiscoveryError(f"{path} has no function or class '{name}' to check"
+                                         + (f" (it has: {known})" if known else ""))
+                found = picked
+            targets.extend(found)
         else:
             targets.append(builtin_target(item))
     return targets
@@ -126,18 +198,24 @@ def discover_file(path: str) -> list[Target]:
                 and node.name not in helpers and decorated_kind(node, scope) is None:
             # one source, every framework: keras.ops under each Keras backend, or an
             # array-API function handed each framework's namespace
+            accepts, needs = signature(node.args) if pkind == "keras_ops" else ((), ())
             targets.append(Target(node.name, path, node.lineno, pkind, PORTABLE,
-                                  _constants(node, scope), _features(node, scope)))
+                                  _constants(node, scope), _features(node, scope),
+                                  accepts=accepts, needs=needs))
         elif isinstance(node, ast.FunctionDef) and _is_target_function(node) \
                 and node.name not in helpers:
             fkind = decorated_kind(node, scope)
             frameworks = (CUSTOM_KINDS[fkind],) if fkind else inferred(node)
+            accepts, needs = signature(node.args)
             targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
-                                  _constants(node, scope), _features(node, scope)))
+                                  _constants(node, scope), _features(node, scope),
+                                  accepts=accepts, needs=needs))
         elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
             name, fn = found
+            accepts, needs = signature(fn.args)
             targets.append(Target(name, path, node.lineno, "function", inferred(fn),
-                                  _constants(fn, scope), _features(fn, scope)))
+                                  _constants(fn, scope), _features(fn, scope),
+                                  accepts=accepts, needs=needs))
         elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
             name, akind, inner = wrapped
             targets.append(Target(name, path, node.lineno, akind, (CUSTOM_KINDS[akind],),
@@ -155,9 +233,10 @@ def discover_file(path: str) -> list[Target]:
             if kind in ("nnx", "trax"):
                 frameworks = ("jax",)
             cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
+            accepts, needs = call_signature(node, kind, scope)
             targets.append(Target(node.name, path, node.lineno, kind, frameworks,
                                   _constants(node, scope), _features(node, scope) | cls.features,
-                                  params=cls.params))
+                                  params=cls.params, accepts=accepts, needs=needs))
     return targets
 
 
@@ -187,9 +266,48 @@ def _collect(tree: ast.Module) -> _Scope:
 
 
 def _is_target_function(node: ast.FunctionDef) -> bool:
+    """A public function whose first positional parameter can be the input; other
+    required parameters are recorded as `needs` (bound with --arg, or skipped)."""
     if node.name.startswith("_") or node.name.startswith("test"):
         return False
-    return _one_tensor(node.args)
+    return bool(node.args.posonlyargs + node.args.args)
+
+
+def signature(args: ast.arguments, skip: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(parameters beyond the input, the required ones among them); `skip` leading
+    parameters (self, ctx) come before the input."""
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    accepts = [a.arg for a in positional[skip + 1:]]
+    needs = [a.arg for i, a in enumerate(positional) if skip < i < required]
+    accepts += [a.arg for a in args.kwonlyargs]
+    needs += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+              if d is None]
+    if args.kwarg is not None:
+        accepts.append("**")
+    return tuple(accepts), tuple(needs)
+
+
+_CALL_METHODS = {"module": ("forward", 1), "layer": ("call", 1), "nnx": ("__call__", 1),
+                 "trax": ("forward", 1), "numpy_layer": ("forward", 1),
+                 "autograd_function": ("forward", 1)}
+
+
+def call_signature(node: ast.ClassDef, kind: str, scope: _Scope,
+                   seen: set[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The parameters of the method that a class target is called through."""
+    name, skip = _CALL_METHODS.get(kind, ("forward", 1))
+    seen = seen if seen is not None else set()
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == name \
+                and len(item.args.posonlyargs + item.args.args) > skip:
+            return signature(item.args, skip)
+    for base in node.bases:
+        dotted = _dotted(base)
+        if dotted in scope.classes and dotted not in seen:
+            seen.add(dotted)
+            return call_signature(scope.classes[dotted], kind, scope, seen)
+    return (), ()
 
 
 def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:
@@ -198,17 +316,10 @@ def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:
             or not isinstance(node.value, ast.Lambda):
         return None
     name = node.targets[0].id
-    if name.startswith("_") or name.startswith("test") or not _one_tensor(node.value.args):
+    args = node.value.args
+    if name.startswith("_") or name.startswith("test") or not args.posonlyargs + args.args:
         return None
     return name, node.value
-
-
-def _one_tensor(args: ast.arguments) -> bool:
-    """One required positional parameter (the input); any others have defaults."""
-    positional = args.posonlyargs + args.args
-    required = len(positional) - len(args.defaults)
-    kw_required = any(d is None for d in args.kw_defaults)
-    return len(positional) >= 1 and required == 1 and not kw_required
 
 
 def _namespace_param(node: ast.FunctionDef) -> str | None:

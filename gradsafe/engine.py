@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from gradsafe import cache, filters, pool, shard, variants
+from gradsafe import cache, filters, pool, selection, shard, variants
 from gradsafe.discover import discover
 from gradsafe.interrupt import is_partial
 from gradsafe.model import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
@@ -26,13 +26,13 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
     walk or a pre-commit hook) are skipped with a note rather than failing the run."""
     jobs: list[pool.Job] = []
     errors: list[TargetResult] = []
-    skipped: dict[str, list[str]] = {}
-    wanted = set(options.targets)
     for t in targets:
-        if wanted and t.name not in wanted and t.error is None:
-            continue
         if t.error is not None:
-            errors.append(TargetResult(t.name, t.file, t.line, None, "error", t.error))
+            errors.append(selection.stopped(t, t.error))
+            continue
+        missing = selection.missing_args(t)
+        if missing:
+            errors.append(selection.stopped(t, selection.needs_text(missing)))
             continue
         if t.kind == "numpy_layer":  # runs in a NumPy-only lane, no ML framework imported
             if options.frameworks is None or "numpy" in options.frameworks:
@@ -45,22 +45,15 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
                 continue  # the target belongs to a framework that was not selected
         elif inferred:
             chosen = inferred
-        elif t.name not in wanted:
-            skipped.setdefault(t.file or t.name, []).append(t.name)
-            continue
         else:
             uses = ", ".join(t.frameworks) if t.frameworks else "no torch, tensorflow or jax API"
-            errors.append(TargetResult(
-                t.name, t.file, t.line, None, "error",
-                f"cannot infer the framework of '{t.name}' (it uses {uses}); "
-                "pass --framework torch|tensorflow|jax"))
+            errors.append(selection.stopped(
+                t, f"cannot infer the framework of '{t.name}' (it uses {uses}); "
+                   "pass --framework torch|tensorflow|jax"))
             continue
         for fw in chosen:
             jobs.append(pool.Job(len(jobs), t, fw))
-    notes = [f"skipped {', '.join(names)} in {where}: no torch, tensorflow or jax code "
-             "(pass --framework to check plain-Python functions)"
-             for where, names in skipped.items()]
-    return jobs, errors, notes
+    return jobs, errors, []
 
 
 def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
@@ -86,10 +79,12 @@ def check_and_plot(paths: Iterable[str], options: Options,
     store = cache.Cache(cache.default_dir()) if options.cache else None
     found = store.discover(tuple(paths)) if store else discover(paths)
     targets = [t for t in found if not filters.excluded(t, options)]
+    targets = [selection.bind(t, options) for t in selection.pick(targets, options)]
     variants.check_param_names(targets, options)
     if options.shard is not None:
         targets = shard.select(targets, options.shard)
-    targets = [v for t in targets for v in variants.expand(t, options)]
+    targets = [v for t in targets
+               for v in variants.expand(t, selection.options_for(t, options))]
     jobs, errors, notes = plan_jobs(targets, options)
     gs: list[Group] = []
     left_out = 0
@@ -102,7 +97,7 @@ def check_and_plot(paths: Iterable[str], options: Options,
     results, partial = _run_cached(jobs, options, store, progress, ticks, sjobs, raw)
     samples = [gd for gd, _ in collect(gs, xs_of, raw, results, len(jobs))]
     results = {i: r for i, r in results.items() if i < len(jobs)}
-    ordered = sorted([*errors, *results.values()], key=sort_key)
+    ordered = sorted(selection.one_per_file([*errors, *results.values()]), key=sort_key)
     kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
     report = Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
                     suppressed=kept.suppressed, unused_suppressions=kept.unused,

@@ -123,11 +123,20 @@ def sweep(backend: Backend, fn: Fn, dtype: str, base: ProbePlan, tick: Tick | No
     return ProbePlan(dtype, values, keys), note
 
 
+def within(probes: ProbePlan, domain: tuple[float, float] | None) -> ProbePlan:
+    """The probes inside --domain LOW,HIGH (NaN is outside every domain)."""
+    if domain is None:
+        return probes
+    keep = (probes.values >= domain[0]) & (probes.values <= domain[1])
+    return ProbePlan(probes.dtype, probes.values[keep], probes.keys[keep])
+
+
 def probe_plan(backend: Backend, fn: Fn, dtype: str, constants: tuple[float, ...],
                options: Options, tick: Tick | None = None,
                multiple: int = 1024) -> tuple[ProbePlan, str | None]:
     """The probe plan of one dtype, extended by the exhaustive sweep when it applies."""
-    base = plan(dtype, constants, options.operating_range, options.seed)
+    base = within(plan(dtype, constants, options.operating_range, options.seed),
+                  options.domain)
     if not options.exhaustive or info(dtype).bits != 32:
         if options.exhaustive and dtype == "float64":
             return base, ("float64: --exhaustive sweeps every float32 value; float64 (2**64 "

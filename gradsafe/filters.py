@@ -97,8 +97,8 @@ def _comment_for(t: TargetResult, f: Finding, used: set[tuple[str, int, str]]
 
 
 def _status(t: TargetResult, findings: tuple[Finding, ...], options: Options) -> Status:
-    if t.status == "error":
-        return "error"
+    if t.status in ("error", "skipped"):
+        return t.status
     limit = SEVERITIES.index(options.fail_on)
     return "fail" if any(SEVERITIES.index(f.severity) <= limit for f in findings) else "pass"
 

@@ -38,6 +38,7 @@ import numpy as np
 from gradsafe.analyse import describe_range
 from gradsafe.backends.base import WIDTH, Backend, Recorder, Tapped
 from gradsafe.floats import F64, display, info
+from gradsafe.load import namespace_of
 from gradsafe.model import DTypeName, Finding, Location, Step, Target
 
 OUT = "__gradsafe_out__"
@@ -184,9 +185,9 @@ def instrument(target: Target) -> Traced | None:
     tool = _Instrument(source)
     tree = ast.fix_missing_locations(tool.visit(tree))
     recorder = Recorder()
-    ns: dict[str, Any] = {"__name__": "gradsafe_traced", "__file__": path,
-                          "__builtins__": builtins, OUT: recorder.out, ARG: recorder.arg}
     try:
+        ns: dict[str, Any] = {**namespace_of(path), "__file__": path,
+                              "__builtins__": builtins, OUT: recorder.out, ARG: recorder.arg}
         exec(compile(tree, path, "exec"), ns)  # the user's own file, as load.py imports it
         obj: Any = ns
         for part in target.name.split("."):

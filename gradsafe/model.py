@@ -17,7 +17,7 @@ DEFAULT_DTYPES: tuple[DTypeName, ...] = ("float32", "float16", "bfloat16")
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 Kind = Literal["gradient", "forward"]
-Status = Literal["pass", "fail", "error"]
+Status = Literal["pass", "fail", "error", "skipped"]
 TargetKind = str  # "function", "module", "layer", "builtin", ...
 # targets with a hand-written gradient (checked by gradcheck) -> the framework they run on
 CUSTOM_KINDS: dict[str, str] = {"autograd_function": "torch", "custom_gradient": "tensorflow",
@@ -93,6 +93,9 @@ class ParamSpec:
     default: ParamValue | None  # None: required, must come from --param
     kind: ParamKind  # "count": an int that sizes something (num_parameters, channels)
     edges: tuple[float, ...] = ()  # constants the source compares the argument against
+    # False: no annotation and no default, so the kind is a guess: values given with
+    # --param keep the type they were written in (dim=1 stays an int) and no grid is swept
+    declared: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,14 @@ class Target:
     error: str | None = None
     params: tuple[ParamSpec, ...] = ()
     variant: Variant | None = None
+    # named by the user (--target, config, FILE:NAME): what cannot be checked is an error;
+    # a target discovery found on its own is skipped instead, with its reason
+    explicit: bool = False
+    # call arguments beyond x (--arg, per-target config): name -> Python literal source
+    args: tuple[tuple[str, str], ...] = ()
+    accepts: tuple[str, ...] = ()  # parameters beyond x ("**": any keyword)
+    needs: tuple[str, ...] = ()  # required parameters beyond x (each needs an --arg)
+    domain: tuple[float, float] | None = None  # inputs outside are not reported (--domain)
 
     @property
     def label(self) -> str:
@@ -167,6 +178,20 @@ class Options:
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     shard: tuple[int, int] | None = None  # (i, n), 1-based: check the i-th of n shares
     order: int = 1  # 2: also sweep the second derivative (see second.py)
+    # --arg NAME=LITERAL: call arguments beyond x, as Python literal source
+    args: tuple[tuple[str, str], ...] = ()
+    domain: tuple[float, float] | None = None  # --domain LOW,HIGH
+    # [tool.gradsafe.targets."Name"]: per-target args, params and domain
+    per_target: tuple[tuple[str, TargetSettings], ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """What config says about one target by name."""
+
+    args: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
+    domain: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +205,7 @@ class TargetResult:
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
     variant: Variant | None = None
+    reason: str | None = None  # status "skipped": why it is not a target (needs x, raises...)
 
 
 @dataclass(frozen=True)

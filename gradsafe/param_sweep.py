@@ -16,6 +16,7 @@ the exact boundary by bisection on the float lattice with single values tiled ov
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,9 @@ def check_variant(backend: Backend, target: Target, options: Options,
     from gradsafe.sweep import (
         explain,
         no_gradient,
+        qualifying,
         require_elementwise,
+        require_float,
         resolve,
         result,
         target_location,
@@ -80,16 +83,18 @@ def check_variant(backend: Backend, target: Target, options: Options,
 
     v = target.variant
     assert v is not None
-    obj = resolve(target)
+    obj = resolve(target, backend)
     location = target_location(target) if target.kind != "builtin" else None
     findings: list[Finding] = []
     notes: list[str] = []
     constants = tuple(sorted({*target.constants, *(
         abs(float(x)) for _, x in v.params if x and np.isfinite(float(x)))}))
     try:
-        inst64 = backend.build(obj, target.kind, "float64", v)
-        if v.seed is None:  # a random mode draws anew for each call: it would look mixed
-            require_elementwise(backend, inst64.fn, inst64.multiple)
+        with qualifying(target) if v.params == v.defaults else nullcontext():
+            inst64 = backend.build(obj, target.kind, "float64", v)
+            if v.seed is None:  # a random mode draws anew for each call: it would look mixed
+                require_elementwise(backend, inst64.fn, inst64.multiple)
+                require_float(backend, inst64.fn, inst64.multiple)
         for dtype in options.dtypes:
             try:
                 inst = backend.build(obj, target.kind, dtype, v)

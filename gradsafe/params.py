@@ -119,7 +119,8 @@ def init_params(cls: ast.ClassDef) -> tuple[ParamSpec, ...] | None:
             continue
         if dnode is None and _annotation(arg.annotation) not in ("float", "int", None):
             continue
-        specs.append(ParamSpec(arg.arg, default, kind, _edges(cls, init, arg.arg)))
+        declared = dnode is not None or _annotation(arg.annotation) is not None
+        specs.append(ParamSpec(arg.arg, default, kind, _edges(cls, init, arg.arg), declared))
     return tuple(specs)
 
 

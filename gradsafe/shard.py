@@ -114,6 +114,7 @@ def _summary(targets: list[dict[str, Any]], fail_on: str, partial: bool) -> dict
     statuses = [t["status"] for t in targets]
     return {"targets": len(statuses), "passed": statuses.count("pass"),
             "failed": statuses.count("fail"), "errors": statuses.count("error"),
+            "skipped": statuses.count("skipped"),
             "findings": counts, "exit_code": code}
 
 

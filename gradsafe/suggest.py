@@ -15,7 +15,6 @@ import atexit
 import dataclasses
 import hashlib
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import numpy as np
 from gradsafe import rewrite
 from gradsafe.backends.base import Backend
 from gradsafe.floats import F64, display
+from gradsafe.load import register_copy
 from gradsafe.model import (
     SEVERITIES,
     Finding,
@@ -155,9 +155,7 @@ def _copy(original: str, source: str) -> str:
     path = _tmpdir() / f"{Path(original).stem}_{digest}.py"
     if not path.exists():
         path.write_text(source, encoding="utf-8")
-    parent = str(Path(original).resolve().parent)  # its neighbours stay importable
-    if parent not in sys.path:
-        sys.path.insert(0, parent)
+    register_copy(str(path), original)  # imported into the original's package
     return str(path)
 
 

@@ -5,32 +5,46 @@ Runs inside a worker (it touches the framework through a Backend); returns model
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gradsafe import calls
 from gradsafe.analyse import Context, Counter, Sample, analyse
 from gradsafe.backends.base import (
     WIDTH,
     Backend,
     Fn,
+    NotATarget,
     TargetError,
     bind_namespace,
     resolve_dotted,
 )
 from gradsafe.exhaustive import Tick, probe_plan
 from gradsafe.floats import F64, info
-from gradsafe.load import load_target
-from gradsafe.model import DTypeName, Finding, Location, Options, Range, Target, TargetResult
+from gradsafe.load import LoadError, load_target, one_line
+from gradsafe.model import (
+    CUSTOM_KINDS,
+    DTypeName,
+    Finding,
+    Location,
+    Options,
+    Range,
+    Target,
+    TargetResult,
+)
 
 
 def resolve(target: Target, backend: Backend | None = None) -> Any:
+    reduce = backend.sum_trailing if backend is not None and not _custom(target) else None
     if target.kind == "builtin":
-        return resolve_dotted(target.name)
+        return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce)
     assert target.file is not None
-    obj = load_target(target.file, target.name)
+    obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce)
     if target.kind == "array_api" and backend is not None:
         return bind_namespace(obj, backend.array_namespace())
     return obj
@@ -72,13 +86,39 @@ def check(backend: Backend, target: Target, options: Options,
 
         return check_variant(backend, target, options, counter, tick, seen)
     obj = resolve(target, backend)
+    with qualifying(target):
+        fn64, _ = backend.instantiate(obj, target.kind, "float64")
+        if not elementwise(backend, fn64):
+            from gradsafe import rows  # row-wise functions: softmax, GLU, normalisations
+
+            return rows.check_rows(backend, target, options, obj, counter, tick, seen)
+        require_float(backend, fn64)
+    findings, notes = sweep_dtypes(
+        backend, target, options, lambda dt: backend.instantiate(obj, target.kind, dt),
+        fn64, counter, tick, seen)
+    findings = explain(backend, target, obj, findings,
+                       lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
+    if options.order == 2:
+        from gradsafe import second
+
+        more, extra = second.check_order2(backend, target,
+                                          second.plain_build(backend, obj, target.kind),
+                                          options, target_location(target), counter, tick)
+        findings += second.explain2(backend, target, obj, more)
+        notes += extra
+    return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def sweep_dtypes(backend: Backend, target: Target, options: Options,
+                 build: Callable[[str], tuple[Fn, str | None]], fn64: Fn,
+                 counter: Counter | None = None, tick: Tick | None = None,
+                 seen: Forwards | None = None) -> tuple[list[Finding], list[str]]:
+    """Sweep one elementwise function (built per dtype) over every dtype's probe plan."""
     location = target_location(target)
     findings: list[Finding] = []
     notes: list[str] = []
-    fn64, _ = backend.instantiate(obj, target.kind, "float64")
-    require_elementwise(backend, fn64)
     for dtype in options.dtypes:
-        fn, note = backend.instantiate(obj, target.kind, dtype)
+        fn, note = build(dtype)
         if note:
             notes.append(f"{dtype}: {note}")
         sampler = Sampler(backend, fn, fn64, dtype)
@@ -93,17 +133,15 @@ def check(backend: Backend, target: Target, options: Options,
             continue
         ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
         findings.extend(analyse(probes, sample, sampler, ctx, counter))
-    findings = explain(backend, target, obj, findings,
-                       lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
-    if options.order == 2:
-        from gradsafe import second
+    return findings, notes
 
-        more, extra = second.check_order2(backend, target,
-                                          second.plain_build(backend, obj, target.kind),
-                                          options, location, counter, tick)
-        findings += second.explain2(backend, target, obj, more)
-        notes += extra
-    return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+def elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> bool:
+    try:
+        require_elementwise(backend, fn, multiple)
+    except TargetError:  # mixes elements, or changes the shape (GLU halves the last axis)
+        return False
+    return True
 
 
 def require_elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
@@ -116,11 +154,41 @@ def require_elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None
     b = backend.evaluate(fn, moved, "float64", grad=False, multiple=multiple).forward
     changed = int(np.sum(~((a[1:] == b[1:]) | (np.isnan(a[1:]) & np.isnan(b[1:])))))
     if changed:
-        raise TargetError(
+        raise NotATarget(
             f"is not elementwise: changing one input element changed {changed} other outputs "
-            "(softmax, sums and norms mix elements); gradsafe sweeps elementwise functions, "
-            "and row-wise ones only with a hand-written gradient (autograd.Function, "
-            "custom_gradient, custom_vjp, forward/backward classes)")
+            "(softmax, sums and norms mix elements)")
+
+
+def _custom(target: Target) -> bool:
+    """Hand-written gradients are called as written (gradcheck has its own contract)."""
+    return target.kind in CUSTOM_KINDS
+
+
+@contextmanager
+def qualifying(target: Target) -> Iterator[None]:
+    """What fails here fails before any sweep: the target is not a float function of x as
+    it stands (see NotATarget)."""
+    try:
+        yield
+    except (NotATarget, LoadError):
+        raise
+    except TargetError as exc:
+        raise NotATarget(str(exc)) from None
+    except Exception as exc:
+        user = os.path.realpath(target.file) if target.file else None
+        raise NotATarget(f"raised {one_line(exc, user)} when called on a float vector"
+                         ) from None
+
+
+def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
+    """Integer and boolean outputs (masks, counts, indices) are not differentiable functions:
+    a helper returning one is not a target."""
+    x = np.linspace(-1.7, 2.3, 8)
+    ev = backend.evaluate(fn, x, "float64", multiple=multiple)
+    f = ev.forward[np.isfinite(ev.forward)]
+    if ev.gradient is None and f.size and bool(np.all(f == np.round(f))):
+        raise NotATarget("returns integer or boolean values, not a differentiable float "
+                         "function of x")
 
 
 def sample(backend: Backend, target: Target,
@@ -143,6 +211,9 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
     from gradsafe import locate
 
     traced = locate.instrument(target)
+    if traced is not None:
+        traced.obj = calls.bind(traced.obj, target.kind, target.args,
+                                None if _custom(target) else backend.sum_trailing)
     if traced is not None and target.kind == "array_api":
         traced.obj = bind_namespace(traced.obj, backend.array_namespace())
     return locate.refine(backend, target, traced, make, findings)

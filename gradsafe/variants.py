@@ -10,6 +10,7 @@ Keras and JAX, whose convention is channels-last).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 from collections.abc import Iterable
@@ -29,6 +30,18 @@ HW = (2, 2)  # spatial size of the (N, C, H, W) layout
 
 class VariantError(Exception):
     """A --param value cannot be used (unknown argument)."""
+
+
+def literal(text: str) -> object:
+    """A Python literal as written (1 stays an int, 1.0 a float; strings, bools, tuples,
+    None; inf and nan as words); ValueError when it is not one."""
+    words = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+    if text.strip().lower() in words:
+        return words[text.strip().lower()]
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ValueError(f"'{text}' is not a Python literal") from None
 
 
 def grid(spec: ParamSpec) -> list[ParamValue]:
@@ -98,23 +111,23 @@ def expand(target: Target, options: Options) -> list[Target]:
         if p.name in given:
             first = given[p.name][0]
             base[p.name] = p.default if p.default is not None else (
-                float(first) if p.kind == "float" else first)
+                float(first) if p.kind == "float" and p.declared else first)
         elif p.default is not None:
             base[p.name] = p.default
         else:
             return [dataclasses.replace(target, error=(
-                f"constructor argument '{p.name}' of '{target.name}' has no default; "
-                f"pass --param {p.name}=VALUE"))]
+                f"needs a value for constructor argument '{p.name}' "
+                f"(pass --param {p.name}=VALUE)"))]
     sets: list[dict[str, ParamValue]] = [dict(base)]
     for p in target.params:
         if p.name in given:
             values = list(given[p.name])
-        elif options.param_sweep:
+        elif options.param_sweep and p.declared:
             values = grid(p)
         else:
             values = []
         for v in _unique(values):
-            if p.kind == "float":
+            if p.kind == "float" and p.declared:
                 v = float(v)
             elif isinstance(v, float) and v.is_integer():
                 v = int(v)
@@ -155,8 +168,10 @@ def parse_params(specs: Iterable[str]) -> tuple[tuple[str, tuple[ParamValue, ...
         for item in rest.split(","):
             text = item.strip()
             try:
-                value: ParamValue = int(text) if text.lstrip("+-").isdigit() else float(text)
+                value = literal(text)
             except ValueError:
+                value = None
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise VariantError(f"--param {spec!r}: '{text}' is not a number") from None
             values = out.setdefault(name, [])
             if value not in values:

@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
                              f"install it with: pip install 'gradsafe[{framework}]'"})
         return 1
     from gradsafe import interrupt
-    from gradsafe.backends.base import TargetError
+    from gradsafe.backends.base import NotATarget, TargetError
     from gradsafe.gradcheck import is_custom
     from gradsafe.suggest_policy import wanted
     from gradsafe.sweep import check_target as check
@@ -65,6 +65,8 @@ def main(argv: list[str]) -> int:
         if request.get("op") == "sample":
             _send(out, {"result": _sample(backend, target, request["xs"])})
             continue
+        if target.domain is not None:  # the target's own domain (config) or --domain
+            options = dataclasses.replace(options, domain=target.domain)
         seen: dict[str, Any] = {}  # forward values of the sweep, for the suggestion
         try:
             device_note = backend.use_device(options.device)
@@ -72,11 +74,18 @@ def main(argv: list[str]) -> int:
                 out, {"progress": [done, total]}), seen)
             if device_note:
                 res = dataclasses.replace(res, notes=(*res.notes, device_note))
+            res = inside(res, options.domain, options.fail_on)
         except KeyboardInterrupt:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                interrupt.INTERRUPTED, variant=target.variant)
             _send(out, {"result": codec.encode(res)})
             return 130
+        except NotATarget as exc:
+            res = TargetResult(target.label, target.file, target.line, framework,
+                               "error" if target.explicit else "skipped",
+                               str(exc) if target.explicit else None,
+                               variant=target.variant,
+                               reason=None if target.explicit else str(exc))
         except (LoadError, TargetError) as exc:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                str(exc), variant=target.variant)
@@ -102,6 +111,29 @@ def main(argv: list[str]) -> int:
                     res, notes=(*res.notes, f"no suggestion: {one_line(exc)}"))
         _send(out, {"result": codec.encode(res)})
     return 0
+
+
+def inside(res: Any, domain: tuple[float, float] | None, fail_on: str) -> Any:
+    """Findings whose bad inputs lie outside the domain are not reported; ranges that
+    cross its edges are cut there (the exhaustive sweep covers every float32 value)."""
+    if domain is None or not res.findings:
+        return res
+    low, high = domain
+    kept = []
+    for f in res.findings:
+        if f.range.high < low or f.range.low > high:
+            continue
+        if f.range.low < low or f.range.high > high:
+            r = dataclasses.replace(f.range, low=max(f.range.low, low),
+                                    high=min(f.range.high, high))
+            f = dataclasses.replace(f, range=r, boundary=min(max(f.boundary, r.low), r.high))
+        kept.append(f)
+    from gradsafe.model import SEVERITIES
+
+    failing = any(SEVERITIES.index(f.severity) <= SEVERITIES.index(fail_on) for f in kept)
+    status = res.status if res.status not in ("pass", "fail") else (
+        "fail" if failing else "pass")
+    return dataclasses.replace(res, findings=tuple(kept), status=status)
 
 
 def _sample(backend: Any, target: Any, xs: dict[str, str]) -> dict[str, Any]:

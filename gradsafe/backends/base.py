@@ -27,6 +27,12 @@ class TargetError(Exception):
     """The target broke its contract (raised, returned None, wrong shape...)."""
 
 
+class NotATarget(TargetError):
+    """Before any sweep: the object is not an elementwise or row-wise float function as it
+    stands (raises on a float vector, returns something else, mixes elements). Skipped
+    when discovery found it; an error when the user named it."""
+
+
 @dataclass(frozen=True)
 class Evaluation:
     forward: F64
@@ -100,6 +106,21 @@ class Backend(ABC):
             return masks_of(ev.forward, ev.gradient)
 
         return masks
+
+    def sum_trailing(self, y: Any, ndim: int) -> Any:
+        """y summed over its axes beyond the first ndim, in the widest float type (so that
+        finite terms cannot overflow the sum): a per-element value for functions that map
+        each element to several outputs (radial-basis expansions, x (N,) -> (N, K))."""
+        raise TargetError(f"{self.name} cannot reduce trailing output dimensions")
+
+    def rows(self, columns: list[Any]) -> Any:
+        """Stack equal-shaped tensors along a new last axis: rows for row-wise checks."""
+        raise TargetError(f"{self.name} cannot build rows")
+
+    def constant(self, x: Any, value: float, track: bool = False) -> Any:
+        """A tensor like x holding value (track=False) or x itself with its gradient
+        stopped (track=True, value 1 or -1 as a sign)."""
+        raise TargetError(f"{self.name} cannot build rows")
 
     def array_namespace(self) -> Any:
         """The array-API namespace handed to `def act(x, xp)` targets."""

@@ -54,6 +54,18 @@ class JaxBackend(Backend):
             return kl.call, kl.note
         return obj, None
 
+    def rows(self, columns: list[Any]) -> Any:
+        return jnp.stack(columns, axis=-1)
+
+    def constant(self, x: Any, value: float, track: bool = False) -> Any:
+        if track:
+            return jax.lax.stop_gradient(x) * jnp.asarray(value, x.dtype)
+        return jnp.full_like(x, value)
+
+    def sum_trailing(self, y: Any, ndim: int) -> Any:
+        wide = jnp.result_type(float)  # float64 under x64 (the float64 sweep), else float32
+        return jnp.sum(y.astype(wide), axis=tuple(range(ndim, y.ndim)))
+
     def array_namespace(self) -> Any:
         return jnp  # jax.numpy implements the array API standard itself
 

@@ -53,6 +53,17 @@ class TensorFlowBackend(Backend):
             return obj(dtype=dtype), f"keras dtype policy {dtype}"
         return obj(), "keras default dtype policy (the layer takes no dtype argument)"
 
+    def rows(self, columns: list[Any]) -> Any:
+        return tf.stack(columns, axis=-1)
+
+    def constant(self, x: Any, value: float, track: bool = False) -> Any:
+        if track:
+            return tf.stop_gradient(x) * tf.constant(value, x.dtype)
+        return tf.fill(tf.shape(x), tf.constant(value, x.dtype))
+
+    def sum_trailing(self, y: Any, ndim: int) -> Any:
+        return tf.reduce_sum(tf.cast(y, tf.float64), axis=list(range(ndim, len(y.shape))))
+
     def use_device(self, device: str) -> str | None:
         if device == "cpu":
             return None

@@ -64,6 +64,15 @@ class TorchBackend(Backend):
             return self.instantiate(obj, "module", dtype)
         return obj, None
 
+    def rows(self, columns: list[Any]) -> Any:
+        return torch.stack(columns, dim=-1)
+
+    def constant(self, x: Any, value: float, track: bool = False) -> Any:
+        return x.detach() * value if track else torch.full_like(x, value).detach()
+
+    def sum_trailing(self, y: Any, ndim: int) -> Any:
+        return y.to(torch.float64).sum(dim=tuple(range(ndim, y.dim())))
+
     def array_namespace(self) -> Any:
         try:
             import array_api_compat.torch as xp

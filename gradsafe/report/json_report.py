@@ -67,6 +67,7 @@ def target_data(t: TargetResult) -> dict[str, Any]:
         "notes": list(t.notes),
         "findings": [finding_data(f) for f in t.findings],
         "variant": variant_data(t.variant),
+        **({"reason": t.reason} if t.status == "skipped" else {}),
     }
 
 
@@ -97,6 +98,7 @@ def report_data(report: Report) -> dict[str, Any]:
                     **({"order": report.order} if report.order != 1 else {})},
         "summary": {"targets": len(statuses), "passed": statuses.count("pass"),
                     "failed": statuses.count("fail"), "errors": statuses.count("error"),
+                    "skipped": statuses.count("skipped"),
                     "findings": counts, "exit_code": exit_code(report)},
         "targets": [target_data(t) for t in report.targets],
         "suppressed": [suppressed_data(s) for s in report.suppressed],

@@ -45,6 +45,12 @@ def _cases(t: TargetResult, report: Report, rel: str) -> Iterable[ET.Element]:
         err.text = t.error or ""
         yield case
         return
+    if t.status == "skipped":  # not a target as it stands; the reason says why
+        case = ET.Element("testcase", {"name": f"{t.name}[{t.framework or 'no framework'}]",
+                                       **attrs})
+        ET.SubElement(case, "skipped", {"message": t.reason or "skipped"})
+        yield case
+        return
     limit = SEVERITIES.index(report.fail_on)
     for dtype in report.dtypes:
         case = ET.Element("testcase", {"name": f"{t.name}[{t.framework}-{dtype}]", **attrs})
@@ -67,7 +73,7 @@ def _cases(t: TargetResult, report: Report, rel: str) -> Iterable[ET.Element]:
 def render(report: Report, color: bool = False) -> str:
     root = ET.Element("testsuites", {"name": "gradsafe"})
     suites: dict[str, ET.Element] = {}
-    totals = {"tests": 0, "failures": 0, "errors": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for t in report.targets:
         rel = relative_path(t.file, report.root)
         suite = suites.get(rel)
@@ -80,11 +86,11 @@ def render(report: Report, color: bool = False) -> str:
         cases = suite.findall("testcase")
         counts = {"tests": len(cases),
                   "failures": sum(c.find("failure") is not None for c in cases),
-                  "errors": sum(c.find("error") is not None for c in cases)}
+                  "errors": sum(c.find("error") is not None for c in cases),
+                  "skipped": sum(c.find("skipped") is not None for c in cases)}
         for k, v in counts.items():
             suite.set(k, str(v))
             totals[k] += v
-        suite.set("skipped", "0")
     for k, v in totals.items():
         root.set(k, str(v))
     ET.indent(root)

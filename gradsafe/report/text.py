@@ -200,6 +200,17 @@ def _suppressed(console: Console, report: Report) -> None:
                            "name them: '# gradsafe: ignore[GS101]'", style="yellow"))
 
 
+def _skipped(console: Console, results: list[TargetResult]) -> None:
+    """-v: what discovery found but is not a target as it stands, and why."""
+    head = results[0]
+    reasons = sorted({r.reason or "skipped" for r in results})
+    line = Text()
+    line.append("- ", style="dim")
+    line.append(head.name)
+    line.append(f"  {_where(head)}  skipped: {'; '.join(reasons)}", style="dim")
+    console.print(line)
+
+
 def render(report: Report, color: bool = False, *, quiet: bool = False, verbose: bool = False,
            show_suppressed: bool = False) -> str:
     """quiet: only targets with findings or errors, no summary; verbose: every message."""
@@ -212,6 +223,12 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
     show_info = report.fail_on == "info" or verbose
     for _, group in groupby(report.targets, key=key):
         results = list(group)
+        skipped = [r for r in results if r.status == "skipped"]
+        results = [r for r in results if r.status != "skipped"]
+        if verbose and skipped and not quiet:
+            _skipped(console, skipped)
+        if not results:
+            continue
         if quiet and not any(r.status == "error" or any(
                 f.severity != "info" or show_info for f in r.findings) for r in results):
             continue
@@ -239,9 +256,14 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
     summary = Text()
     code = exit_code(report)
     summary.append("\n" if report.targets else "")
-    summary.append(f"{len(statuses)} checked", style="bold")
-    summary.append(f", {statuses.count('fail')} failed, {statuses.count('error')} "
-                   f"could not be checked; findings: {counts['error']} errors, "
+    checked = statuses.count("pass") + statuses.count("fail")
+    summary.append(f"{checked} checked", style="bold")
+    n_skipped = statuses.count("skipped")
+    summary.append(f", {statuses.count('fail')} failed, "
+                   + (f"{n_skipped} skipped{'' if verbose else ' (-v lists them)'}, "
+                      if n_skipped else "")
+                   + f"{statuses.count('error')} could not be checked; findings: "
+                   f"{counts['error']} errors, "
                    f"{counts['warning']} warnings, {counts['info']} info "
                    f"(dtypes {', '.join(report.dtypes)}; range ±{report.operating_range:g}; "
                    f"exit {code})")
