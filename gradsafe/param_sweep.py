@@ -148,7 +148,10 @@ def check_variant(backend: Backend, target: Target, options: Options,
         more, extra = second.check_order2(backend, target, lambda dt: make(obj, dt), options,
                                           location, counter, tick, constants)
         findings += second.explain2(backend, target, obj, more, make)
-        notes += extra
+        mixed, extra_mixed = second.check_mixed(backend, target, obj, v, options, location,
+                                                constants)
+        findings += mixed
+        notes += extra + extra_mixed
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)

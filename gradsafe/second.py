@@ -37,6 +37,7 @@ from gradsafe.model import (
     Range,
     Severity,
     Target,
+    Variant,
 )
 from gradsafe.probes import ProbePlan
 
@@ -380,3 +381,49 @@ def check_custom(backend: Backend, target: Target, obj: object, options: Options
     found, notes = check_order2(backend, plain, plain_build(backend, obj, target.kind),
                                 options, location)
     return explain2(backend, plain, obj, found), notes
+
+
+def check_mixed(backend: Backend, target: Target, obj: object, variant: Variant,
+                options: Options, location: Location | None,
+                constants: tuple[float, ...]) -> tuple[list[Finding], list[str]]:
+    """The mixed derivative d/dθ f'(x) of a class's learnable parameters (what training on
+    forces differentiates): GS501 findings at order 2, found like first-order ones
+    (param_sweep.param_findings) with f' in place of f and d/dθ f' in place of d/dθ f."""
+    from gradsafe.analyse import Context
+    from gradsafe.param_sweep import param_findings
+
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for dtype in options.dtypes:
+        try:
+            inst = backend.build(obj, target.kind, dtype, variant)
+            if inst.mixed_grad is None:
+                continue
+            d = derivative(backend, inst.fn)
+            probes, _ = probe_plan(backend, d, dtype, constants, options, None, inst.multiple)
+            ev = backend.evaluate(d, probes.values, dtype, multiple=inst.multiple)
+            sample = Sample1(probes.values, ev.forward, ev.gradient, ev.forward)
+            ctx = Context(dtype, backend.name, options.operating_range, location,
+                          target.features)
+            mixed = dataclasses.replace(inst, fn=d, param_grad=inst.mixed_grad)
+            found = [dataclasses.replace(f, message=_mixed_message(f.message), order=ORDER)
+                     for f in param_findings(probes, sample, mixed, ctx)]
+            if found:  # the forward field holds f(x), as in every finding
+                found = _with_forward(backend, inst.fn, dtype, inst.multiple, found)
+            findings.extend(found)
+        except TargetError:
+            raise
+        except Exception as exc:
+            notes.append(f"order 2: {dtype}: mixed derivative not checked: {_one_line(exc)}")
+    return findings, notes
+
+
+def _mixed_message(text: str) -> str:
+    """param_findings' words for f and f', said of f' and f''."""
+    for old, new in (("gradient of parameter", "mixed derivative d/dθ f'(x) of parameter"),
+                     ("while the forward and the input gradient are finite",
+                      "while f' and f'' are finite"),
+                     ("the input gradient is", "f'' is"),
+                     ("forward ", "f' "), ("input gradient ", "f'' ")):
+        text = text.replace(old, new)
+    return text

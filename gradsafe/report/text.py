@@ -84,7 +84,8 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
         if f.code.startswith("GS30"):  # hand-written backward: NaN there means "none returned"
             what = "backward"
         if f.order == 2:  # --order 2: about f'', whose value the gradient field holds
-            what = "f'' " + ("none" if f.code == "GS104" else _nan_or_inf(f.gradient))
+            what = ("dθ f' " if f.code == "GS501" else "f'' ") + (
+                "none" if f.code == "GS104" else _nan_or_inf(f.gradient))
         table.add_row(Text(f.severity, style=_STYLE[f.severity]), f.code, f.framework,
                       f.dtype, what.strip(), _range_text(f), _example(f))
     console.print(table)
