@@ -207,6 +207,7 @@ def discover_file(path: str) -> list[Target]:
             fkind = decorated_kind(node, scope)
             frameworks = (CUSTOM_KINDS[fkind],) if fkind else inferred(node)
             accepts, needs = signature(node.args)
+            needs = () if fkind else needs  # gradcheck binds a custom gradient's extra inputs
             targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
                                   _constants(node, scope), _features(node, scope),
                                   accepts=accepts, needs=needs))
@@ -234,6 +235,7 @@ def discover_file(path: str) -> list[Target]:
                 frameworks = ("jax",)
             cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
             accepts, needs = call_signature(node, kind, scope)
+            needs = () if kind in CUSTOM_KINDS else needs  # gradcheck binds extra inputs
             targets.append(Target(node.name, path, node.lineno, kind, frameworks,
                                   _constants(node, scope), _features(node, scope) | cls.features,
                                   params=cls.params, accepts=accepts, needs=needs))
@@ -322,6 +324,17 @@ def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:
     return name, node.value
 
 
+_ARRAY_API = {
+    "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "clip", "cos",
+    "cosh", "divide", "exp", "expm1", "floor", "ceil", "hypot", "log", "log1p", "log2",
+    "log10", "logaddexp", "maximum", "minimum", "multiply", "negative", "pow", "round",
+    "sign", "sin", "sinh", "sqrt", "square", "subtract", "tan", "tanh", "where", "zeros_like",
+    "ones_like", "full_like", "asarray", "astype", "finfo", "pi", "e", "inf", "nan",
+    "isfinite", "isnan", "isinf", "greater", "less", "equal", "logical_and", "logical_or",
+    "logical_not", "sum", "max", "min", "mean", "erf", "reciprocal", "signbit", "copysign",
+    "float16", "float32", "float64", "bfloat16", "trunc", "remainder", "real", "conj"}
+
+
 def _namespace_param(node: ast.FunctionDef) -> str | None:
     """`def act(x, xp)`: the second positional parameter is the array namespace when it is
     named `xp` or only ever used as `xp.name`."""
@@ -336,8 +349,10 @@ def _namespace_param(node: ast.FunctionDef) -> str | None:
     if name == "xp":
         return name
     uses = [sub for sub in ast.walk(node) if isinstance(sub, ast.Name) and sub.id == name]
-    parents = {id(sub.value) for sub in ast.walk(node) if isinstance(sub, ast.Attribute)}
-    return name if uses and all(id(u) in parents for u in uses) else None
+    attrs = {id(sub.value): sub.attr for sub in ast.walk(node)
+             if isinstance(sub, ast.Attribute)}
+    # every use reads a function of the array API (d.pop, s.startswith: not a namespace)
+    return name if uses and all(attrs.get(id(u)) in _ARRAY_API for u in uses) else None
 
 
 def _modules_used(node: ast.AST, scope: _Scope, seen: set[str]) -> set[str]:

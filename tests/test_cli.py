@@ -15,7 +15,7 @@ ELU = "fixtures/seed000/elu_where_torch.py"
 
 
 def test_json_report_validates_and_is_byte_identical(tmp_path: Path) -> None:
-    args = ("check", ELU, "fixtures/errors/contract.py", "--format", "json")
+    args = ("check", ELU, "fixtures/errors/import_error.py", "--format", "json")
     first, second = run_cli(*args), run_cli(*args)
     assert first.returncode == second.returncode == 3
     assert first.stdout == second.stdout
@@ -117,13 +117,16 @@ def test_cli_process_imports_no_framework() -> None:
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
 
 
-def test_plain_python_functions_are_skipped_with_a_note_unless_asked() -> None:
+def test_plain_python_functions_are_skipped_with_a_reason_unless_asked() -> None:
     path = "fixtures/errors/no_framework.py"
     proc = run_cli("check", path, "--format", "json")
     report = json.loads(proc.stdout)
-    assert proc.returncode == 0 and report["targets"] == []
-    assert report["notes"] == [f"skipped square_plus in {path}: no torch, tensorflow or jax "
-                               "code (pass --framework to check plain-Python functions)"]
+    assert proc.returncode == 0
+    (skipped,) = report["targets"]
+    assert skipped["status"] == "skipped" and skipped["name"] == "square_plus"
+    assert skipped["reason"] == ("cannot infer the framework of 'square_plus' (it uses no "
+                                 "torch, tensorflow or jax API); pass --framework "
+                                 "torch|tensorflow|jax")
     forced = json.loads(run_cli("check", path, "--framework", "jax", "--dtype", "float32",
                                 "--format", "json").stdout)
     (target,) = forced["targets"]

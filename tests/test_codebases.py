@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 from conftest import FIXTURES, ROOT, run_cli, run_json
 
 CODEBASES = FIXTURES / "codebases"
@@ -25,7 +26,10 @@ def _by_name(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _errors(report: dict[str, Any], name: str) -> list[tuple[str, str, tuple[float, float]]]:
-    return sorted((f["code"], f["dtype"], (f["range"]["low"], f["range"]["high"]))
+    """Error findings of a target, ranges as float32 values (JSON may write either the
+    shortest decimal or the exact float64 of the float32 value)."""
+    return sorted((f["code"], f["dtype"], (float(np.float32(f["range"]["low"])),
+                                           float(np.float32(f["range"]["high"]))))
                   for t in _by_name(report)[name] for f in t["findings"]
                   if f["severity"] == "error")
 
@@ -36,7 +40,8 @@ def test_package_with_relative_imports_helpers_skipped_and_one_error_per_file() 
     targets = _by_name(report)
     # relative imports (acts.py) and pkg/pkg.py both load and are checked
     assert targets["elu"][0]["status"] == "fail"
-    assert _errors(report, "elu") == [("GS101", "float32", (88.72283935546875, 3.4028234663852886e+38))]
+    assert _errors(report, "elu") == [("GS101", "float32", (float(np.float32(88.72284)),
+                                                            float(np.finfo(np.float32).max)))]
     assert targets["softplus"][0]["status"] == "pass"
     assert targets["mish"][0]["status"] == "pass"
     # helpers: skipped with their reasons, listed in JSON, not errors
@@ -86,19 +91,21 @@ def test_unknown_target_lists_the_names_that_exist() -> None:
 def test_target_filters_classes_that_need_constructor_values(tmp_path: Path) -> None:
     src = tmp_path / "acts.py"
     src.write_text("import torch\n\n\nclass Needs(torch.nn.Module):\n"
-                   "    def __init__(self, dim):\n        super().__init__()\n"
-                   "        self.dim = dim\n\n    def forward(self, x):\n"
-                   "        return torch.relu(x) * self.dim\n\n\n"
+                   "    def __init__(self, order):\n        super().__init__()\n"
+                   "        self.order = order\n\n    def forward(self, x):\n"
+                   "        return torch.relu(x) * self.order\n\n\n"
                    "def act(x):\n    return torch.tanh(x)\n")
     code, report = run_json("check", str(src), "--target", "act", "--dtype", "float32")
     assert code == 0 and [t["name"] for t in report["targets"]] == ["act"]
     code, report = run_json("check", str(src), "--dtype", "float32")
     needs = _by_name(report)["Needs"][0]
     assert code == 0 and needs["status"] == "skipped"
-    assert "pass --param dim=VALUE" in needs["reason"]
-    # --param keeps an int an int: dim=2 multiplies relu by 2, not by 2.0 (both fine here)
-    code, report = run_json("check", str(src), "--param", "dim=2", "--dtype", "float32")
-    assert code == 0 and _by_name(report)["Needs(dim=2)"][0]["status"] == "pass"
+    assert "pass --param order=VALUE" in needs["reason"]
+    # --param keeps an int an int (no annotation, no default: the type is the user's)
+    code, report = run_json("check", str(src), "--param", "order=2", "--dtype", "float32")
+    checked = _by_name(report)["Needs(order=2)"][0]
+    assert code == 0 and checked["status"] == "pass"
+    assert isinstance(checked["variant"]["params"]["order"], int)
 
 
 def test_extra_arguments_int_and_float_and_a_basis_expansion() -> None:
@@ -142,7 +149,7 @@ def test_per_target_config(tmp_path: Path) -> None:
         '[tool.gradsafe]\ndtypes = ["float32"]\n'
         '[tool.gradsafe.targets."soft_one_hot"]\n'
         'args = { start = 0.0, end = 5.0, number = 8 }\ndomain = [0, 5]\n')
-    code, report = run_json("check", "cutoffs.py", "--no-suggest", cwd=tmp_path)
+    _code, report = run_json("check", "cutoffs.py", "--no-suggest", cwd=tmp_path)
     assert _by_name(report)["soft_one_hot"][0]["status"] == "pass", report["targets"]
     proc = run_cli("check", "cutoffs.py", "--arg", "number", cwd=tmp_path)
     assert proc.returncode == 2 and "--arg 'number': expected NAME=VALUE" in proc.stderr

@@ -51,5 +51,9 @@ def test_module_level_lambdas_of_one_tensor_are_targets(tmp_path: Path) -> None:
                    "_hidden = lambda x: torch.exp(x)\n"
                    "pair = lambda x, y: x + y\n"
                    "table = {'relu': lambda x: torch.relu(x)}\n")
-    found = {t.name: (t.line, t.kind, t.frameworks) for t in discover_file(str(src))}
-    assert found == {"elu": (4, "function", ("torch",)), "scaled": (5, "function", ("jax",))}
+    found = {t.name: (t.line, t.kind, t.frameworks, t.needs)
+             for t in discover_file(str(src))}
+    # `pair` needs y: discovered, and skipped unless --arg y=VALUE gives it
+    assert found == {"elu": (4, "function", ("torch",), ()),
+                     "scaled": (5, "function", ("jax",), ()),
+                     "pair": (7, "function", (), ("y",))}

@@ -7,6 +7,8 @@
                compared as a multiset on the keys given (any finding field, plus "line"/"col"
                of its location, and "path": "op line:col -> ..." from culprit to output)
   "errors":    [{target, framework, contains}] targets that could not be checked
+  "skipped":   [{target, contains}] discovered targets that are not activations as they
+               stand, with their reasons (every skipped target must be listed)
   "no_verified_suggestion": {target: "why"} (optional) targets whose where-leaks and
                overflows gradsafe cannot rewrite; every other such finding (FIXABLE, error or
                warning) must carry a verified suggestion
@@ -113,6 +115,13 @@ def test_fixture(case: Path) -> None:
         assert match, (w, errors)
         assert w["contains"] in match[0]["error"], match[0]["error"]
         assert "\n" not in match[0]["error"]
+    skipped = sorted((t["name"], t.get("reason", "")) for t in targets
+                     if t["status"] == "skipped")
+    want_skipped = exp.get("skipped", [])
+    assert [n for n, _ in skipped] == sorted(w["target"] for w in want_skipped), skipped
+    for w in want_skipped:
+        reason = next(r for n, r in skipped if n == w["target"])
+        assert w["contains"] in reason and "\n" not in reason, reason
     unfixable = exp.get("no_verified_suggestion", {})
     missing = [(t["name"], t["framework"], f["dtype"], f["code"], f["suggestion"])
                for t in targets if t["name"] not in unfixable for f in t["findings"]

@@ -33,4 +33,4 @@ def test_portable_targets_run_on_every_framework(tmp_path: Path) -> None:
                    "def c(x, k):\n    return tf.exp(x) * k\n")
     kinds = {t.name: (t.kind, t.frameworks) for t in discover_file(str(src))}
     assert kinds == {"a": ("function", ("tensorflow",)), "b": ("array_api",
-                     ("torch", "tensorflow", "jax"))}
+                     ("torch", "tensorflow", "jax")), "c": ("function", ("tensorflow",))}

@@ -187,7 +187,7 @@ def test_merged_shards_equal_the_unsharded_report(tmp_path: Path) -> None:
     """Byte for byte, with suppressed findings, unused suppressions and notes carried."""
     project = tmp_path / "proj"
     shutil.copytree(SEED, project)
-    (project / "plain.py").write_text("def helper(x):\n    return x\n")  # skipped: a note
+    (project / "plain.py").write_text("def helper(x):\n    return x\n")  # skipped, with why
     (project / "unused.py").write_text(
         "import torch\n\n\ndef safe(x):  # gradsafe: ignore[GS101]\n    return torch.tanh(x)\n")
     src = project / "elu_where_torch.py"
@@ -197,7 +197,8 @@ def test_merged_shards_equal_the_unsharded_report(tmp_path: Path) -> None:
     whole = run_cli(*args)
     assert whole.returncode == 1, whole.stderr
     data = json.loads(whole.stdout)
-    assert data["suppressed"] and data["unused_suppressions"] and data["notes"]
+    assert data["suppressed"] and data["unused_suppressions"]
+    assert [t["name"] for t in data["targets"] if t["status"] == "skipped"] == ["helper"]
     assert data["shard"] is None and data["partial"] is False
     jsonschema.validate(data, SCHEMA)
     parts = []

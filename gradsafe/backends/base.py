@@ -38,6 +38,7 @@ class Evaluation:
     forward: F64
     gradient: F64 | None  # None: the output does not depend differentiably on the input
     note: str | None = None
+    floating: bool = True  # False: the output is integer or boolean (masks, counts)
 
 
 Fn = Callable[[Any], Any]
@@ -143,10 +144,12 @@ class Backend(ABC):
         grads: list[F64] = []
         no_grad = False
         note = None
+        floating = True
         for start in range(0, max(int(xs.size), 1), CHUNK):
             chunk, n = pad(xs[start:start + CHUNK], multiple)
             ev = self.run_chunk(fn, chunk, dtype, grad)
             note = note or ev.note
+            floating = floating and ev.floating
             forwards.append(ev.forward[:n])
             if ev.gradient is None:
                 no_grad = True
@@ -154,7 +157,7 @@ class Backend(ABC):
                 grads.append(ev.gradient[:n])
         forward = np.concatenate(forwards) if forwards else np.zeros(0)
         if not grad or no_grad:
-            return Evaluation(forward, None, note)
+            return Evaluation(forward, None, note, floating)
         return Evaluation(forward, np.concatenate(grads), note)
 
 

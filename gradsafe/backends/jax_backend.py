@@ -82,11 +82,11 @@ class JaxBackend(Backend):
                 y, vjp = jax.vjp(fn, x)
             except TypeError as exc:
                 if "integer" in str(exc) or "bool" in str(exc):
-                    return Evaluation(_to_np(fn(x), x), None)
+                    return Evaluation(_to_np(fn(x), x), None, floating=False)
                 raise
             forward = _to_np(y, x)
             if not jnp.issubdtype(y.dtype, jnp.floating):
-                return Evaluation(forward, None)
+                return Evaluation(forward, None, floating=False)
             (g,) = vjp(jnp.ones_like(y))
             return Evaluation(forward, np.asarray(g.astype(jnp.float64) if dtype == "float64"
                                                   else g.astype(jnp.float32), dtype=np.float64))

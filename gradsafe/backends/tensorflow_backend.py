@@ -124,7 +124,7 @@ class TensorFlowBackend(Backend):
         check_output(tuple(y.shape), tuple(x.shape), y)
         forward = np.asarray(tf.cast(y, tf.float64).numpy(), dtype=np.float64)
         if not grad or not y.dtype.is_floating:
-            return Evaluation(forward, None)
+            return Evaluation(forward, None, floating=bool(y.dtype.is_floating))
         g = tape.gradient(y, x, output_gradients=tf.ones_like(y))
         if g is None:
             return Evaluation(forward, None)

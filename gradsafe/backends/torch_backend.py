@@ -95,7 +95,7 @@ class TorchBackend(Backend):
         if not grad:
             return Evaluation(forward, None)
         if not y.requires_grad or not y.is_floating_point():
-            return Evaluation(forward, None)
+            return Evaluation(forward, None, floating=y.is_floating_point())
         # The VJP with a ones cotangent, as the gradient of the sum: an explicit cotangent
         # tensor makes torch import sympy (about 1 s) to compare shapes on the first call.
         (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
