@@ -91,7 +91,13 @@ def check(backend: Backend, target: Target, options: Options,
         if not elementwise(backend, fn64):
             from gradsafe import rows  # row-wise functions: softmax, GLU, normalisations
 
-            return rows.check_rows(backend, target, options, obj, counter, tick, seen)
+            res = rows.check_rows(backend, target, options, obj, counter, tick, seen)
+            if options.order == 2:  # f'' is swept for elementwise functions only
+                from dataclasses import replace
+
+                res = replace(res, notes=(*res.notes, "order 2: not checked: second "
+                                          "derivatives are swept for elementwise functions"))
+            return res
         require_float(backend, fn64)
     findings, notes = sweep_dtypes(
         backend, target, options, lambda dt: backend.instantiate(obj, target.kind, dt),

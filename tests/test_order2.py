@@ -112,3 +112,28 @@ def test_bad_order_flag_is_refused(value: str) -> None:
     proc = run_cli("check", "torch.nn.functional.mish", "--order", value)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_exhaustive_sweep_of_the_second_derivative_finds_the_exact_transition() -> None:
+    """--exhaustive at order 2 runs the compiled mask sweep on f' (so its 'gradient' mask is
+    f''): in a window of float32 bit patterns around 88.72 it must put mish's first bad f''
+    and the good value just below it into the plan."""
+    import torch
+
+    from gradsafe.backends.derivative import derivative
+    from gradsafe.backends.torch_backend import BACKEND
+    from gradsafe.exhaustive import sweep as exhaustive_sweep
+    from gradsafe.floats import values_to_keys
+    from gradsafe.probes import plan
+
+    d = derivative(BACKEND, torch.nn.functional.mish)
+    extended, note = exhaustive_sweep(BACKEND, d, "float32", plan("float32"),
+                                      window=(0x42B00000, 0x42B40000), chunk=1 << 16)
+    assert note is None
+    first_bad = int(values_to_keys(np.array([88.72284]), "float32")[0])
+    keys = set(extended.keys.tolist())
+    assert {first_bad - 1, first_bad} <= keys
+    _, h_bad = _torch_second(88.72284, "float32")
+    _, h_good = _torch_second(float(np.nextafter(np.float32(88.72284), np.float32(0))),
+                              "float32")
+    assert np.isnan(h_bad) and np.isfinite(h_good)
