@@ -358,7 +358,18 @@ def explain2(backend: Backend, target: Target, obj: object, findings: list[Findi
         return derivative(backend, backend.instantiate(o, target.kind, dt)[0]), WIDTH
 
     done = iter(explain(backend, target, obj, located, make))
-    return [f if f.code == "GS104" else next(done) for f in findings]
+    return [f if f.code == "GS104" else _traced(f, next(done)) for f in findings]
+
+
+def _traced(before: Finding, after: Finding) -> Finding:
+    """Say that the cause locate.py appended was traced through the double backward (its
+    sentences speak of 'the derivative' and 'the backward' of f')."""
+    head = before.message + ". "
+    if after.message.startswith(head) and after.message != before.message:
+        rest = after.message[len(head):]
+        return dataclasses.replace(after, message=(
+            f"{head}Traced through the double backward (the backward of f'): {rest}"))
+    return after
 
 
 def check_custom(backend: Backend, target: Target, obj: object, options: Options,
