@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,27 @@ class _Instrument(ast.NodeTransformer):
 
     def __init__(self, source: str) -> None:
         self.source = source
+        # ast.get_source_segment splits the whole source on every call: quadratic in the
+        # size of the file (a 3,600-line module took a minute); split it once
+        self.lines = [line.encode() for line in re.split(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)",
+                                                           source)]
         self.sites: list[Site] = []
         self.depth = 0
+
+    def _segment(self, node: ast.expr) -> str | None:
+        """ast.get_source_segment(source, node), from the lines split once."""
+        end, end_col = node.end_lineno, node.end_col_offset
+        if end is None or end_col is None:
+            return None
+        first, col = node.lineno - 1, node.col_offset
+        try:
+            if first == end - 1:
+                return self.lines[first][col:end_col].decode()
+            parts = [self.lines[first][col:], *self.lines[first + 1:end - 1],
+                     self.lines[end - 1][:end_col]]
+            return b"".join(parts).decode()
+        except (IndexError, UnicodeDecodeError):
+            return None
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         self.depth += 1
@@ -94,8 +114,8 @@ class _Instrument(ast.NodeTransformer):
 
     def _site(self, node: ast.expr, name: str, operands: list[ast.expr]) -> int:
         # positions are the original ones: operands rewritten already keep their source
-        text = ast.get_source_segment(self.source, node) or name
-        ops = tuple(ast.get_source_segment(self.source, o) or "" for o in operands)
+        text = self._segment(node) or name
+        ops = tuple(self._segment(o) or "" for o in operands)
         self.sites.append(Site(node.lineno, node.col_offset + 1,
                                node.end_lineno or node.lineno, (node.end_col_offset or 0) + 1,
                                name, " ".join(text.split()), ops))

@@ -98,7 +98,7 @@ def check(backend: Backend, target: Target, options: Options,
                 res = replace(res, notes=(*res.notes, "order 2: not checked: second "
                                           "derivatives are swept for elementwise functions"))
             return res
-        require_float(backend, fn64)
+        require_float(backend, fn64, detached_ok=target.explicit)
     findings, notes = sweep_dtypes(
         backend, target, options, lambda dt: backend.instantiate(obj, target.kind, dt),
         fn64, counter, tick, seen)
@@ -143,6 +143,9 @@ def sweep_dtypes(backend: Backend, target: Target, options: Options,
 
 
 def elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> bool:
+    """Output i depends on input i alone, on vectors and on rows alike (Keras's sparsemax
+    returns zeros for every 1-D vector, which would pass the vector test: on rows of 4 it
+    is a real sparsemax, and differs from itself on a vector)."""
     try:
         require_elementwise(backend, fn, multiple)
     except NotATarget:  # mixes elements
@@ -151,7 +154,18 @@ def elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> bool:
         if "returned shape" in str(exc):  # changes the shape (GLU halves the last axis)
             return False
         raise
-    return True
+    from gradsafe.rows import ANCHORS, derive
+
+    x = np.linspace(-2.0, 2.0, 8)
+    try:  # rows [x, 0, 0, 0]: an elementwise function gives f(x) in the first column
+        in_rows = backend.evaluate(derive(backend, fn, 0, ANCHORS[0]), x, "float64",
+                                   grad=False, multiple=multiple).forward
+    except Exception:  # a function of vectors only: judged on vectors
+        return True
+    flat = backend.evaluate(fn, x, "float64", grad=False, multiple=multiple).forward
+    with np.errstate(invalid="ignore"):
+        same = np.isclose(in_rows, flat, rtol=1e-9, atol=1e-12, equal_nan=True)
+    return bool(np.all(same))
 
 
 def require_elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
@@ -190,11 +204,17 @@ def qualifying(target: Target) -> Iterator[None]:
                          ) from None
 
 
-def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
+def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH,
+                  detached_ok: bool = True) -> None:
     """Integer and boolean outputs (masks, counts, indices) are not differentiable functions:
-    a helper returning one is not a target."""
+    a helper returning one is not a target; nor is one that detaches its output, unless the
+    user named it (then its missing gradient is a GS104 finding)."""
     x = np.linspace(-1.7, 2.3, 8)
-    if not backend.evaluate(fn, x, "float64", multiple=multiple).floating:
+    ev = backend.evaluate(fn, x, "float64", multiple=multiple)
+    if ev.floating and ev.gradient is None and not detached_ok:
+        raise NotATarget("its output does not depend differentiably on x (detached, or "
+                         "computed outside autograd)")
+    if not ev.floating:
         raise NotATarget("returns integer or boolean values, not a differentiable float "
                          "function of x")
 

@@ -58,7 +58,7 @@ def test_package_with_relative_imports_helpers_skipped_and_one_error_per_file() 
     assert "gradsafe_no_such_dependency" in broken[0]["error"]
     summary = report["summary"]
     assert (summary["passed"], summary["failed"], summary["skipped"], summary["errors"]) == (
-        2, 1, 3, 1)
+        2, 2, 3, 1)
     assert code == 3  # a finding, and a file that could not be imported
 
 
@@ -168,3 +168,21 @@ def test_module_names_and_module_colon_name() -> None:
     proc = run_cli("check", "relpkg.acts:nosuch", cwd=Path(env_root))
     assert proc.returncode == 2 and "has no function or class 'nosuch'" in proc.stderr
     assert "elu" in proc.stderr
+
+
+def test_fix_verifies_a_rewrite_of_a_package_module() -> None:
+    proc = run_cli("fix", f"{RELPKG}/fixable.py", "--diff", "--dtype", "float32")
+    assert proc.returncode == 1, proc.stderr
+    assert "+    return torch.where(x > 0, x, torch.expm1(torch.where(x > 0, 0.0, x))) * SCALE" \
+        in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_detached_output_is_skipped_unless_named(tmp_path: Path) -> None:
+    src = tmp_path / "detached.py"
+    src.write_text("import torch\n\n\ndef frozen(x):\n    return torch.tanh(x).detach()\n")
+    code, report = run_json("check", str(src), "--dtype", "float32")
+    (t,) = report["targets"]
+    assert code == 0 and t["status"] == "skipped" and "detached" in t["reason"]
+    code, report = run_json("check", str(src), "--target", "frozen", "--dtype", "float32")
+    (t,) = report["targets"]
+    assert code == 1 and [f["code"] for f in t["findings"]] == ["GS104"]
