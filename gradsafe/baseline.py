@@ -48,6 +48,8 @@ def identity(target: str, file: str | None, finding: Finding, root: str) -> dict
         "kind": finding.kind,
         # the shortest decimal, as since the first release: existing baselines keep matching
         "boundary": short_number(finding.boundary, finding.dtype),
+        # order-1 identities (and so every existing baseline) stay as they were
+        **({"order": finding.order} if finding.order != 1 else {}),
     }
 
 

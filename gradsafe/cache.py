@@ -31,7 +31,7 @@ from gradsafe.model import Options, Target, TargetResult
 FORMAT = 1  # bump when the cached data or the key changes meaning
 # Options fields that change what a worker computes (the CI-gate ones are applied afterwards)
 SWEEP_FIELDS = ("dtypes", "operating_range", "fail_on", "seed", "param_values", "param_sweep",
-                "exhaustive", "device", "suggest")
+                "exhaustive", "device", "suggest", "order")
 
 
 def default_dir() -> Path:

@@ -93,6 +93,9 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
                           "one per framework)."),
         click.option("--seed", type=int, default=None,
                      help="Seed for the random probe points [default: 0]."),
+        click.option("--order", type=click.Choice(["1", "2"]), default=None,
+                     help="Highest derivative to check: 2 also sweeps the second derivative "
+                          "(physics-informed losses, force training) [default: 1]."),
         click.option("--baseline", "baseline_file", metavar="FILE", default=None,
                      help="Findings recorded in FILE do not fail the run (see "
                           "--update-baseline)."),
@@ -113,7 +116,8 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
     names = {"frameworks": "frameworks", "dtypes": "dtypes", "operating_range": "range",
              "fail_on": "fail-on", "select": "select", "ignore": "ignore",
              "exclude": "exclude", "timeout": "timeout", "jobs": "jobs", "seed": "seed",
-             "baseline_file": "baseline", "arg_specs": "args", "domain": "domain"}
+             "baseline_file": "baseline", "arg_specs": "args", "domain": "domain",
+             "order": "order"}
     cli = {names[k]: v for k, v in given.items() if v is not None and v != ()}
     if "args" in cli:
         table: dict[str, str] = {}

@@ -47,6 +47,7 @@ def finding(d: dict[str, Any]) -> Finding:
         Suggestion(s["title"], s["diff"], bool(s["verified"]),
                    tuple(s.get("transforms", ()))) if s else None,
         tuple(Step(p["op"], Location(**p["location"])) for p in d.get("path", ())),
+        int(d.get("order", 1)),
     )
 
 
@@ -99,7 +100,8 @@ def options(d: dict[str, Any]) -> Options:
         param_values=tuple((str(k), tuple(v)) for k, v in d.get("param_values", ())),
         param_sweep=bool(d.get("param_sweep", True)), suggest=bool(d.get("suggest", True)),
         exhaustive=bool(d.get("exhaustive", False)), device=str(d.get("device", "cpu")),
-        args=_pairs(d.get("args")), domain=_domain(d.get("domain")))
+        args=_pairs(d.get("args")), domain=_domain(d.get("domain")),
+        order=int(d.get("order", 1)))
 
 
 def encode_array(a: F64) -> str:

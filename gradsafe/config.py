@@ -128,6 +128,13 @@ def _integer(value: Any, key: str) -> int:
     return value
 
 
+def _order(value: Any, key: str) -> int:
+    """The highest derivative to check: 1 (gradients) or 2 (also second derivatives)."""
+    if isinstance(value, bool) or value not in (1, 2, "1", "2"):
+        raise ConfigError(f"{key}: expected 1 or 2, got {json.dumps(value)}")
+    return int(value)
+
+
 def _severity(value: Any, key: str) -> str:
     if value not in SEVERITIES:
         raise ConfigError(f"{key}: expected one of {', '.join(SEVERITIES)}, got "
@@ -243,6 +250,7 @@ KEYS: dict[str, tuple[str, Callable[[Any, str], Any], Any]] = {
     "jobs": ("jobs", _positive(int), None),
     "baseline": ("baseline", _string, None),
     "seed": ("seed", _integer, 0),
+    "order": ("order", _order, 1),
     "args": ("args", _args, ()),
     "domain": ("domain", domain, None),
     "targets": ("per_target", _targets, ()),

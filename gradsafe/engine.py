@@ -102,7 +102,7 @@ def check_and_plot(paths: Iterable[str], options: Options,
     report = Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
                     suppressed=kept.suppressed, unused_suppressions=kept.unused,
                     root=options.root, notes=tuple(sorted(set(notes))), partial=partial,
-                    shard=options.shard)
+                    shard=options.shard, order=options.order)
     return report, samples, left_out
 
 

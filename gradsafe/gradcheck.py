@@ -26,6 +26,7 @@ that ignores its incoming gradient is caught, and said so.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import re
@@ -536,12 +537,19 @@ def check_custom(backend: Backend, target: Target, options: Options) -> TargetRe
     broken = any(f.code == "GS303" and f.severity == "error" for f in findings)
     if shape == "elementwise" and backend.name != "numpy" and not broken:
         # the usual NaN/inf sweep through the framework, which runs the custom backward
-        try:
-            swept = sweep.check(backend, target, options)
+        try:  # order 2 of a hand-written gradient: second.check_custom below
+            swept = sweep.check(backend, target, dataclasses.replace(options, order=1))
             findings += swept.findings
             notes += swept.notes
         except Exception as exc:
             notes.append(f"NaN/inf sweep not run: {one_line(exc, user)}")
+    if options.order == 2:
+        from gradsafe import second
+
+        more, extra = second.check_custom(backend, target, obj, options, location,
+                                          shape == "elementwise")
+        findings += more
+        notes += extra
     return sweep.result(target, backend.name, tuple(findings), tuple(notes), options)
 
 

@@ -84,6 +84,7 @@ class Finding:
     # the culprit and the operations its cotangent passes on the way to the output, where
     # they matter to the cause (the discarding where, the saturating tanh); else empty
     path: tuple[Step, ...] = ()
+    order: int = 1  # 2: the finding is about the second derivative f'' (--order 2)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Options:
     exhaustive: bool = False  # every float32 value instead of the probe plan
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     shard: tuple[int, int] | None = None  # (i, n), 1-based: check the i-th of n shares
+    order: int = 1  # 2: also sweep the second derivative (see second.py)
     # --arg NAME=LITERAL: call arguments beyond x, as Python literal source
     args: tuple[tuple[str, str], ...] = ()
     domain: tuple[float, float] | None = None  # --domain LOW,HIGH
@@ -312,3 +314,4 @@ class Report:
     partial: bool = False  # interrupted (Ctrl-C): some targets or values were not checked
     shard: tuple[int, int] | None = None  # (i, n) when this is one shard of a run
     comparisons: tuple[Comparison, ...] = ()  # `gradsafe compare`
+    order: int = 1  # the highest derivative order checked (--order)

@@ -161,7 +161,17 @@ def check_variant(backend: Backend, target: Target, options: Options,
         return inst.fn, inst.multiple
 
     findings = explain(backend, target, obj, findings, make)
-    if v.grid:
+    if options.order == 2:  # f'' of this configuration (see second.py)
+        from gradsafe import second
+
+        more, extra = second.check_order2(backend, target, lambda dt: make(obj, dt), options,
+                                          location, counter, tick, constants)
+        findings += second.explain2(backend, target, obj, more, make)
+        mixed, extra_mixed = second.check_mixed(backend, target, obj, v, options, location,
+                                                constants)
+        findings += mixed
+        notes += extra + extra_mixed
+    if v.grid:  # values the automatic grid chose: warnings at most, naming the value
         findings = [at_grid_value(f, v) for f in findings]
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]

@@ -108,7 +108,13 @@ def check(backend: Backend, target: Target, options: Options,
         if not elementwise(backend, fn64):
             from gradsafe import rows  # row-wise functions: softmax, GLU, normalisations
 
-            return rows.check_rows(backend, target, options, obj, counter, tick, seen)
+            res = rows.check_rows(backend, target, options, obj, counter, tick, seen)
+            if options.order == 2:  # f'' is swept for elementwise functions only
+                from dataclasses import replace
+
+                res = replace(res, notes=(*res.notes, "order 2: not checked: second "
+                                          "derivatives are swept for elementwise functions"))
+            return res
         if not target.explicit:  # named: a missing gradient is a GS104 finding instead
             require_float(backend, fn64)
     findings, notes = sweep_dtypes(
@@ -116,6 +122,14 @@ def check(backend: Backend, target: Target, options: Options,
         fn64, counter, tick, seen)
     findings = explain(backend, target, obj, findings,
                        lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
+    if options.order == 2:
+        from gradsafe import second
+
+        more, extra = second.check_order2(backend, target,
+                                          second.plain_build(backend, obj, target.kind),
+                                          options, target_location(target), counter, tick)
+        findings += second.explain2(backend, target, obj, more)
+        notes += extra
     return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 

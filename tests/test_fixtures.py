@@ -93,6 +93,8 @@ def _project(target: dict[str, Any], finding: dict[str, Any], keys: list[str]) -
             row.append(target["name"])
         elif k == "range":
             row.append((short(finding["range"]["low"], n), short(finding["range"]["high"], n)))
+        elif k == "order":  # absent in the JSON for first-order findings
+            row.append(finding.get("order", 1))
         elif k in ("line", "col", "end_col"):
             row.append((finding["location"] or {}).get(k))
         elif k == "path":  # "exp 9:76 -> - 9:76 -> where 9:54": op, line, column per step

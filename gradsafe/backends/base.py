@@ -211,6 +211,9 @@ class Instance:
     param_grad: ParamGrad | None = None
     param_names: tuple[str, ...] = ()
     multiple: int = WIDTH
+    # --order 2: the parameters' gradient of f'(x) (the mixed derivative force training
+    # differentiates), with the same cotangent scaling as param_grad
+    mixed_grad: ParamGrad | None = None
 
 
 def layout_multiple(variant: Variant) -> int:

@@ -220,10 +220,26 @@ class JaxBackend(Backend):
                             dtype=np.float64).ravel()
                         for n, leaf in zip(names, leaves, strict=True)}
 
+        def mixed_grad(xs: F64) -> dict[str, F64]:
+            with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
+                x = jnp.asarray(xs, dtype=jdtype)
+
+                def first(w: Any) -> Any:  # f'(x) as a function of the weights
+                    y, vjp = jax.vjp(lambda x_: fn_with(w, x_), x)
+                    return vjp(jnp.ones_like(y))[0]
+
+                g, vjp_w = jax.vjp(first, weights)
+                (gw,) = vjp_w(jnp.full_like(g, cotangent_scale(int(g.size))))
+                leaves = jax.tree_util.tree_leaves(gw)
+                return {n: np.asarray(jnp.asarray(leaf).astype(
+                            jnp.float64 if dtype == "float64" else jnp.float32),
+                            dtype=np.float64).ravel()
+                        for n, leaf in zip(names, leaves, strict=True)}
+
         del treedef
         shown = note if names or keras_names is not None else None  # a Keras dtype policy
         return Instance(fn, shown, param_grad if names else None, names,
-                        layout_multiple(variant))
+                        layout_multiple(variant), mixed_grad if names else None)
 
 
 def _keras(obj: Any, dtype: str, variant: Variant

@@ -235,7 +235,25 @@ class TensorFlowBackend(Backend):
                                    dtype=np.float64).ravel())
                     for n, w, g in zip(names, weights, grads, strict=True)}
 
-        return Instance(fn, note, param_grad if weights else None, names, multiple)
+        def mixed_grad(xs: F64) -> dict[str, F64]:
+            x = tf.cast(tf.constant(xs, dtype=tf.float64), tf_dtype)
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = fn(x)
+                g = inner.gradient(y, x, output_gradients=tf.ones_like(y))
+            if g is None:
+                return {n: np.zeros(int(tf.size(w))) for n, w in zip(names, weights,
+                                                                     strict=True)}
+            cot = tf.fill(tf.shape(g), tf.constant(cotangent_scale(int(tf.size(g))), g.dtype))
+            grads = outer.gradient(g, weights, output_gradients=cot)
+            return {n: (np.zeros(int(tf.size(w))) if gw is None else
+                        np.asarray(tf.cast(tf.convert_to_tensor(gw), tf.float64).numpy(),
+                                   dtype=np.float64).ravel())
+                    for n, w, gw in zip(names, weights, grads, strict=True)}
+
+        return Instance(fn, note, param_grad if weights else None, names, multiple,
+                        mixed_grad if weights else None)
 
 
 def _is_layer(obj: type) -> bool:

@@ -223,8 +223,25 @@ class TorchBackend(Backend):
                         g.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
                     for (n, _), g in zip(params, grads, strict=True)}
 
+        def mixed_grad(xs: F64) -> dict[str, F64]:
+            x = torch.from_numpy(xs).to(self.device, torch_dtype).requires_grad_(True)
+            zeros = {n: np.zeros(p.numel()) for n, p in params}
+            with torch.enable_grad():
+                y = fn(x)
+                if not y.requires_grad:
+                    return zeros
+                (g,) = torch.autograd.grad(y.sum(), x, create_graph=True, allow_unused=True)
+                if g is None or not g.requires_grad:
+                    return zeros
+                cot = torch.full_like(g, cotangent_scale(int(g.numel())))
+                grads = torch.autograd.grad(g, [p for _, p in params], cot, allow_unused=True)
+            return {n: (zeros[n] if gp is None else
+                        gp.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
+                    for (n, _), gp in zip(params, grads, strict=True)}
+
         return Instance(fn, note, param_grad if params else None,
-                        tuple(n for n, _ in params), layout_multiple(variant))
+                        tuple(n for n, _ in params), layout_multiple(variant),
+                        mixed_grad if params else None)
 
 
 def cast_note(module: torch.nn.Module, dtype: torch.dtype) -> str | None:

@@ -50,6 +50,9 @@ def finding_data(f: Finding) -> dict[str, Any]:
             "title": f.suggestion.title, "diff": f.suggestion.diff,
             "verified": f.suggestion.verified},
         "path": [{"op": s.op, "location": _location(s.location)} for s in f.path],
+        # the derivative order the finding is about; absent means 1 (reports of default
+        # runs keep their bytes)
+        **({"order": f.order} if f.order != 1 else {}),
     }
 
 
@@ -91,7 +94,8 @@ def report_data(report: Report) -> dict[str, Any]:
         "schema": report.schema,
         "gradsafe_version": __version__,
         "options": {"dtypes": list(report.dtypes), "range": report.operating_range,
-                    "fail_on": report.fail_on},
+                    "fail_on": report.fail_on,
+                    **({"order": report.order} if report.order != 1 else {})},
         "summary": {"targets": len(statuses), "passed": statuses.count("pass"),
                     "failed": statuses.count("fail"), "errors": statuses.count("error"),
                     "skipped": statuses.count("skipped"),

@@ -93,6 +93,7 @@ def _result(name: str, file: str | None, line: int | None, f: Finding, root: str
             "range": {"low": json_number(f.range.low, n), "high": json_number(f.range.high, n)},
             "boundary": json_number(f.boundary, n),
             "exampleInput": json_number(f.example_input, n),
+            **({"order": f.order} if f.order != 1 else {}),
         },
     }
     if f.path:  # culprit -> ... -> the where that discards it: a code flow viewers can step

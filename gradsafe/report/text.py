@@ -36,7 +36,7 @@ def _range_text(f: Finding) -> str:
 def _example(f: Finding) -> str:
     n = f.dtype
     return (f"x={display(f.example_input, n)}  f={display(f.forward, n)}  "
-            f"f'={display(f.gradient, n)}")
+            f"{'f' + chr(39) * f.order}={display(f.gradient, n)}")
 
 
 def _where(t: TargetResult) -> str:
@@ -103,6 +103,9 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
         what = f"{f.kind} {'NaN' if f.kind == 'gradient' and f.gradient != f.gradient else ''}"
         if f.code.startswith("GS30"):  # hand-written backward: NaN there means "none returned"
             what = "backward"
+        if f.order == 2:  # --order 2: about f'', whose value the gradient field holds
+            what = ("dθ f' " if f.code == "GS501" else "f'' ") + (
+                "none" if f.code == "GS104" else _nan_or_inf(f.gradient))
         table.add_row(Text(f.severity, style=_STYLE[f.severity]), f.code, f.framework,
                       f.dtype, what.strip(), _range_text(f), _example(f))
     console.print(table)
@@ -117,16 +120,21 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
     _suggestions(console, findings)
 
 
+def _nan_or_inf(v: float) -> str:
+    return "NaN" if v != v else "inf"
+
+
 def _causes(console: Console, findings: list[Finding]) -> None:
     """Per culprit: where (file:line:col), the source line underlined, the first message."""
-    groups: dict[tuple[str, Location | None], list[Finding]] = {}
+    groups: dict[tuple[str, Location | None, int], list[Finding]] = {}
     for f in findings:
-        groups.setdefault((f.code, f.location), []).append(f)
-    for (code, loc), group in groups.items():
+        groups.setdefault((f.code, f.location, f.order), []).append(f)
+    for (code, loc, order), group in groups.items():
         first = group[0]
         seen = ", ".join(dict.fromkeys(f"{f.framework} {f.dtype}" for f in group))
         if loc is not None:
-            head = Text(f"    {code} at {loc.file}:{loc.line}:{loc.col}", style="bold")
+            at = f"{code} (second derivative)" if order == 2 else code
+            head = Text(f"    {at} at {loc.file}:{loc.line}:{loc.col}", style="bold")
             head.append(f"  ({seen})", style="dim")
             console.print(head)
             for line in underline(loc):
