@@ -131,7 +131,7 @@ def _forward_runs(masks: dict[str, BoolArray], values: F64, forward: F64,
     the formula between finite neighbours, not a domain (log(0) = -inf is no finding)."""
     strict = masks["forward"] & finite
     out: list[tuple[int, int, str]] = []
-    for lo, hi in _runs(masks[LOOSE] & finite, finite):
+    for lo, hi in runs_of(masks[LOOSE] & finite, finite):
         if strict[lo:hi + 1].any() or (np.unique(values[lo:hi + 1]).size == 1
                                        and np.isnan(forward[lo:hi + 1]).all()):
             out.append((lo, hi, LOOSE))
@@ -167,7 +167,7 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
         if check == "forward":
             runs = _forward_runs(masks, plan.values, sample.forward, finite)
         else:
-            runs = [(lo, hi, check) for lo, hi in _runs(bad & finite, finite)]
+            runs = [(lo, hi, check) for lo, hi in runs_of(bad & finite, finite)]
         for i, (lo, hi, found_by) in enumerate(runs[:MAX_RANGES]):
             lo_key = _edge(plan, lo, -1, finite, probe, d, found_by, counter)
             hi_key = _edge(plan, hi, +1, finite, probe, d, found_by, counter)
@@ -180,7 +180,7 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     return findings
 
 
-def _runs(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
+def runs_of(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
     """Index ranges [lo, hi] of consecutive bad probes among the considered ones."""
     idx = np.flatnonzero(considered)
     flags = bad[idx]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gradsafe.analyse import Counter, _boundary, _example, classify, describe_range
+from gradsafe.analyse import Counter, _boundary, _example, classify, describe_range, runs_of
 from gradsafe.analyse import Sample as Sample1
 from gradsafe.backends.base import WIDTH, Backend, Fn, TargetError
 from gradsafe.backends.derivative import derivative, not_twice
@@ -219,7 +219,7 @@ def analyse2(plan: ProbePlan, s: Sample2, probe: Probe2, dtype: DTypeName, frame
     proven, loose = masks(s, dtype)
     finite = np.isfinite(plan.values)
     runs: list[tuple[int, int, bool]] = []  # (lo, hi, widened through unknown points)
-    for lo, hi in _runs(loose & finite, finite):
+    for lo, hi in runs_of(loose & finite, finite):
         if proven[lo:hi + 1].any():
             widened = bool((loose[lo:hi + 1] & ~proven[lo:hi + 1]).any())
             runs.append((lo, hi, widened))
@@ -237,17 +237,6 @@ def analyse2(plan: ProbePlan, s: Sample2, probe: Probe2, dtype: DTypeName, frame
         findings.append(_finding(plan, s, np.array([idx]), key, key, d, framework, options,
                                  location, features, 0, info_only=True))
     return findings
-
-
-def _runs(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
-    idx = np.flatnonzero(considered)
-    flags = bad[idx]
-    if not flags.any():
-        return []
-    padded = np.concatenate([[False], flags, [False]])
-    starts = np.flatnonzero(~padded[:-1] & padded[1:])
-    ends = np.flatnonzero(padded[:-1] & ~padded[1:]) - 1
-    return [(int(idx[a]), int(idx[b])) for a, b in zip(starts, ends, strict=True)]
 
 
 def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe2, d: DTypeInfo,

@@ -760,21 +760,7 @@ class Hoisting(Rewrite):
 
     def fresh(self, function: cst.FunctionDef, *wanted: str) -> list[str]:
         """Names like `wanted` that neither the function nor an earlier hoist uses."""
-        used = set(self.taken)
-
-        class _Names(cst.CSTVisitor):
-            def visit_Name(self, node: cst.Name) -> None:
-                used.add(node.value)
-
-        function.visit(_Names())
-        out = []
-        for base in wanted:
-            name, n = base, 1
-            while name in used:
-                n += 1
-                name = f"{base}{n}"
-            used.add(name)
-            out.append(name)
+        out = fresh_names(function, wanted, self.taken)
         self.taken.update(out)
         return out
 
@@ -789,6 +775,27 @@ class Hoisting(Rewrite):
         first = lines[0].with_changes(leading_lines=updated.leading_lines)
         return cst.FlattenSentinel([first, *lines[1:],
                                     updated.with_changes(leading_lines=())])
+
+
+def fresh_names(function: cst.FunctionDef, wanted: tuple[str, ...],
+                taken: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Names like `wanted` (`mask`, `mask2`, ...) that the function does not use yet."""
+    used = set(taken)
+
+    class _Names(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            used.add(node.value)
+
+    function.visit(_Names())
+    out = []
+    for base in wanted:
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}{n}"
+        used.add(name)
+        out.append(name)
+    return out
 
 
 def bool_text(node: cst.BaseExpression, defs: dict[str, cst.BaseExpression]) -> str | None:

@@ -25,6 +25,7 @@ from gradsafe.rewrite.base import (
     dotted,
     expr,
     factors,
+    fresh_names,
     literal,
     strip_parens,
 )
@@ -90,7 +91,7 @@ class MaskZero(Rewrite):
         at = last + 1
         while at < len(body) - 1 and not contains(body[at], cond.var):
             at += 1  # right before the first line that reads the input
-        [inside] = self._fresh(updated, "inside")
+        [inside] = fresh_names(updated, ("inside",))
         guard = [cst.parse_statement(f"{inside} = {mask_text}\n"),
                  cst.parse_statement(
                      f"{var} = {self.names.where(inside, var, _inside(cond))}\n")]
@@ -148,24 +149,6 @@ class MaskZero(Rewrite):
         if self.names.op(node) in ("cast", "asarray", "astype") and node.args:
             return self._compared(node.args[0].value, depth + 1)
         return None
-
-    def _fresh(self, function: cst.FunctionDef, *wanted: str) -> list[str]:
-        used: set[str] = set()
-
-        class _Names(cst.CSTVisitor):
-            def visit_Name(self, node: cst.Name) -> None:
-                used.add(node.value)
-
-        function.visit(_Names())
-        out = []
-        for base in wanted:
-            name, n = base, 1
-            while name in used:
-                n += 1
-                name = f"{base}{n}"
-            used.add(name)
-            out.append(name)
-        return out
 
 
 def _inside(cond: Condition) -> str:
