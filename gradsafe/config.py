@@ -364,6 +364,8 @@ def _toml_value(key: str, value: Any) -> str:
         return "{ " + ", ".join(f"{k} = {v}" for k, v in value) + " }" if value else "{}"
     if key == "targets":
         return json.dumps([name for name, _ in value])
+    if key == "domain":  # TOML spells infinity inf, not JSON's Infinity
+        return "[" + ", ".join(repr(float(v)) for v in value) + "]"
     if key == "per-file-ignores":
         inner = ", ".join(f"{json.dumps(k)} = {json.dumps(list(v))}" for k, v in value)
         return "{ " + inner + " }" if inner else "{}"

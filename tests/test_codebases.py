@@ -151,6 +151,8 @@ def test_per_target_config(tmp_path: Path) -> None:
         'args = { start = 0.0, end = 5.0, number = 8 }\ndomain = [0, 5]\n')
     _code, report = run_json("check", "cutoffs.py", "--no-suggest", cwd=tmp_path)
     assert _by_name(report)["soft_one_hot"][0]["status"] == "pass", report["targets"]
+    shown = run_cli("config", "--domain", "0,inf", cwd=tmp_path).stdout
+    assert "domain = [0.0, inf]" in shown and 'targets = ["soft_one_hot"]' in shown
     proc = run_cli("check", "cutoffs.py", "--arg", "number", cwd=tmp_path)
     assert proc.returncode == 2 and "--arg 'number': expected NAME=VALUE" in proc.stderr
 
