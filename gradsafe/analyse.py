@@ -196,6 +196,14 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
           kind: str, counter: Counter) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step,
     by k-ary bisection between it and the neighbouring good probe."""
+    return bisect_edge(plan, i, step, finite, lambda xs: bad_masks(probe(xs), d)[kind], d,
+                       counter)
+
+
+def bisect_edge(plan: ProbePlan, i: int, step: int, finite: BoolArray,
+                is_bad: Callable[[F64], BoolArray], d: DTypeInfo, counter: Counter) -> int:
+    """The bisection behind _edge (and the second derivative's): `is_bad` evaluates
+    candidate values in one full-width vector and says which are bad."""
     j = i + step
     while 0 <= j < plan.values.size and not finite[j]:
         j += step
@@ -207,7 +215,7 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d
         lo, hi = sorted((good_key, bad_key))
         cand = _candidates(lo, hi)
         counter.evaluations += 1
-        sub = bad_masks(probe(keys_to_values(cand, d)), d)[kind]
+        sub = is_bad(keys_to_values(cand, d))
         # walk from the good side: the first bad candidate is the new bad end
         order = cand if good_key < bad_key else cand[::-1]
         flags = sub if good_key < bad_key else sub[::-1]

@@ -22,12 +22,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gradsafe.analyse import Counter, _boundary, _example, classify, describe_range, runs_of
+from gradsafe.analyse import (
+    Counter,
+    _boundary,
+    _example,
+    bisect_edge,
+    classify,
+    describe_range,
+    runs_of,
+)
 from gradsafe.analyse import Sample as Sample1
 from gradsafe.backends.base import WIDTH, Backend, Fn, TargetError
 from gradsafe.backends.derivative import derivative, not_twice
 from gradsafe.exhaustive import Tick, probe_plan
-from gradsafe.floats import F64, I64, DTypeInfo, display, info, keys_to_values, round_to
+from gradsafe.floats import F64, DTypeInfo, display, info, keys_to_values, round_to
 from gradsafe.model import (
     CUSTOM_KINDS,
     DTypeName,
@@ -43,7 +51,6 @@ from gradsafe.probes import ProbePlan
 
 BoolArray = npt.NDArray[np.bool_]
 MAX_RANGES = 8  # per dtype, as for order 1
-BISECT_WIDTH = 1023
 STEP = float(np.cbrt(np.finfo(np.float64).eps))  # central differences: ~6e-6 relative
 ORDER = 2
 
@@ -243,39 +250,8 @@ def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe2, 
           loose: bool, counter: Counter) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step
     (k-ary bisection in full-width vectors, as analyse._edge)."""
-    j = i + step
-    while 0 <= j < plan.values.size and not finite[j]:
-        j += step
-    bad_key = int(plan.keys[i])
-    if not 0 <= j < plan.values.size:
-        return bad_key
-    good_key = int(plan.keys[j])
-    while abs(good_key - bad_key) > 1:
-        lo, hi = sorted((good_key, bad_key))
-        cand = _candidates(lo, hi)
-        counter.evaluations += 1
-        sub = masks(probe(keys_to_values(cand, d)), d.name)[1 if loose else 0]
-        order = cand if good_key < bad_key else cand[::-1]
-        flags = sub if good_key < bad_key else sub[::-1]
-        hit = np.flatnonzero(flags)
-        if hit.size == 0:
-            good_key = int(order[-1])
-        else:
-            k = int(hit[0])
-            bad_key = int(order[k])
-            if k > 0:
-                good_key = int(order[k - 1])
-    return bad_key
-
-
-def _candidates(lo: int, hi: int) -> I64:
-    n = min(hi - lo - 1, BISECT_WIDTH)
-    if max(abs(lo), abs(hi)) < 1 << 52:
-        cand = np.unique(np.linspace(lo, hi, n + 2)[1:-1].round().astype(np.int64))
-        return cand[(cand > lo) & (cand < hi)]
-    span = hi - lo
-    return np.unique(np.array([lo + (i * span) // (n + 1) for i in range(1, n + 1)],
-                              dtype=np.int64))
+    return bisect_edge(plan, i, step, finite,
+                       lambda xs: masks(probe(xs), d.name)[1 if loose else 0], d, counter)
 
 
 def _finding(plan: ProbePlan, s: Sample2, pool: npt.NDArray[np.int64], lo_key: int,

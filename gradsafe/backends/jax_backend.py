@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -209,10 +210,12 @@ class JaxBackend(Backend):
         def fn(x: Any) -> Any:
             return fn_with(weights, x)
 
-        def param_grad(xs: F64) -> dict[str, F64]:
+        def by_weights(xs: F64, out: Callable[[Any, Any], Any]) -> dict[str, F64]:
+            """The VJP of out(weights, x) with respect to the weights, flattened to float64,
+            for a cotangent of cotangent_scale(n) everywhere."""
             with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
                 x = jnp.asarray(xs, dtype=jdtype)
-                y, vjp = jax.vjp(lambda w: fn_with(w, x), weights)
+                y, vjp = jax.vjp(lambda w: out(w, x), weights)
                 (g,) = vjp(jnp.full_like(y, cotangent_scale(int(y.size))))
                 leaves = jax.tree_util.tree_leaves(g)
                 return {n: np.asarray(jnp.asarray(leaf).astype(
@@ -220,21 +223,15 @@ class JaxBackend(Backend):
                             dtype=np.float64).ravel()
                         for n, leaf in zip(names, leaves, strict=True)}
 
+        def first(w: Any, x: Any) -> Any:  # f'(x) as a function of the weights
+            y, vjp = jax.vjp(lambda x_: fn_with(w, x_), x)
+            return vjp(jnp.ones_like(y))[0]
+
+        def param_grad(xs: F64) -> dict[str, F64]:
+            return by_weights(xs, fn_with)
+
         def mixed_grad(xs: F64) -> dict[str, F64]:
-            with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
-                x = jnp.asarray(xs, dtype=jdtype)
-
-                def first(w: Any) -> Any:  # f'(x) as a function of the weights
-                    y, vjp = jax.vjp(lambda x_: fn_with(w, x_), x)
-                    return vjp(jnp.ones_like(y))[0]
-
-                g, vjp_w = jax.vjp(first, weights)
-                (gw,) = vjp_w(jnp.full_like(g, cotangent_scale(int(g.size))))
-                leaves = jax.tree_util.tree_leaves(gw)
-                return {n: np.asarray(jnp.asarray(leaf).astype(
-                            jnp.float64 if dtype == "float64" else jnp.float32),
-                            dtype=np.float64).ravel()
-                        for n, leaf in zip(names, leaves, strict=True)}
+            return by_weights(xs, first)
 
         del treedef
         shown = note if names or keras_names is not None else None  # a Keras dtype policy

@@ -224,16 +224,26 @@ class TensorFlowBackend(Backend):
         weights = list(layer.trainable_weights)
         names = tuple(str(getattr(w, "path", None) or w.name) for w in weights)
 
-        def param_grad(xs: F64) -> dict[str, F64]:
-            x = tf.cast(tf.constant(xs, dtype=tf.float64), tf_dtype)
-            with tf.GradientTape() as tape:
-                y = fn(x)
-            cot = tf.fill(tf.shape(y), tf.constant(cotangent_scale(int(tf.size(y))), y.dtype))
-            grads = tape.gradient(y, weights, output_gradients=cot)
+        def by_weights(tape: tf.GradientTape, out: Any) -> dict[str, F64]:
+            """The VJP of `out` (recorded on `tape`) with respect to each weight, flattened
+            to float64, for a cotangent of cotangent_scale(n) everywhere; zeros for a weight
+            it does not depend on, or for no `out` at all."""
+            if out is None:
+                return {n: np.zeros(int(tf.size(w))) for n, w in zip(names, weights,
+                                                                     strict=True)}
+            cot = tf.fill(tf.shape(out),
+                          tf.constant(cotangent_scale(int(tf.size(out))), out.dtype))
+            grads = tape.gradient(out, weights, output_gradients=cot)
             return {n: (np.zeros(int(tf.size(w))) if g is None else
                         np.asarray(tf.cast(tf.convert_to_tensor(g), tf.float64).numpy(),
                                    dtype=np.float64).ravel())
                     for n, w, g in zip(names, weights, grads, strict=True)}
+
+        def param_grad(xs: F64) -> dict[str, F64]:
+            x = tf.cast(tf.constant(xs, dtype=tf.float64), tf_dtype)
+            with tf.GradientTape() as tape:
+                y = fn(x)
+            return by_weights(tape, y)
 
         def mixed_grad(xs: F64) -> dict[str, F64]:
             x = tf.cast(tf.constant(xs, dtype=tf.float64), tf_dtype)
@@ -242,15 +252,7 @@ class TensorFlowBackend(Backend):
                     inner.watch(x)
                     y = fn(x)
                 g = inner.gradient(y, x, output_gradients=tf.ones_like(y))
-            if g is None:
-                return {n: np.zeros(int(tf.size(w))) for n, w in zip(names, weights,
-                                                                     strict=True)}
-            cot = tf.fill(tf.shape(g), tf.constant(cotangent_scale(int(tf.size(g))), g.dtype))
-            grads = outer.gradient(g, weights, output_gradients=cot)
-            return {n: (np.zeros(int(tf.size(w))) if gw is None else
-                        np.asarray(tf.cast(tf.convert_to_tensor(gw), tf.float64).numpy(),
-                                   dtype=np.float64).ravel())
-                    for n, w, gw in zip(names, weights, grads, strict=True)}
+            return by_weights(outer, g)
 
         return Instance(fn, note, param_grad if weights else None, names, multiple,
                         mixed_grad if weights else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -210,38 +211,26 @@ class TorchBackend(Backend):
             check_output(tuple(y.shape), tuple(shaped.shape), y)
             return y.reshape(-1)
 
+        names = tuple(n for n, _ in params)
+        tensors = [p for _, p in params]
+
         def param_grad(xs: F64) -> dict[str, F64]:
             x = torch.from_numpy(xs).to(self.device, torch_dtype)
             with torch.enable_grad():
-                y = fn(x)
-            zeros = {n: np.zeros(p.numel()) for n, p in params}
-            if not y.requires_grad:
-                return zeros
-            cot = torch.full_like(y, cotangent_scale(int(y.numel())))
-            grads = torch.autograd.grad(y, [p for _, p in params], cot, allow_unused=True)
-            return {n: (zeros[n] if g is None else
-                        g.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
-                    for (n, _), g in zip(params, grads, strict=True)}
+                return _by_weights(fn(x), names, tensors)
 
         def mixed_grad(xs: F64) -> dict[str, F64]:
             x = torch.from_numpy(xs).to(self.device, torch_dtype).requires_grad_(True)
-            zeros = {n: np.zeros(p.numel()) for n, p in params}
             with torch.enable_grad():
                 y = fn(x)
-                if not y.requires_grad:
-                    return zeros
-                (g,) = torch.autograd.grad(y.sum(), x, create_graph=True, allow_unused=True)
-                if g is None or not g.requires_grad:
-                    return zeros
-                cot = torch.full_like(g, cotangent_scale(int(g.numel())))
-                grads = torch.autograd.grad(g, [p for _, p in params], cot, allow_unused=True)
-            return {n: (zeros[n] if gp is None else
-                        gp.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
-                    for (n, _), gp in zip(params, grads, strict=True)}
+                g = None
+                if y.requires_grad:  # f'(x), kept differentiable in the weights
+                    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True,
+                                               allow_unused=True)
+                return _by_weights(g, names, tensors)
 
-        return Instance(fn, note, param_grad if params else None,
-                        tuple(n for n, _ in params), layout_multiple(variant),
-                        mixed_grad if params else None)
+        return Instance(fn, note, param_grad if params else None, names,
+                        layout_multiple(variant), mixed_grad if params else None)
 
 
 def cast_note(module: torch.nn.Module, dtype: torch.dtype) -> str | None:
@@ -278,17 +267,24 @@ def _keras_build(obj: Any, dtype: str, variant: Variant, device: torch.device) -
     def param_grad(xs: F64) -> dict[str, F64]:
         x = torch.from_numpy(xs).to(device, torch_dtype)
         with torch.enable_grad():
-            y = fn(x)
-        zeros = {n: np.zeros(p.numel()) for n, p in zip(names, params, strict=True)}
-        if not y.requires_grad:
-            return zeros
-        cot = torch.full_like(y, cotangent_scale(int(y.numel())))
-        grads = torch.autograd.grad(y, params, cot, allow_unused=True)
-        return {n: (zeros[n] if g is None else
-                    g.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
-                for n, g in zip(names, grads, strict=True)}
+            return _by_weights(fn(x), names, params)
 
     return Instance(fn, kl.note, param_grad if params else None, names, kl.multiple)
+
+
+def _by_weights(out: torch.Tensor | None, names: tuple[str, ...],
+                weights: Sequence[torch.Tensor]) -> dict[str, F64]:
+    """The VJP of `out` with respect to each weight, flattened to float64, for a cotangent
+    of cotangent_scale(n) everywhere (a sum of n finite terms cannot overflow); zeros for
+    a weight `out` does not depend on (or for no `out` at all)."""
+    zeros = {n: np.zeros(w.numel()) for n, w in zip(names, weights, strict=True)}
+    if out is None or not out.requires_grad:
+        return zeros
+    cot = torch.full_like(out, cotangent_scale(int(out.numel())))
+    grads = torch.autograd.grad(out, weights, cot, allow_unused=True)
+    return {n: (zeros[n] if g is None else
+                g.detach().to(torch.float64).cpu().numpy().ravel().astype(np.float64))
+            for n, g in zip(names, grads, strict=True)}
 
 
 BACKEND = TorchBackend()

@@ -777,6 +777,17 @@ class Hoisting(Rewrite):
                                     updated.with_changes(leading_lines=())])
 
 
+
+def squared(node: cst.BaseExpression) -> cst.BaseExpression | None:
+    """u of `u * u` or `u ** 2` (hypot's sums of squares, log_quotient's denominators)."""
+    node = strip_parens(node)
+    if isinstance(node, cst.BinaryOperation):
+        if isinstance(node.operator, cst.Multiply) and norm(node.left) == norm(node.right):
+            return node.left
+        if isinstance(node.operator, cst.Power) and number(node.right) == 2.0:
+            return node.left
+    return None
+
 def fresh_names(function: cst.FunctionDef, wanted: tuple[str, ...],
                 taken: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Names like `wanted` (`mask`, `mask2`, ...) that the function does not use yet."""

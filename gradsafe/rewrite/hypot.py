@@ -12,18 +12,7 @@ from collections.abc import Callable
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Rewrite, code, literal, norm, number, strip_parens
-
-
-def _squared(node: cst.BaseExpression) -> cst.BaseExpression | None:
-    """u of `u * u` or `u ** 2`."""
-    node = strip_parens(node)
-    if isinstance(node, cst.BinaryOperation):
-        if isinstance(node.operator, cst.Multiply) and norm(node.left) == norm(node.right):
-            return node.left
-        if isinstance(node.operator, cst.Power) and number(node.right) == 2.0:
-            return node.left
-    return None
+from gradsafe.rewrite.base import Rewrite, code, literal, number, squared, strip_parens
 
 
 def _sum_of_squares(node: cst.BaseExpression,
@@ -32,12 +21,12 @@ def _sum_of_squares(node: cst.BaseExpression,
     """(u, c) of `u * u + c`, `c + u * u` or `u * u` (c = 0); `see` reads a name as its
     value."""
     node = see(node)
-    u = _squared(node)
+    u = squared(node)
     if u is not None:
         return u, 0.0
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
         for square, const in ((node.left, node.right), (node.right, node.left)):
-            u, c = _squared(see(square)), number(const)
+            u, c = squared(see(square)), number(const)
             if u is not None and c is not None and c >= 0:
                 return u, c
     return None

@@ -11,20 +11,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from gradsafe.rewrite.base import Rewrite, code, norm, number, strip_parens
+from gradsafe.rewrite.base import Rewrite, code, squared, strip_parens
 
 _BACKWARD = ("backward", "bwd", "grad", "vjp", "jvp")
-
-
-def _square(node: cst.BaseExpression) -> cst.BaseExpression | None:
-    """v of `v * v` or `v ** 2`."""
-    node = strip_parens(node)
-    if isinstance(node, cst.BinaryOperation):
-        if isinstance(node.operator, cst.Multiply) and norm(node.left) == norm(node.right):
-            return node.left
-        if isinstance(node.operator, cst.Power) and number(node.right) == 2.0:
-            return node.left
-    return None
 
 
 class LogQuotient(Rewrite):
@@ -43,7 +32,7 @@ class LogQuotient(Rewrite):
         if not isinstance(updated.operator, cst.Divide) or not self._in_backward():
             return updated
         top = self.see(updated.left)
-        v = _square(self.see(updated.right))
+        v = squared(self.see(updated.right))
         u = self.names.arg(top)
         if v is None or self.names.op(top) != "exp" or u is None:
             return updated
