@@ -7,19 +7,18 @@ and dtype policies exactly as for a class without arguments.
 
 from __future__ import annotations
 
-import ast
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
+
+from gradsafe.variants import literal
 
 _METHODS = {"module": "forward", "layer": "call", "nnx": "__call__", "trax": "forward"}
 
 
 def values(args: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """Literal source -> Python values (inf/nan as words)."""
-    words = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-    return {k: words[v] if v in words else ast.literal_eval(v) for k, v in args}
+    """Literal source -> Python values (inf/nan as words: repr(float('inf')) is 'inf')."""
+    return {k: literal(v) for k, v in args}
 
 
 Reduce = Callable[[Any, int], Any]  # Backend.sum_trailing

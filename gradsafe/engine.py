@@ -17,13 +17,10 @@ FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "n
 
 
 def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Job],
-                                                                    list[TargetResult],
-                                                                    list[str]]:
-    """Pair each target with the frameworks to check it on.
-
-    Targets named with --target whose framework cannot be inferred become errors; other
-    functions that call no torch/tensorflow/jax code (utility modules met by a directory
-    walk or a pre-commit hook) are skipped with a note rather than failing the run."""
+                                                                    list[TargetResult]]:
+    """Pair each target with the frameworks to check it on; the results of targets that
+    cannot be checked as they stand (an error when named, skipped otherwise: see
+    selection.stopped), such as missing arguments or a framework that cannot be inferred."""
     jobs: list[pool.Job] = []
     errors: list[TargetResult] = []
     for t in targets:
@@ -53,7 +50,7 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
             continue
         for fw in chosen:
             jobs.append(pool.Job(len(jobs), t, fw))
-    return jobs, errors, []
+    return jobs, errors
 
 
 def sort_key(r: TargetResult) -> tuple[str, int, str, int]:
@@ -85,7 +82,7 @@ def check_and_plot(paths: Iterable[str], options: Options,
         targets = shard.select(targets, options.shard)
     targets = [v for t in targets
                for v in variants.expand(t, selection.options_for(t, options))]
-    jobs, errors, notes = plan_jobs(targets, options)
+    jobs, errors = plan_jobs(targets, options)
     gs: list[Group] = []
     left_out = 0
     if plot_limit:
@@ -101,7 +98,7 @@ def check_and_plot(paths: Iterable[str], options: Options,
     kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
     report = Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
                     suppressed=kept.suppressed, unused_suppressions=kept.unused,
-                    root=options.root, notes=tuple(sorted(set(notes))), partial=partial,
+                    root=options.root, partial=partial,
                     shard=options.shard, order=options.order)
     return report, samples, left_out
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from gradsafe.model import Options, Target, TargetResult, TargetSettings
 
 FILE_LEVEL = "<module>"  # discovery's name for errors about a whole file
+LOAD_FAILED = "importing "  # how load.py's import errors begin
 
 
 class SelectionError(Exception):
@@ -108,5 +109,3 @@ def one_per_file(results: Iterable[TargetResult]) -> list[TargetResult]:
                                        findings=(), notes=()))
     return out
 
-
-LOAD_FAILED = "importing "  # how load.py's import errors begin

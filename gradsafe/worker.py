@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
                 out, {"progress": [done, total]}), seen)
             if device_note:
                 res = dataclasses.replace(res, notes=(*res.notes, device_note))
-            res = inside(res, options.domain, options.fail_on)
+            res = inside(res, options.domain)
         except KeyboardInterrupt:
             res = TargetResult(target.label, target.file, target.line, framework, "error",
                                interrupt.INTERRUPTED, variant=target.variant)
@@ -111,9 +111,10 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def inside(res: Any, domain: tuple[float, float] | None, fail_on: str) -> Any:
+def inside(res: Any, domain: tuple[float, float] | None) -> Any:
     """Findings whose bad inputs lie outside the domain are not reported; ranges that
-    cross its edges are cut there (the exhaustive sweep covers every float32 value)."""
+    cross its edges are cut there (the exhaustive sweep covers every float32 value). The
+    status follows from the findings left: the engine's filters decide it for every result."""
     if domain is None or not res.findings:
         return res
     low, high = domain
@@ -126,12 +127,7 @@ def inside(res: Any, domain: tuple[float, float] | None, fail_on: str) -> Any:
                                     high=min(f.range.high, high))
             f = dataclasses.replace(f, range=r, boundary=min(max(f.boundary, r.low), r.high))
         kept.append(f)
-    from gradsafe.model import SEVERITIES
-
-    failing = any(SEVERITIES.index(f.severity) <= SEVERITIES.index(fail_on) for f in kept)
-    status = res.status if res.status not in ("pass", "fail") else (
-        "fail" if failing else "pass")
-    return dataclasses.replace(res, findings=tuple(kept), status=status)
+    return dataclasses.replace(res, findings=tuple(kept))
 
 
 def _sample(backend: Any, target: Any, xs: dict[str, str]) -> dict[str, Any]:
