@@ -32,8 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gradsafe import gradcheck
 from gradsafe.backends.custom import get_adapter
+from gradsafe.check import gradcheck
 
 C = math.sqrt(2 / math.pi)
 

@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gradsafe import sweep  # noqa: E402
-from gradsafe.discover import discover  # noqa: E402
-from gradsafe.model import Options, Target  # noqa: E402
+from gradsafe.check import sweep  # noqa: E402
+from gradsafe.discover.targets import discover  # noqa: E402
+from gradsafe.model.types import Options, Target  # noqa: E402
 
 # (framework, fixture file, target): functions whose second derivative matters in practice
 TARGETS = [

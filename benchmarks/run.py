@@ -88,7 +88,7 @@ def timed(cmd: list[str], repeat: int, environ: dict[str, str] | None = None,
 def part(name: str, *args: str) -> dict[str, Any]:
     """Run one in-process measurement of this script in a fresh interpreter, with the
     thread settings gradsafe gives a single worker (pool.worker_env)."""
-    from gradsafe.pool import threads_per_worker, worker_env
+    from gradsafe.run.pool import threads_per_worker, worker_env
 
     environ = {**worker_env(threads_per_worker(1)), **{
         k: v for k, v in env().items() if k in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}}
@@ -205,8 +205,8 @@ FIGURES: dict[str, Callable[[Path, int], Any]] = {
 def part_probes(path: str) -> None:
     import numpy as np
 
-    from gradsafe.model import DEFAULT_DTYPES
-    from gradsafe.probes import plan
+    from gradsafe.model.types import DEFAULT_DTYPES
+    from gradsafe.numerics.probes import plan
 
     np.savez(path, **{dt: plan(dt, (1.0,)).values for dt in DEFAULT_DTYPES})
 
@@ -248,7 +248,7 @@ def part_throughput(repeat: str) -> dict[str, Any]:
     import torch
 
     from gradsafe.backends.torch_backend import BACKEND
-    from gradsafe.probes import plan
+    from gradsafe.numerics.probes import plan
 
     def elu(x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, torch.exp(x) - 1)
@@ -293,8 +293,8 @@ def part_throughput(repeat: str) -> dict[str, Any]:
 
 def part_exhaustive(framework: str, file: str) -> dict[str, Any]:
     from gradsafe.backends import get_backend
-    from gradsafe.exhaustive import CHUNK
-    from gradsafe.load import load_target
+    from gradsafe.check.exhaustive import CHUNK
+    from gradsafe.discover.load import load_target
 
     backend = get_backend(framework)
     fn, _ = backend.instantiate(load_target(file, "elu"), "function", "float32")
@@ -318,11 +318,11 @@ def part_exhaustive(framework: str, file: str) -> dict[str, Any]:
 
 
 def part_bisection() -> dict[str, Any]:
-    from gradsafe.analyse import Counter
     from gradsafe.backends.torch_backend import BACKEND
-    from gradsafe.floats import info
-    from gradsafe.model import Options, Target
-    from gradsafe.sweep import check
+    from gradsafe.check.analyse import Counter
+    from gradsafe.check.sweep import check
+    from gradsafe.model.types import Options, Target
+    from gradsafe.numerics.floats import info
 
     tmp = Path(tempfile.mkdtemp())
     src = tmp / "acts.py"

@@ -15,16 +15,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from gradsafe import __version__, baseline, config, devices, engine, shard
-from gradsafe.codes import CODES, Code, lookup
-from gradsafe.discover import DiscoveryError
-from gradsafe.model import SEVERITIES, Report
+from gradsafe import __version__
+from gradsafe.discover.selection import SelectionError
+from gradsafe.discover.targets import DiscoveryError
+from gradsafe.discover.variants import VariantError, parse_params
+from gradsafe.gate import baseline, config
+from gradsafe.model.codes import CODES, Code, lookup
+from gradsafe.model.types import SEVERITIES, Report
 from gradsafe.report import Format, renderer
-from gradsafe.selection import SelectionError
-from gradsafe.variants import VariantError, parse_params
+from gradsafe.run import devices, engine, shard
 
 if TYPE_CHECKING:
-    from gradsafe.compare import GroupData
+    from gradsafe.compare.groups import GroupData
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -221,7 +223,7 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
                        err=True)
     bar = None
     if options.exhaustive:
-        from gradsafe.progress import ExhaustiveProgress  # rich.progress only when needed
+        from gradsafe.report.progress import ExhaustiveProgress  # rich.progress only when needed
 
         bar = ExhaustiveProgress()
     try:
@@ -332,7 +334,7 @@ def fix(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...
         click.echo(f"gradsafe: rewrote {', '.join(p.applied)} in {_shown(p.path)}", err=True)
     if not changes:
         click.echo("gradsafe: no verified rewrite to apply", err=True)
-    from gradsafe.cache import forget_sources
+    from gradsafe.run.cache import forget_sources
 
     forget_sources()
     after = engine.check(options.paths, replace(options, suggest=False))
@@ -375,7 +377,7 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
     array-API) is compared across the frameworks it runs on. Exit code: bit 1 GS401
     differences (at or above --fail-on), bit 2 a side could not be evaluated.
     """
-    from gradsafe.compare import CompareError
+    from gradsafe.compare.groups import CompareError
 
     if len(specs) > 3:
         _fail("compare takes one to three targets (A B [C])")
@@ -400,7 +402,7 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
 
         text = render_text(report, colored)
     if plot_file:
-        from gradsafe.plot import plot_comparisons
+        from gradsafe.report.plot import plot_comparisons
 
         _write_plot(plot_file, lambda path: plot_comparisons(report, data, path))
     if output:
@@ -417,7 +419,7 @@ PLOT_TARGETS = 6
 
 
 def _plot_check(path: str, report: Report, data: list[GroupData], left_out: int) -> None:
-    from gradsafe.plot import plot_check
+    from gradsafe.report.plot import plot_check
 
     if not any(gd.values for gd in data):
         click.echo(f"gradsafe: nothing to plot in {path} (no function could be evaluated)",

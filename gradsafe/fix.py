@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradsafe import rewrite
-from gradsafe.discover import discover_file
-from gradsafe.model import Report, Suggestion, Target
+from gradsafe.discover.targets import discover_file
+from gradsafe.model.types import Report, Suggestion, Target
+from gradsafe.suggest import rewrite
 
 
 class FixError(Exception):
@@ -45,7 +45,7 @@ def digest(data: bytes) -> str:
 
 def snapshot(paths: Iterable[str]) -> dict[str, bytes]:
     """The bytes of every file about to be analysed, keyed by its resolved path."""
-    from gradsafe.discover import expand_paths
+    from gradsafe.discover.targets import expand_paths
 
     out: dict[str, bytes] = {}
     for item in expand_paths(paths):

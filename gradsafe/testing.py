@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gradsafe import engine
-from gradsafe.model import DEFAULT_DTYPES, Options, Report, Severity
+from gradsafe.model.types import DEFAULT_DTYPES, Options, Report, Severity
+from gradsafe.run import engine
 
 __all__ = ["assert_grad_safe", "check_object"]
 

@@ -59,7 +59,7 @@ def short(value: Any, dtype: str) -> Any:
     """A report number as goldens write it: the shortest decimal that is the same value in
     the dtype. Reports carry the exact float64 value of the dtype's number (88.72283935546875
     for float32's 88.72284); goldens stay readable and compare value for value."""
-    from gradsafe.floats import shortest_repr
+    from gradsafe.numerics.floats import shortest_repr
 
     return float(shortest_repr(value, dtype)) if isinstance(value, float) else value
 

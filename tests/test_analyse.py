@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradsafe.analyse import Context, Counter, Sample, analyse
-from gradsafe.floats import F64, info
-from gradsafe.probes import plan
+from gradsafe.check.analyse import Context, Counter, Sample, analyse
+from gradsafe.numerics.floats import F64, info
+from gradsafe.numerics.probes import plan
 
 
 def where_elu(xs: F64) -> Sample:

@@ -106,8 +106,8 @@ def test_explain_lists_and_explains_codes() -> None:
 def test_cli_process_imports_no_framework() -> None:
     code = (
         "import sys\n"
-        "from gradsafe import engine\n"
-        "from gradsafe.model import Options\n"
+        "from gradsafe.run import engine\n"
+        "from gradsafe.model.types import Options\n"
         "from gradsafe.report import Format, renderer\n"
         f"r = engine.check([{ELU!r}], Options(dtypes=('float32',)))\n"
         "renderer(Format.TEXT)(r, False); renderer(Format.JSON)(r, False)\n"

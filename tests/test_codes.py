@@ -16,8 +16,8 @@ import pytest
 from conftest import FIXTURES, ROOT
 
 from gradsafe.cli import explain_text
-from gradsafe.codes import BY_CODE, CODES, TORCH_WHERE_ISSUE
-from gradsafe.locate import CODES_LOCATED
+from gradsafe.locate.trace import CODES_LOCATED
+from gradsafe.model.codes import BY_CODE, CODES, TORCH_WHERE_ISSUE
 
 # codes `gradsafe check` cannot produce on a fixture: the comparison of ports (issue 8)
 NOT_FROM_CHECK = {"GS401", "GS402"}

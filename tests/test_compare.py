@@ -11,8 +11,8 @@ import jsonschema
 import numpy as np
 from conftest import ROOT, run_cli
 
-from gradsafe.compare import Group, SideData, analyse_group, close, tolerance
-from gradsafe.model import Options, Side, Target
+from gradsafe.compare.groups import Group, SideData, analyse_group, close, tolerance
+from gradsafe.model.types import Options, Side, Target
 
 SCHEMA = json.loads((ROOT / "gradsafe" / "report" / "schema.json").read_text())
 KINKS = [f"fixtures/compare/kinks_{fw}.py" for fw in ("torch", "jax", "tf")]
@@ -138,9 +138,9 @@ def test_check_plot_writes_a_png(tmp_path: Path) -> None:
 def test_check_plot_draws_classes_as_built_with_their_defaults() -> None:
     """A Module with parameter variants is drawn once, built with its default arguments and
     named like the report's default variant (whose findings get shaded)."""
-    from gradsafe import variants
-    from gradsafe.compare import plot_groups
-    from gradsafe.discover import discover_file
+    from gradsafe.compare.groups import plot_groups
+    from gradsafe.discover import variants
+    from gradsafe.discover.targets import discover_file
 
     options = Options(dtypes=("float32",))
     found = discover_file(str(ROOT / "fixtures" / "params" / "learnable_elu_torch.py"))

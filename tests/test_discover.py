@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gradsafe.discover import discover_file
+from gradsafe.discover.targets import discover_file
 
 MASKED = {
     "compare": "m = x > 0\n    return m * x",

@@ -16,7 +16,7 @@ import pytest
 from conftest import FIXTURES, ROOT, cli_env, run_cli
 
 from gradsafe import fix
-from gradsafe.model import Finding, Location, Range, Report, Suggestion, TargetResult
+from gradsafe.model.types import Finding, Location, Range, Report, Suggestion, TargetResult
 
 ELU = ("import torch\n\n\ndef elu(x):\n"
        "    return torch.where(x > 0, x, torch.exp(x) - 1)  # keep this comment\n")
@@ -132,12 +132,12 @@ REPRESENTATIVE = [FIXTURES / "seed000" / "elu_where_torch.py",
 COMPARE = """
 import sys
 import numpy as np
-from gradsafe import variants
+from gradsafe.discover import variants
 from gradsafe.backends import get_backend
-from gradsafe.discover import discover
-from gradsafe.model import Options
-from gradsafe.rewrite.verify import agree
-from gradsafe.suggest import forwards
+from gradsafe.discover.targets import discover
+from gradsafe.model.types import Options
+from gradsafe.suggest.rewrite.verify import agree
+from gradsafe.suggest.propose import forwards
 
 old_dir, new_dir, *names = sys.argv[1:]
 opts = Options(param_sweep=False)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 from conftest import FIXTURES, run_json
 
-from gradsafe.analyse import Context, Sample, analyse
-from gradsafe.floats import F64
-from gradsafe.probes import plan
+from gradsafe.check.analyse import Context, Sample, analyse
+from gradsafe.numerics.floats import F64
+from gradsafe.numerics.probes import plan
 
 RULE = FIXTURES / "float64_rule"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradsafe.floats import (
+from gradsafe.numerics.floats import (
     display,
     info,
     json_number,

@@ -13,10 +13,10 @@ import jsonschema
 import numpy as np
 from conftest import ROOT, cli_env, run_json
 
-from gradsafe import gradcheck
 from gradsafe.backends.custom import get_adapter
-from gradsafe.discover import discover_file
-from gradsafe.floats import round_to
+from gradsafe.check import gradcheck
+from gradsafe.discover.targets import discover_file
+from gradsafe.numerics.floats import round_to
 
 SEED = "fixtures/custom_grad/seed004_relu_sigmoid.py"
 
@@ -172,9 +172,9 @@ def test_numpy_lane_imports_no_ml_framework() -> None:
     code = textwrap.dedent(f"""
         import sys
         from gradsafe.backends import get_backend
-        from gradsafe.discover import discover_file
-        from gradsafe.model import Options
-        from gradsafe.sweep import check_target
+        from gradsafe.discover.targets import discover_file
+        from gradsafe.model.types import Options
+        from gradsafe.check.sweep import check_target
         backend = get_backend("numpy")
         for t in discover_file({SEED!r}):
             r = check_target(backend, t, Options(dtypes=("float32",)))

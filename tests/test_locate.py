@@ -7,8 +7,8 @@ import math
 import textwrap
 from pathlib import Path
 
-from gradsafe.locate import instrument
-from gradsafe.model import Finding, Location, Range, Report, Target, TargetResult
+from gradsafe.locate.trace import instrument
+from gradsafe.model.types import Finding, Location, Range, Report, Target, TargetResult
 from gradsafe.report.text import render, underline
 
 SOURCE = textwrap.dedent('''\

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import run_cli, run_json
 
-from gradsafe.baseline import identity
-from gradsafe.model import Finding, Range, Report, TargetResult
+from gradsafe.check.second import Sample2, masks
+from gradsafe.gate.baseline import identity
+from gradsafe.model.types import Finding, Range, Report, TargetResult
 from gradsafe.report.json_report import SCHEMA_PATH, report_data
 from gradsafe.report.sarif import sarif_data
-from gradsafe.second import Sample2, masks
 
 
 def _torch_second(x: float, dtype: str) -> tuple[float, float]:
@@ -122,9 +122,9 @@ def test_exhaustive_sweep_of_the_second_derivative_finds_the_exact_transition() 
 
     from gradsafe.backends.derivative import derivative
     from gradsafe.backends.torch_backend import BACKEND
-    from gradsafe.exhaustive import sweep as exhaustive_sweep
-    from gradsafe.floats import values_to_keys
-    from gradsafe.probes import plan
+    from gradsafe.check.exhaustive import sweep as exhaustive_sweep
+    from gradsafe.numerics.floats import values_to_keys
+    from gradsafe.numerics.probes import plan
 
     d = derivative(BACKEND, torch.nn.functional.mish)
     extended, note = exhaustive_sweep(BACKEND, d, "float32", plan("float32"),

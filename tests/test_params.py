@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from conftest import ROOT, cli_env, run_cli, run_json
 
-from gradsafe.discover import discover
-from gradsafe.model import Options
+from gradsafe.discover.targets import discover
+from gradsafe.discover.variants import MAX_PARAM_SETS, VariantError, expand, parse_params
+from gradsafe.model.types import Options
 from gradsafe.report.json_report import SCHEMA_PATH
-from gradsafe.variants import MAX_PARAM_SETS, VariantError, expand, parse_params
 
 PARAMS = ROOT / "fixtures" / "params"
 
@@ -29,7 +29,7 @@ PARAMS = ROOT / "fixtures" / "params"
 def test_framework_signatures_are_read_without_importing_the_framework() -> None:
     code = (
         "import sys\n"
-        "from gradsafe.discover import discover\n"
+        "from gradsafe.discover.targets import discover\n"
         "t = {x.name: x for x in discover(['torch.nn.RReLU', 'torch.nn.Softplus'])}\n"
         "print(sorted(p.name for p in t['torch.nn.RReLU'].params),"
         " sorted(t['torch.nn.RReLU'].features & {'modes', 'random'}),"

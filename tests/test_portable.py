@@ -6,9 +6,9 @@ from pathlib import Path
 
 from conftest import FIXTURES
 
-from gradsafe.discover import discover_file
-from gradsafe.engine import plan_jobs
-from gradsafe.model import Options
+from gradsafe.discover.targets import discover_file
+from gradsafe.model.types import Options
+from gradsafe.run.engine import plan_jobs
 
 
 def test_portable_targets_run_on_every_framework(tmp_path: Path) -> None:

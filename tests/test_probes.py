@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from gradsafe.floats import info, values_to_keys
-from gradsafe.probes import plan
+from gradsafe.numerics.floats import info, values_to_keys
+from gradsafe.numerics.probes import plan
 
 
 def test_16_bit_plans_are_exhaustive() -> None:

@@ -13,11 +13,11 @@ import jsonschema
 import pytest
 from conftest import ROOT, run_cli
 
-from gradsafe import engine
-from gradsafe.codes import CODES
-from gradsafe.model import Options, Report
+from gradsafe.model.codes import CODES
+from gradsafe.model.types import Options, Report
 from gradsafe.report import Format, renderer
 from gradsafe.report.github import command, escape_data, escape_property
+from gradsafe.run import engine
 
 SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"
 DTYPES = ("float32", "float16")

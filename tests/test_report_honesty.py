@@ -9,11 +9,11 @@ import warnings
 
 from conftest import ROOT, run_cli
 
-from gradsafe.floats import display, shortest_repr
-from gradsafe.model import ParamSpec, Report, TargetResult
+from gradsafe.discover.variants import grid
+from gradsafe.model.types import ParamSpec, Report, TargetResult
+from gradsafe.numerics.floats import display, shortest_repr
 from gradsafe.report import text
-from gradsafe.rewrite import unified_diff
-from gradsafe.variants import grid
+from gradsafe.suggest.rewrite import unified_diff
 
 
 def _report(*targets: TargetResult) -> str:

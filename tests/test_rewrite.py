@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from gradsafe import rewrite
-from gradsafe.model import FRAMEWORKS
+from gradsafe.model.types import FRAMEWORKS
+from gradsafe.suggest import rewrite
 
 PAIRS = FIXTURES / "rewrite"
 CASES = sorted(PAIRS.glob("*/*_before.py"))
@@ -175,7 +175,7 @@ def test_narrow_guards_only_the_calls_that_need_one() -> None:
 
 
 def test_suggestions_try_the_narrow_guard_before_the_full_one() -> None:
-    from gradsafe.suggest import candidates
+    from gradsafe.suggest.propose import candidates
 
     source = ("import torch\n\n\ndef f(x):\n    return torch.where(x > 0, x * torch.tanh(x), "
               "torch.exp(x) * torch.tanh(x))\n")

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from gradsafe.rewrite.saturate import FLAT_AFTER
-from gradsafe.rewrite.sinc import NEAR_ZERO
-from gradsafe.rewrite.verify import tolerance
+from gradsafe.suggest.rewrite.saturate import FLAT_AFTER
+from gradsafe.suggest.rewrite.sinc import NEAR_ZERO
+from gradsafe.suggest.rewrite.verify import tolerance
 
 
 @pytest.mark.parametrize("outer", sorted(FLAT_AFTER))

@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 from conftest import ROOT, cli_env, run_cli
 
-from gradsafe import cache, devices, engine, exhaustive, interrupt, pool, shard
-from gradsafe.analyse import Context, Sample, analyse
 from gradsafe.backends.base import Backend, Evaluation, Fn
-from gradsafe.floats import F64, info, values_to_keys
-from gradsafe.model import Options, Target, TargetResult
-from gradsafe.probes import plan
+from gradsafe.check import exhaustive
+from gradsafe.check.analyse import Context, Sample, analyse
+from gradsafe.model.types import Options, Target, TargetResult
+from gradsafe.numerics.floats import F64, info, values_to_keys
+from gradsafe.numerics.probes import plan
 from gradsafe.report.json_report import SCHEMA_PATH, render
+from gradsafe.run import cache, devices, engine, interrupt, pool, shard
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 SEED = ROOT / "fixtures" / "seed000"
@@ -79,7 +80,7 @@ def test_cache_key_follows_source_options_and_versions(tmp_path: Path) -> None:
     assert k != cache.key(_target(str(f)), "torch", opts)
     # found without importing torch; in a fresh process, since other tests in this worker
     # may have imported torch already
-    probe = ("import sys; from gradsafe import cache; "
+    probe = ("import sys; from gradsafe.run import cache; "
              "assert 'torch:' in cache.framework_versions('torch'); "
              "assert 'torch' not in sys.modules, 'torch was imported'")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gradsafe import suppressions
-from gradsafe.filters import path_matches, selected
-from gradsafe.model import Options
+from gradsafe.gate import suppressions
+from gradsafe.gate.filters import path_matches, selected
+from gradsafe.model.types import Options
 
 
 @pytest.mark.parametrize(("comment", "codes"), [
@@ -76,8 +76,8 @@ def test_selected_codes(tmp_path: Path) -> None:
 def test_culprit_line_comment_and_stale_def_line_comment(tmp_path: Path) -> None:
     """A finding located at its culprit expression is suppressed by a comment on that line;
     a comment on the def line that then matches nothing is reported as unused."""
-    from gradsafe.filters import apply
-    from gradsafe.model import Finding, Location, Range, TargetResult
+    from gradsafe.gate.filters import apply
+    from gradsafe.model.types import Finding, Location, Range, TargetResult
 
     src = tmp_path / "acts.py"
     src.write_text("import torch\n\n\n"

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gradsafe.floats import F64, bits_to_values
-from gradsafe.model import Variant
+from gradsafe.model.types import Variant
+from gradsafe.numerics.floats import F64, bits_to_values
 
 # Every evaluation uses vectors whose length is a multiple of WIDTH: CPU kernels take
 # different code paths for short tails and vectorized bodies (torch.cosh(89.0) is finite

@@ -1,6 +1,6 @@
 """The interface to a hand-written gradient, one adapter per framework (lazy imports).
 
-An adapter exposes the pieces `gradsafe.gradcheck` compares: the forward in float64 (for the
+An adapter exposes the pieces `gradsafe.check.gradcheck` compares: the forward in float64 (for the
 numeric derivative), the hand-written backward called directly (so its raw return value,
 shape and dtype can be checked, and the incoming gradient compared before and after), and,
 where the framework can reach the undecorated forward, its autodiff in float64.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gradsafe.floats import F64
+from gradsafe.numerics.floats import F64
 
 _MODULES = {"torch": "custom_torch", "tensorflow": "custom_tensorflow", "jax": "custom_jax",
             "numpy": "custom_numpy"}

@@ -14,7 +14,7 @@ import numpy as np
 
 from gradsafe.backends.base import TargetError
 from gradsafe.backends.custom import Adapter, BackwardCall, BackwardError, shape_problem, unpack
-from gradsafe.floats import F64
+from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16,
            "float32": jnp.float32, "float64": jnp.float64}

@@ -11,7 +11,7 @@ import numpy as np
 from gradsafe.backends.base import TargetError
 from gradsafe.backends.custom import Adapter, BackwardCall, BackwardError, shape_problem, unpack
 from gradsafe.backends.numpy_backend import to_dtype
-from gradsafe.floats import F64
+from gradsafe.numerics.floats import F64
 
 
 def _required(fn: Any) -> list[inspect.Parameter]:

@@ -21,7 +21,7 @@ from gradsafe.backends.custom import (
     shape_problem,
     unpack,
 )
-from gradsafe.floats import F64
+from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
            "float32": tf.float32, "float64": tf.float64}

@@ -16,7 +16,7 @@ import torch
 
 from gradsafe.backends.base import TargetError
 from gradsafe.backends.custom import Adapter, BackwardCall, BackwardError, shape_problem, unpack
-from gradsafe.floats import F64
+from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
            "float32": torch.float32, "float64": torch.float64}

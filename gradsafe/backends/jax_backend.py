@@ -26,8 +26,8 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.floats import F64
-from gradsafe.model import Variant
+from gradsafe.model.types import Variant
+from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16,
            "float32": jnp.float32, "float64": jnp.float64}

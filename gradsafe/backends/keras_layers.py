@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradsafe.backends.base import TargetError, check_output, layout_multiple, layout_shape
-from gradsafe.model import Variant
+from gradsafe.model.types import Variant
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 NumPy has no autodiff, so a plain NumPy function has no gradient (GS104). A NumPy layer
 with `forward`/`backward` methods (seed 004) is evaluated through its own backward with a
-ones cotangent; its hand-written gradient is checked by `gradsafe.gradcheck`.
+ones cotangent; its hand-written gradient is checked by `gradsafe.check.gradcheck`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from gradsafe.backends.base import Backend, Evaluation, Fn, TargetError, check_output
-from gradsafe.floats import F64
+from gradsafe.numerics.floats import F64
 
 DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 

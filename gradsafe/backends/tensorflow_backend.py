@@ -25,8 +25,8 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.floats import F64
-from gradsafe.model import Variant
+from gradsafe.model.types import Variant
+from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
            "float32": tf.float32, "float64": tf.float64}

@@ -25,8 +25,8 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.floats import F64
-from gradsafe.model import Variant
+from gradsafe.model.types import Variant
+from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
            "float32": torch.float32, "float64": torch.float64}

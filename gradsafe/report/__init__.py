@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from gradsafe.model import Report
+from gradsafe.model.types import Report
 
 
 class Format(str, enum.Enum):

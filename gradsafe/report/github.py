@@ -8,11 +8,11 @@ project root, which in a workflow is normally the checkout (the repository root)
 
 from __future__ import annotations
 
-from gradsafe.analyse import describe_range
-from gradsafe.baseline import relative_path
-from gradsafe.codes import BY_CODE
-from gradsafe.floats import info
-from gradsafe.model import Finding, Report, TargetResult
+from gradsafe.check.analyse import describe_range
+from gradsafe.gate.baseline import relative_path
+from gradsafe.model.codes import BY_CODE
+from gradsafe.model.types import Finding, Report, TargetResult
+from gradsafe.numerics.floats import info
 
 _COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
 

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gradsafe import __version__
-from gradsafe.engine import exit_code
-from gradsafe.floats import json_number
-from gradsafe.model import (
+from gradsafe.model.types import (
     SEVERITIES,
     Comparison,
     Difference,
@@ -20,6 +18,8 @@ from gradsafe.model import (
     TargetResult,
     Variant,
 )
+from gradsafe.numerics.floats import json_number
+from gradsafe.run.engine import exit_code
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 

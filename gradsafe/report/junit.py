@@ -11,11 +11,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from gradsafe.analyse import describe_range
-from gradsafe.baseline import relative_path
-from gradsafe.codes import BY_CODE
-from gradsafe.floats import info
-from gradsafe.model import SEVERITIES, Finding, Report, TargetResult
+from gradsafe.check.analyse import describe_range
+from gradsafe.gate.baseline import relative_path
+from gradsafe.model.codes import BY_CODE
+from gradsafe.model.types import SEVERITIES, Finding, Report, TargetResult
+from gradsafe.numerics.floats import info
 
 
 def _line(f: Finding) -> str:

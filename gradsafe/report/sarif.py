@@ -14,11 +14,11 @@ import json
 from typing import Any
 
 from gradsafe import __version__
-from gradsafe.baseline import fingerprint, relative_path
-from gradsafe.codes import BY_CODE, CODES, HELP_URI
-from gradsafe.engine import exit_code
-from gradsafe.floats import json_number
-from gradsafe.model import Finding, Report, Suppressed, TargetResult
+from gradsafe.gate.baseline import fingerprint, relative_path
+from gradsafe.model.codes import BY_CODE, CODES, HELP_URI
+from gradsafe.model.types import Finding, Report, Suppressed, TargetResult
+from gradsafe.numerics.floats import json_number
+from gradsafe.run.engine import exit_code
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/gradsafe/gradsafe"

@@ -12,11 +12,9 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from gradsafe.analyse import describe_range
-from gradsafe.codes import BY_CODE
-from gradsafe.engine import exit_code
-from gradsafe.floats import display, info
-from gradsafe.model import (
+from gradsafe.check.analyse import describe_range
+from gradsafe.model.codes import BY_CODE
+from gradsafe.model.types import (
     Comparison,
     Difference,
     Finding,
@@ -25,6 +23,8 @@ from gradsafe.model import (
     Report,
     TargetResult,
 )
+from gradsafe.numerics.floats import display, info
+from gradsafe.run.engine import exit_code
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 

@@ -1,0 +1,1 @@
+"""Checking one target: dispatcher, functions, variants, custom gradients, exhaustive, analysis."""

@@ -1,0 +1,446 @@
+"""Check one configuration of a class (worker side): constructor values, mode, seed, layout.
+
+On top of the input sweep of `sweep.py` it reports
+- GS502 degenerate-parameter: the configuration is non-finite for (almost) every input;
+- GS501 parameter-gradient: the gradient of a learnable parameter is non-finite.
+
+A parameter's gradient is a sum over the batch, so it cannot be read per input from one
+backward pass. The probes are tested in blocks instead: a block's values are tiled over a
+full-width vector, one backward with a cotangent of 2**-k gives each parameter's summed
+gradient, and a block is bad when that sum is non-finite (the scale keeps a sum of finite
+terms finite, so only a non-finite term makes it so). Runs of bad blocks become ranges; the
+first and last bad probe are found by binary search over block prefixes and suffixes, and
+the exact boundary by bisection on the float lattice with single values tiled over a vector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+from gradsafe.backends.base import Backend, Instance
+from gradsafe.check.analyse import Context, Counter, Sample, analyse, describe_range
+from gradsafe.check.exhaustive import Tick, probe_plan
+from gradsafe.check.sweep import grad_reference
+from gradsafe.model.types import (
+    DTypeName,
+    Finding,
+    Kind,
+    Options,
+    Range,
+    Severity,
+    Target,
+    TargetResult,
+    Variant,
+)
+from gradsafe.numerics.floats import (
+    F64,
+    DTypeInfo,
+    display,
+    info,
+    keys_to_values,
+    round_to,
+    shortest_repr,
+)
+from gradsafe.numerics.probes import ProbePlan
+
+DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
+BLOCK = 512
+MAX_RANGES = 8
+EXAMPLES = 8  # readable candidates tried for the example input of a GS501 range
+
+
+class LayoutSampler:
+    """Evaluates an instance in one dtype (vectors sized for its layout), with the
+    float64 reference where the forward is non-finite."""
+
+    def __init__(self, backend: Backend, inst: Instance, inst64: Instance,
+                 dtype: DTypeName, exact: bool = False) -> None:
+        self.backend, self.inst, self.inst64, self.dtype = backend, inst, inst64, dtype
+        self.exact = exact and dtype != "float64"
+
+    def __call__(self, xs: F64) -> Sample:
+        ev = self.backend.evaluate(self.inst.fn, xs, self.dtype, multiple=self.inst.multiple)
+        if self.dtype == "float64":
+            return Sample(xs, ev.forward, ev.gradient, ev.forward.copy())
+        g64 = grad_reference(self.backend, self.inst64.fn, xs, ev.forward, ev.gradient,
+                             self.inst64.multiple)
+        if self.exact:
+            ref = self.backend.evaluate(self.inst64.fn, xs, "float64", grad=False,
+                                        multiple=self.inst64.multiple).forward
+            return Sample(xs, ev.forward, ev.gradient, ref, exact=True, grad_reference=g64)
+        ref = ev.forward.copy()
+        bad = ~np.isfinite(ref)
+        if bad.any():
+            ref[bad] = self.backend.evaluate(self.inst64.fn, xs[bad], "float64", grad=False,
+                                             multiple=self.inst64.multiple).forward
+        return Sample(xs, ev.forward, ev.gradient, ref, grad_reference=g64)
+
+
+def check_variant(backend: Backend, target: Target, options: Options,
+                  counter: Counter | None = None, tick: Tick | None = None,
+                  seen: dict[str, tuple[F64, F64]] | None = None) -> TargetResult:
+    from gradsafe.check.sweep import (
+        explain,
+        no_gradient,
+        qualifying,
+        require_elementwise,
+        require_float,
+        resolve,
+        result,
+        target_location,
+    )
+
+    v = target.variant
+    assert v is not None
+    obj = resolve(target, backend)
+    location = target_location(target) if target.kind != "builtin" else None
+    findings: list[Finding] = []
+    notes: list[str] = []
+    constants = tuple(sorted({*target.constants, *(
+        abs(float(x)) for _, x in v.params if x and np.isfinite(float(x)))}))
+    try:
+        with qualifying(target) if v.params == v.defaults else nullcontext():
+            inst64 = backend.build(obj, target.kind, "float64", v)
+            if v.seed is None:  # a random mode draws anew for each call: it would look mixed
+                require_elementwise(backend, inst64.fn, inst64.multiple)
+                if not target.explicit:  # named: no gradient is a GS104 finding instead
+                    require_float(backend, inst64.fn, inst64.multiple)
+        for dtype in options.dtypes:
+            try:
+                inst = backend.build(obj, target.kind, dtype, v)
+                # lost digits (GS203) are judged against the float64 build only when both
+                # builds compute the same thing: no random draws, no weights of their own
+                # (a random initializer draws other values in float64)
+                sampler = LayoutSampler(backend, inst, inst64, dtype,
+                                        exact=v.seed is None and inst.param_grad is None)
+                probes, swept = probe_plan(backend, inst.fn, dtype, constants, options,
+                                           tick, inst.multiple)
+                if swept:
+                    notes.append(swept)
+                sample = sampler(probes.values)
+                if seen is not None:  # forward values, for verifying a suggestion
+                    seen[dtype] = (probes.values, sample.forward)
+            except Exception as exc:
+                if not _unsupported(exc):
+                    raise
+                notes.append(f"{dtype}: not checked: the framework has no {dtype} kernel "
+                             f"here ({_one_line(exc)})")
+                continue
+            if inst.note:
+                notes.append(f"{dtype}: {inst.note}")
+            if sample.gradient is None:
+                findings.append(no_gradient(target, backend.name, dtype, location))
+                continue
+            ctx = Context(dtype, backend.name, options.operating_range, location,
+                          target.features)
+            if v.grid and outside_domain(sample, options.operating_range):
+                notes.append(f"{dtype}: {changed(v)} is outside the parameter's domain: the "
+                             "float64 forward is NaN for every finite input in the operating "
+                             "range (a value of gradsafe's automatic grid; nothing reported)")
+                continue
+            if target.params:
+                degenerate = degenerate_finding(sample, ctx, v)
+                if degenerate is not None:
+                    findings.append(degenerate)
+                    continue
+            findings.extend(analyse(probes, sample, sampler, ctx, counter, notes))
+            if inst.param_grad is not None:
+                findings.extend(param_findings(probes, sample, inst, ctx, inst64, notes))
+    except Exception as exc:
+        if v.params == v.defaults:
+            raise
+        note = f"not checked: {target.name} rejects {changed(v)} ({_one_line(exc)})"
+        res = result(target, backend.name, (), (note,), options)
+        return dataclasses.replace(res, name=v.label, variant=v)
+    def make(o: Any, dt: str) -> tuple[Any, int]:
+        inst = backend.build(o, target.kind, dt, v)
+        return inst.fn, inst.multiple
+
+    findings = explain(backend, target, obj, findings, make)
+    if options.order == 2:  # f'' of this configuration (see second.py)
+        from gradsafe.check import second
+
+        more, extra = second.check_order2(backend, target, lambda dt: make(obj, dt), options,
+                                          location, counter, tick, constants)
+        findings += second.explain2(backend, target, obj, more, make)
+        mixed, extra_mixed = second.check_mixed(backend, target, obj, v, options, location,
+                                                constants)
+        findings += mixed
+        notes += extra + extra_mixed
+    if v.grid:  # values the automatic grid chose: warnings at most, naming the value
+        findings = [at_grid_value(f, v) for f in findings]
+    if v.mode or v.seed is not None:
+        findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
+    res = result(target, backend.name, tuple(findings), tuple(notes), options)
+    return dataclasses.replace(res, name=v.label, variant=v)
+
+
+def outside_domain(s: Sample, operating_range: float) -> bool:
+    """The float64 forward is NaN at every finite input in the operating range."""
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(s.x) & (np.abs(s.x) <= operating_range)
+    return bool(inside.any()) and bool(np.isnan(s.reference[inside]).all())
+
+
+def at_grid_value(f: Finding, v: Variant) -> Finding:
+    """A finding at a value the user did not ask for: a warning at most, naming the value."""
+    values = dict(v.params)
+    which = ", ".join(f"{k}={_fmt(values[k])}" for k in v.grid)
+    severity: Severity = "warning" if f.severity == "error" else f.severity
+    return dataclasses.replace(f, severity=severity, message=(
+        f"{f.message} [at {which}, a value of gradsafe's automatic grid, not one you chose: "
+        "a warning at most; pass --param to check it as an error]"))
+
+
+def _unsupported(exc: Exception) -> bool:
+    """A framework kernel missing for one dtype (torch: rrelu "not implemented for 'Half'")."""
+    return "not implemented for" in str(exc)
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def reproduce(v: Variant) -> str:
+    parts = ([f"mode={v.mode}"] if v.mode else []) + (
+        [f"seed={v.seed}"] if v.seed is not None else [])
+    return f" [reproduce with {', '.join(parts)}]"
+
+
+def changed(v: Variant) -> str:
+    """The constructor values that differ from the defaults, for messages."""
+    defaults = dict(v.defaults)
+    diff = [f"{k}={_fmt(x)} (default {_fmt(defaults[k])})" for k, x in v.params
+            if k in defaults and (x != defaults[k] or type(x) is not type(defaults[k]))]
+    return ", ".join(diff) if diff else "the default arguments"
+
+
+def _fmt(x: Any) -> str:
+    return str(x) if isinstance(x, int) else repr(float(x))
+
+
+def _what(v: float) -> str:
+    return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+
+
+def _readable(values: F64, dtype: str) -> list[int]:
+    return sorted(range(values.size), key=lambda i: (
+        len(shortest_repr(float(values[i]), dtype)), abs(float(values[i])), float(values[i])))
+
+
+def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
+    """GS502 when (almost) every finite input in the operating range gives a non-finite
+    forward or gradient: the constructor values, not an input region, are the problem."""
+    d = info(ctx.dtype)
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(s.x) & (np.abs(s.x) <= ctx.operating_range)
+    total = int(inside.sum())
+    if total < 16 or s.gradient is None:
+        return None
+    fwd_bad = inside & ~np.isfinite(s.forward)
+    grad_bad = inside & np.isfinite(s.forward) & ~np.isfinite(s.gradient)
+    bad = fwd_bad | grad_bad
+    share = bad.sum() / total
+    if share < DEGENERATE:
+        return None
+    kind: Kind = "forward" if fwd_bad.sum() >= grad_bad.sum() else "gradient"
+    members = np.flatnonzero(fwd_bad if kind == "forward" else grad_bad)
+    i = int(members[_readable(s.x[members], ctx.dtype)[0]])
+    x, fwd, grad = float(s.x[i]), float(s.forward[i]), float(s.gradient[i])
+    what = _what(fwd if kind == "forward" else grad)
+    msg = (f"{kind} is {what} for {100 * share:.1f}% of the finite inputs with |x| <= "
+           f"{ctx.operating_range:g} in {ctx.dtype}: {changed(v)} makes the function "
+           f"degenerate (at x = {display(x, ctx.dtype)}: forward {display(fwd, ctx.dtype)}, "
+           f"gradient {display(grad, ctx.dtype)})")
+    return Finding("GS502", kind, "error", ctx.dtype, ctx.framework, x, fwd, grad,
+                   Range(-d.max, d.max), x, ctx.location, msg)
+
+
+class _ParamProbe:
+    """Summed parameter gradients of values tiled over a full-width vector."""
+
+    def __init__(self, inst: Instance) -> None:
+        assert inst.param_grad is not None
+        self.grad, self.multiple = inst.param_grad, inst.multiple
+        self.names = list(inst.param_names)
+
+    def values(self, xs: F64) -> dict[str, F64]:
+        n = max(self.multiple, -(-xs.size // self.multiple) * self.multiple)
+        return self.grad(np.resize(xs, n))
+
+    def bad(self, xs: F64, name: str) -> bool:
+        return not bool(np.isfinite(self.values(xs)[name]).all())
+
+
+def param_findings(p: ProbePlan, s: Sample, inst: Instance, ctx: Context,
+                   inst64: Instance | None = None,
+                   notes: list[str] | None = None) -> list[Finding]:
+    """GS501 ranges, under the float64 rule: inputs where the float64 forward is NaN are
+    outside the domain and not probed; a range whose parameter gradient is inf only because
+    the true one exceeds the dtype's max (checked in float64 at its ends and example) is an
+    honest overflow, said in a note."""
+    probe = _ParamProbe(inst)
+    d = info(ctx.dtype)
+    with np.errstate(invalid="ignore"):
+        inside = ~(np.isnan(s.reference) & np.isfinite(s.x))
+    idx = np.flatnonzero(np.isfinite(p.values) & np.isfinite(s.forward) & inside)
+    if idx.size == 0:
+        return []
+    blocks = [idx[i:i + BLOCK] for i in range(0, idx.size, BLOCK)]
+    flags: dict[str, list[bool]] = {n: [] for n in inst.param_names}
+    for b in blocks:
+        grads = probe.values(p.values[b])
+        for n in inst.param_names:
+            flags[n].append(not bool(np.isfinite(grads[n]).all()))
+    findings: list[Finding] = []
+    for name in inst.param_names:
+        runs = _runs(flags[name])
+        for r, (b0, b1) in enumerate(runs[:MAX_RANGES]):
+            first = _first_bad(probe, p.values[blocks[b0]], name)
+            last = _last_bad(probe, p.values[blocks[b1]], name)
+            pos_lo = b0 * BLOCK + first  # positions in idx
+            pos_hi = b1 * BLOCK + last
+            lo_key = _refine(probe, p, idx, pos_lo, -1, name, d)
+            hi_key = _refine(probe, p, idx, pos_hi, +1, name, d)
+            extra = len(runs) - MAX_RANGES if r == MAX_RANGES - 1 else 0
+            f = _finding(probe, p, s, idx[pos_lo:pos_hi + 1], lo_key, hi_key, name, ctx, d,
+                         extra)
+            true = _honest(probe, inst64, (f.range.low, f.range.high, f.example_input),
+                           name, d)
+            if true is None:
+                findings.append(f)
+            elif notes is not None:
+                notes.append(
+                    f"{ctx.dtype}: the gradient of parameter '{name}' is inf for "
+                    f"{describe_range(f.range.low, f.range.high, d, ctx.dtype)} where the true "
+                    f"one exceeds the largest {ctx.dtype} (about {true:.3g} at x = "
+                    f"{display(f.example_input, ctx.dtype)} in float64): an honest overflow, "
+                    "not a finding")
+    return findings
+
+
+def _honest(probe: _ParamProbe, inst64: Instance | None, xs: tuple[float, ...], name: str,
+            d: DTypeInfo) -> float | None:
+    """The float64 parameter gradient at the example when, at every x of xs, the dtype's is
+    +-inf and the float64 one finite beyond the dtype's max; else None.
+
+    The probe sums a tile of n copies with a cotangent 2**-k, so the float64 sum / (n 2**-k)
+    is the gradient of one input, or less for per-channel parameters, which see fewer terms:
+    what exceeds the max here exceeds it truly."""
+    if inst64 is None or inst64.param_grad is None:
+        return None
+    from gradsafe.backends.base import cotangent_scale
+
+    n = probe.multiple
+    per_input = n * cotangent_scale(n)
+    true = float("nan")
+    for x in xs:
+        xv = np.array([x])
+        got = probe.values(xv)[name]
+        # the float64 build may name its weights otherwise (Keras numbers layers): by position
+        ref64 = list(inst64.param_grad(np.resize(xv, n)).values())
+        if len(ref64) != len(probe.names):
+            return None
+        ref = ref64[probe.names.index(name)] / per_input
+        bad = ~np.isfinite(got)
+        if not bad.any() or not np.isinf(got[bad]).all():
+            return None
+        over = np.isfinite(ref[bad]) & ~np.isfinite(round_to(ref[bad], d.name))
+        if not over.all():
+            return None
+        true = float(ref[bad][0]) if x == xs[-1] else true
+    return true
+
+
+def _runs(flags: list[bool]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, f in enumerate([*flags, False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    return runs
+
+
+def _first_bad(probe: _ParamProbe, values: F64, name: str) -> int:
+    """Smallest k whose prefix values[:k + 1] is bad (the whole block is)."""
+    lo, hi = 0, values.size - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if probe.bad(values[:mid + 1], name):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _last_bad(probe: _ParamProbe, values: F64, name: str) -> int:
+    """Largest k whose suffix values[k:] is bad."""
+    lo, hi = 0, values.size - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if probe.bad(values[mid:], name):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _refine(probe: _ParamProbe, p: ProbePlan, idx: Any, pos: int, step: int, name: str,
+            d: DTypeInfo) -> int:
+    """Exact lattice key of the outermost bad value next to the good neighbouring probe."""
+    bad_key = int(p.keys[idx[pos]])
+    if not 0 <= pos + step < idx.size:
+        return bad_key
+    good_key = int(p.keys[idx[pos + step]])
+    while abs(good_key - bad_key) > 1:
+        mid = (good_key + bad_key) // 2
+        value = keys_to_values(np.array([mid], dtype=np.int64), d)
+        if probe.bad(value, name):
+            bad_key = mid
+        else:
+            good_key = mid
+    return bad_key
+
+
+def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: int,
+             hi_key: int, name: str, ctx: Context, d: DTypeInfo, extra: int) -> Finding:
+    low, high = (float(v) for v in keys_to_values(np.array([lo_key, hi_key]), d))
+    values = p.values[members]
+    r = ctx.operating_range
+    order = _readable(values, ctx.dtype)
+    inside = [i for i in order if abs(float(values[i])) <= r] or order
+    ex = int(members[inside[0]])
+    grad = float("nan")
+    for i in inside[:EXAMPLES]:
+        g = probe.values(values[i:i + 1])[name]
+        if not np.isfinite(g).all():
+            ex = int(members[i])
+            grad = float(g[~np.isfinite(g)][0])
+            break
+    x, fwd = float(p.values[ex]), float(s.forward[ex])
+    in_grad = float(s.gradient[ex]) if s.gradient is not None else float("nan")
+    where = describe_range(low, high, d, ctx.dtype)
+    also = ("while the forward and the input gradient are finite" if np.isfinite(in_grad)
+            else f"(the input gradient is {_what(in_grad)} there too)")
+    msg = (f"gradient of parameter '{name}' is {_what(grad)} for {where} in {ctx.dtype} "
+           f"{also} (at x = {display(x, ctx.dtype)}: forward {display(fwd, ctx.dtype)}, "
+           f"input gradient {display(in_grad, ctx.dtype)}, '{name}' gradient "
+           f"{display(grad, ctx.dtype)})")
+    if extra:
+        msg += f"; {extra} more bad ranges not listed"
+    severity: Severity = "error" if low <= r and high >= -r else "warning"
+    boundary = low if abs(low) <= abs(high) else high
+    if abs(low) >= d.max and abs(high) < d.max:
+        boundary = high
+    elif abs(high) >= d.max and abs(low) < d.max:
+        boundary = low
+    return Finding("GS501", "gradient", severity, ctx.dtype, ctx.framework, x, fwd, grad,
+                   Range(low, high), boundary, ctx.location, msg)

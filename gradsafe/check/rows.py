@@ -1,0 +1,135 @@
+"""Row-wise functions (softmax, log_softmax, GLU/SwiGLU, sparsemax, normalisations) checked
+row by row.
+
+A row-wise function mixes the elements of one row (its last axis) and nothing else. gradsafe
+checks it through elementwise functions derived from it: in a row of WIDTH elements, the
+element at one position takes the swept value x while the others sit at an anchor (0, equal
+to x, its negative, a large value) with their gradient stopped; the derived function returns
+the output that position feeds (position mod the output width, so GLU's halves pair up). Each
+derived function is swept, bisected and explained exactly like an elementwise target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gradsafe.backends.base import WIDTH, Backend, Fn, NotATarget
+from gradsafe.check.analyse import Counter
+from gradsafe.check.exhaustive import Tick
+from gradsafe.model.types import Finding, Options, Target, TargetResult
+
+ROW = 4  # elements per row: even, so that functions splitting the last axis in two work
+LARGE = 30.0  # a large logit: exp(30) is finite in float32 and bfloat16, not in float16
+# columns of the rows used to tell a row-wise function from one that mixes rows
+_PROBE_COLUMNS = (0.5, -1.25, 2.0, -0.75)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where the other elements of the row sit while one element is swept."""
+
+    name: str
+    value: float  # a constant, or the sign of x when `track`
+    track: bool  # the others follow x (gradient stopped)
+    words: str  # for messages
+
+
+ANCHORS = (Anchor("zero", 0.0, False, "the other elements at 0"),
+           Anchor("equal", 1.0, True, "the other elements equal to it"),
+           Anchor("negative", -1.0, True, "the other elements at its negative"),
+           Anchor("large", LARGE, False, f"the other elements at {LARGE:g}"))
+
+
+def derive(backend: Backend, fn: Fn, position: int, anchor: Anchor | None) -> Fn:
+    """x (n,) -> f(rows)[..., q]: one element of each row swept, the others anchored
+    (anchor None: fixed distinct constants, for telling rows apart)."""
+    def g(x: Any) -> Any:
+        columns = []
+        for j in range(ROW):
+            if j == position:
+                columns.append(x)
+            elif anchor is None:
+                columns.append(backend.constant(x, _PROBE_COLUMNS[j]))
+            else:
+                columns.append(backend.constant(x, anchor.value, anchor.track))
+        y = fn(backend.rows(columns))
+        shape = getattr(y, "shape", None)
+        if shape is None or len(shape) != 2 or int(shape[0]) != int(x.shape[0]):
+            raise NotATarget(f"returned shape {tuple(shape) if shape is not None else None} "
+                             f"for rows of shape ({int(x.shape[0])}, {ROW}): neither "
+                             "elementwise nor row-wise")
+        width = int(shape[-1])
+        return y[..., position % width if width != ROW else position]
+
+    return g
+
+
+def require_rowwise(backend: Backend, fn64: Fn) -> None:
+    """Rows must not mix: with the rest of each row fixed, changing one row's element may
+    change that row's output only."""
+    from gradsafe.check.sweep import require_elementwise
+
+    try:
+        require_elementwise(backend, derive(backend, fn64, 0, None))
+    except NotATarget as exc:
+        why = str(exc) if "shape" in str(exc) else "changing one element of a row changed " \
+            "the outputs of other rows"
+        raise NotATarget(f"is neither elementwise nor row-wise ({why})") from None
+
+
+def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
+               counter: Counter | None, tick: Tick | None,
+               seen: dict[str, Any] | None) -> TargetResult:
+    from gradsafe.check.sweep import explain, require_float, result, sweep_dtypes
+
+    def build(dtype: str) -> tuple[Fn, str | None]:
+        return backend.instantiate(obj, target.kind, dtype)
+
+    fn64, _ = build("float64")
+    require_rowwise(backend, fn64)
+    if not target.explicit:
+        require_float(backend, derive(backend, fn64, 0, ANCHORS[0]))
+    findings: list[Finding] = []
+    notes: list[str] = []
+    keys: set[tuple[Any, ...]] = set()
+    for position in (0, ROW - 1):
+        for anchor in ANCHORS:
+            def make(dtype: str, p: int = position, a: Anchor = anchor
+                     ) -> tuple[Fn, str | None]:
+                fn, note = build(dtype)
+                return derive(backend, fn, p, a), note
+
+            found, more = sweep_dtypes(backend, target, options, make,
+                                       derive(backend, fn64, position, anchor),
+                                       counter, tick, seen)
+            notes.extend(n for n in more if n not in notes)
+            fresh = []
+            for f in found:
+                key = (f.code, f.kind, f.dtype, f.range)
+                if key not in keys:
+                    keys.add(key)
+                    fresh.append(f)
+            explained = explain(backend, target, obj, fresh, _maker(
+                backend, target, position, anchor))
+            findings.extend(_in_row(f, position, anchor) for f in explained)
+    notes.append(f"row-wise: checked in rows of {ROW}, the element at positions 0 and "
+                 f"{ROW - 1} swept with the others at 0, equal to it, its negative and "
+                 f"{LARGE:g}")
+    return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def _maker(backend: Backend, target: Target, position: int, anchor: Anchor
+           ) -> Callable[[Any, str], tuple[Any, int]]:
+    def make(o: Any, dtype: str) -> tuple[Any, int]:
+        fn, _ = backend.instantiate(o, target.kind, dtype)
+        return derive(backend, fn, position, anchor), WIDTH
+
+    return make
+
+
+def _in_row(f: Finding, position: int, anchor: Anchor) -> Finding:
+    where = f" [row-wise: x is element {position} of a row of {ROW}, {anchor.words}]"
+    return dataclasses.replace(f, message=f.message + where)

@@ -1,0 +1,293 @@
+"""Check one target on one framework: sweep every dtype's probe plan, then analyse.
+
+Runs inside a worker (it touches the framework through a Backend); returns model data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradsafe.backends.base import (
+    WIDTH,
+    Backend,
+    Fn,
+    NotATarget,
+    TargetError,
+    bind_namespace,
+    resolve_dotted,
+)
+from gradsafe.check import calls
+from gradsafe.check.analyse import Context, Counter, Sample, analyse
+from gradsafe.check.exhaustive import Tick, probe_plan
+from gradsafe.discover.load import LoadError, load_target, one_line
+from gradsafe.model.types import (
+    CUSTOM_KINDS,
+    DTypeName,
+    Finding,
+    Location,
+    Options,
+    Range,
+    Target,
+    TargetResult,
+)
+from gradsafe.numerics.floats import F64, info
+
+
+def resolve(target: Target, backend: Backend | None = None) -> Any:
+    reduce = backend.sum_trailing if backend is not None and not _custom(target) else None
+    if target.kind == "builtin":
+        return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce)
+    assert target.file is not None
+    obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce)
+    if target.kind == "array_api" and backend is not None:
+        return bind_namespace(obj, backend.array_namespace())
+    return obj
+
+
+def target_location(target: Target) -> Location | None:
+    if target.file is None or target.line is None:
+        return None
+    line = Path(target.file).read_text(encoding="utf-8").splitlines()[target.line - 1]
+    col = line.find(target.name) + 1 if target.name in line else 1
+    return Location(target.file, target.line, col, target.line, col + len(target.name))
+
+
+class Sampler:
+    """Evaluates a target in one dtype, adding the float64 reference where needed."""
+
+    def __init__(self, backend: Backend, fn: Fn, fn64: Fn, dtype: DTypeName) -> None:
+        self.backend, self.fn, self.fn64, self.dtype = backend, fn, fn64, dtype
+
+    def __call__(self, xs: F64) -> Sample:
+        ev = self.backend.evaluate(self.fn, xs, self.dtype)
+        if self.dtype == "float64":
+            return Sample(xs, ev.forward, ev.gradient, ev.forward.copy())
+        # the float64 forward everywhere: non-finite values and lost digits (GS203) both
+        # need it, and a forward-only pass costs a fraction of the swept VJP
+        ref = self.backend.evaluate(self.fn64, xs, "float64", grad=False).forward
+        return Sample(xs, ev.forward, ev.gradient, ref, exact=True,
+                      grad_reference=grad_reference(self.backend, self.fn64, xs, ev.forward,
+                                                    ev.gradient))
+
+
+def grad_reference(backend: Backend, fn64: Fn, xs: F64, forward: F64, gradient: F64 | None,
+                   multiple: int = WIDTH) -> F64 | None:
+    """The float64 gradient where the gradient is non-finite at a finite input with a finite
+    forward (NaN elsewhere): it tells an honest overflow of the true derivative from a bug."""
+    if gradient is None:
+        return None
+    out = np.full(xs.shape, np.nan)
+    need = np.isfinite(xs) & np.isfinite(forward) & ~np.isfinite(gradient)
+    if need.any():
+        g = backend.evaluate(fn64, xs[need], "float64", multiple=multiple).gradient
+        if g is not None:
+            out[need] = g
+    return out
+
+
+# dtype -> (probe inputs, forward values): what a sweep saw, kept for suggestion checks
+Forwards = dict[str, tuple[F64, F64]]
+
+
+def check(backend: Backend, target: Target, options: Options,
+          counter: Counter | None = None, tick: Tick | None = None,
+          seen: Forwards | None = None) -> TargetResult:
+    if target.variant is not None:  # one configuration of a class: see param_sweep
+        from gradsafe.check.param_sweep import check_variant
+
+        return check_variant(backend, target, options, counter, tick, seen)
+    obj = resolve(target, backend)
+    with qualifying(target):
+        fn64, _ = backend.instantiate(obj, target.kind, "float64")
+        if not elementwise(backend, fn64):
+            from gradsafe.check import rows  # row-wise functions: softmax, GLU, normalisations
+
+            res = rows.check_rows(backend, target, options, obj, counter, tick, seen)
+            if options.order == 2:  # f'' is swept for elementwise functions only
+                from dataclasses import replace
+
+                res = replace(res, notes=(*res.notes, "order 2: not checked: second "
+                                          "derivatives are swept for elementwise functions"))
+            return res
+        if not target.explicit:  # named: a missing gradient is a GS104 finding instead
+            require_float(backend, fn64)
+    findings, notes = sweep_dtypes(
+        backend, target, options, lambda dt: backend.instantiate(obj, target.kind, dt),
+        fn64, counter, tick, seen)
+    findings = explain(backend, target, obj, findings,
+                       lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
+    if options.order == 2:
+        from gradsafe.check import second
+
+        more, extra = second.check_order2(backend, target,
+                                          second.plain_build(backend, obj, target.kind),
+                                          options, target_location(target), counter, tick)
+        findings += second.explain2(backend, target, obj, more)
+        notes += extra
+    return result(target, backend.name, tuple(findings), tuple(notes), options)
+
+
+def sweep_dtypes(backend: Backend, target: Target, options: Options,
+                 build: Callable[[str], tuple[Fn, str | None]], fn64: Fn,
+                 counter: Counter | None = None, tick: Tick | None = None,
+                 seen: Forwards | None = None) -> tuple[list[Finding], list[str]]:
+    """Sweep one elementwise function (built per dtype) over every dtype's probe plan."""
+    location = target_location(target)
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for dtype in options.dtypes:
+        fn, note = build(dtype)
+        if note:
+            notes.append(f"{dtype}: {note}")
+        sampler = Sampler(backend, fn, fn64, dtype)
+        probes, swept = probe_plan(backend, fn, dtype, target.constants, options, tick)
+        if swept:
+            notes.append(swept)
+        sample = sampler(probes.values)
+        if seen is not None:
+            seen[dtype] = (probes.values, sample.forward)
+        if sample.gradient is None:
+            findings.append(no_gradient(target, backend.name, dtype, location))
+            continue
+        ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
+        findings.extend(analyse(probes, sample, sampler, ctx, counter, notes))
+    return findings, notes
+
+
+def elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> bool:
+    """Output i depends on input i alone, on vectors and on rows alike (Keras's sparsemax
+    returns zeros for every 1-D vector, which would pass the vector test: on rows of 4 it
+    is a real sparsemax, and differs from itself on a vector)."""
+    try:
+        require_elementwise(backend, fn, multiple)
+    except NotATarget:  # mixes elements
+        return False
+    except TargetError as exc:
+        if "returned shape" in str(exc):  # changes the shape (GLU halves the last axis)
+            return False
+        raise
+    from gradsafe.check.rows import ANCHORS, derive
+
+    x = np.linspace(-2.0, 2.0, 8)
+    try:  # rows [x, 0, 0, 0]: an elementwise function gives f(x) in the first column
+        in_rows = backend.evaluate(derive(backend, fn, 0, ANCHORS[0]), x, "float64",
+                                   grad=False, multiple=multiple).forward
+    except Exception:  # a function of vectors only: judged on vectors
+        return True
+    flat = backend.evaluate(fn, x, "float64", grad=False, multiple=multiple).forward
+    with np.errstate(invalid="ignore"):
+        same = np.isclose(in_rows, flat, rtol=1e-9, atol=1e-12, equal_nan=True)
+    return bool(np.all(same))
+
+
+def require_elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
+    """The sweep reads output i as f(x_i): refuse a function whose outputs mix elements
+    (softmax, sums, norms), which would otherwise give findings about nothing."""
+    x = np.linspace(-2.0, 2.0, 8)
+    moved = x.copy()
+    moved[0] = 3.0
+    a = backend.evaluate(fn, x, "float64", grad=False, multiple=multiple).forward
+    b = backend.evaluate(fn, moved, "float64", grad=False, multiple=multiple).forward
+    changed = int(np.sum(~((a[1:] == b[1:]) | (np.isnan(a[1:]) & np.isnan(b[1:])))))
+    if changed:
+        raise NotATarget(
+            f"is not elementwise: changing one input element changed {changed} other outputs "
+            "(softmax, sums and norms mix elements)")
+
+
+def _custom(target: Target) -> bool:
+    """Hand-written gradients are called as written (gradcheck has its own contract)."""
+    return target.kind in CUSTOM_KINDS
+
+
+@contextmanager
+def qualifying(target: Target) -> Iterator[None]:
+    """What fails here fails before any sweep: the target is not a float function of x as
+    it stands (see NotATarget)."""
+    try:
+        yield
+    except (NotATarget, LoadError):
+        raise
+    except TargetError as exc:
+        raise NotATarget(str(exc)) from None
+    except Exception as exc:
+        user = os.path.realpath(target.file) if target.file else None
+        raise NotATarget(f"raised {one_line(exc, user)} when called on a float vector"
+                         ) from None
+
+
+def require_float(backend: Backend, fn: Fn, multiple: int = WIDTH) -> None:
+    """Integer and boolean outputs (masks, counts, indices) are not differentiable functions:
+    a helper returning one is not a target; nor is one that detaches its output."""
+    x = np.linspace(-1.7, 2.3, 8)
+    ev = backend.evaluate(fn, x, "float64", multiple=multiple)
+    if ev.floating and ev.gradient is None:
+        raise NotATarget("its output does not depend differentiably on x (detached, or "
+                         "computed outside autograd)")
+    if not ev.floating:
+        raise NotATarget("returns integer or boolean values, not a differentiable float "
+                         "function of x")
+
+
+def sample(backend: Backend, target: Target,
+           xs: dict[DTypeName, F64]) -> dict[DTypeName, tuple[F64, F64 | None, str | None]]:
+    """Forward, gradient (None: not differentiable) and a build note at given inputs."""
+    obj = resolve(target, backend)
+    out: dict[DTypeName, tuple[F64, F64 | None, str | None]] = {}
+    for dtype, values in xs.items():
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        ev = backend.evaluate(fn, values, dtype)
+        out[dtype] = (ev.forward, ev.gradient, note or ev.note)
+    return out
+
+
+def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
+            make: Callable[[Any, str], tuple[Any, int]]) -> list[Finding]:
+    """Point each finding at the operation that caused it (see locate.py)."""
+    if not findings:
+        return findings
+    from gradsafe.locate import trace as locate
+
+    traced = locate.instrument(target)
+    if traced is not None:
+        traced.obj = calls.bind(traced.obj, target.kind, target.args,
+                                None if _custom(target) else backend.sum_trailing)
+    if traced is not None and target.kind == "array_api":
+        traced.obj = bind_namespace(traced.obj, backend.array_namespace())
+    return locate.refine(backend, target, traced, make, findings)
+
+
+def no_gradient(target: Target, framework: str, dtype: DTypeName,
+                location: Location | None) -> Finding:
+    mx = info(dtype).max
+    return Finding("GS104", "gradient", "error", dtype, framework, 1.0, float("nan"),
+                   float("nan"), Range(-mx, mx), -mx, location,
+                   f"the output does not depend differentiably on the input in {dtype} "
+                   "(the gradient is None: integer/boolean output or a detached graph)")
+
+
+def result(target: Target, framework: str, findings: tuple[Finding, ...],
+           notes: tuple[str, ...], options: Options) -> TargetResult:
+    from gradsafe.model.types import SEVERITIES
+
+    limit = SEVERITIES.index(options.fail_on)
+    failing = any(SEVERITIES.index(f.severity) <= limit for f in findings)
+    return TargetResult(target.name, target.file, target.line, framework,
+                        "fail" if failing else "pass", None, findings, notes)
+
+
+def check_target(backend: Backend, target: Target, options: Options,
+                 tick: Tick | None = None, seen: Forwards | None = None) -> TargetResult:
+    """Dispatch by kind: hand-written gradients go to gradcheck, everything else is swept
+    (`seen` collects the forward values, for verifying a suggestion afterwards)."""
+    from gradsafe.check import gradcheck  # lazily: gradcheck imports this module
+
+    if gradcheck.is_custom(target):
+        return gradcheck.check_custom(backend, target, options)
+    return check(backend, target, options, tick=tick, seen=seen)

@@ -1,0 +1,1 @@
+"""The same probes through several definitions."""

@@ -1,0 +1,111 @@
+"""Which discovered targets get checked, with which call arguments, and which are skipped.
+
+On a real code base most functions are not activations. A target the user named (--target,
+config, FILE:NAME, a dotted built-in) must be checked, so what stops it is an error; one that
+discovery found on its own and that cannot be checked as it stands is *skipped* with its
+reason, which never fails a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from gradsafe.model.types import Options, Target, TargetResult, TargetSettings
+
+FILE_LEVEL = "<module>"  # discovery's name for errors about a whole file
+LOAD_FAILED = "importing "  # how load.py's import errors begin
+
+
+class SelectionError(Exception):
+    """--target names something that does not exist."""
+
+
+def settings(target: Target, options: Options) -> TargetSettings:
+    for name, s in options.per_target:
+        if name == target.name:
+            return s
+    return TargetSettings()
+
+
+def pick(targets: list[Target], options: Options) -> list[Target]:
+    """Keep the targets --target asks for (classes included), marked explicit, and errors
+    about whole files; every name asked for must exist."""
+    configured = {name for name, _ in options.per_target}
+    targets = [dataclasses.replace(t, explicit=True) if t.name in configured else t
+               for t in targets]
+    wanted = set(options.targets)
+    if not wanted:
+        return targets
+    names = {t.name for t in targets if t.name != FILE_LEVEL}
+    missing = sorted(wanted - names)
+    if missing:
+        known = ", ".join(sorted(names)) or "none"
+        raise SelectionError(f"--target {', '.join(missing)}: no such function or class "
+                             f"(found: {known})")
+    return [dataclasses.replace(t, explicit=True) if t.name in wanted else t
+            for t in targets if t.name in wanted or t.name == FILE_LEVEL]
+
+
+def bind(target: Target, options: Options) -> Target:
+    """Attach the call arguments (--arg, then per-target config), the domain and the
+    per-target parameter values."""
+    own = settings(target, options)
+    args = {k: v for k, v in options.args
+            if k in target.accepts or "**" in target.accepts}
+    args.update(own.args)
+    domain = own.domain or options.domain
+    return dataclasses.replace(target, args=tuple(sorted(args.items())), domain=domain)
+
+
+def options_for(target: Target, options: Options) -> Options:
+    """Options with the target's own parameter values from config replacing --param's."""
+    own = settings(target, options)
+    if not own.params:
+        return options
+    merged = dict(options.param_values)
+    merged.update(own.params)
+    return dataclasses.replace(options, param_values=tuple(merged.items()))
+
+
+def missing_args(target: Target) -> tuple[str, ...]:
+    given = {k for k, _ in target.args}
+    return tuple(n for n in target.needs if n not in given)
+
+
+def needs_text(names: Iterable[str]) -> str:
+    names = list(names)
+    listed = ", ".join(f"`{n}`" for n in names)
+    return (f"needs a value for {listed} (pass " +
+            " ".join(f"--arg {n}=VALUE" for n in names) + ")")
+
+
+def stopped(target: Target, why: str) -> TargetResult:
+    """A target that cannot be checked as it stands: an error when the user named it (or
+    the whole file failed), else skipped with its reason."""
+    if target.explicit or target.name == FILE_LEVEL:
+        return TargetResult(target.label, target.file, target.line, None, "error", why,
+                            variant=target.variant)
+    return TargetResult(target.label, target.file, target.line, None, "skipped", None,
+                        variant=target.variant, reason=why)
+
+
+def one_per_file(results: Iterable[TargetResult]) -> list[TargetResult]:
+    """A file that cannot be imported is one error, not one per target and framework."""
+    out: list[TargetResult] = []
+    seen: dict[tuple[str | None, str], int] = {}
+    for r in results:
+        if r.status != "error" or not (r.error or "").startswith(LOAD_FAILED):
+            out.append(r)
+            continue
+        key = (r.file, r.error or "")
+        if key in seen:
+            first = out[seen[key]]
+            if first.framework != r.framework:
+                out[seen[key]] = dataclasses.replace(first, framework=None)
+            continue
+        seen[key] = len(out)
+        out.append(dataclasses.replace(r, name=FILE_LEVEL, line=None, variant=None,
+                                       findings=(), notes=()))
+    return out
+

@@ -1,0 +1,640 @@
+"""Find targets statically: parse files with `ast`, never import them.
+
+The CLI process must stay free of frameworks and of user code (which may hang or crash), so
+targets, their frameworks and the constants in their source are read from the syntax tree.
+The worker imports the file later and looks the targets up by name.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gradsafe.discover.params import builtin_info, class_info
+from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target
+
+# module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
+_ROOTS = {
+    "torch": "torch",
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+    "keras": "tensorflow",
+    "tf_keras": "tensorflow",
+    "jax": "jax",
+    "flax": "jax",
+    "numpy": "numpy",
+}
+_SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", ".tox", ".mypy_cache"}
+_WHERE_NAMES = {"where", "select", "masked_fill", "masked_fill_", "cond", "switch_case"}
+
+
+class DiscoveryError(Exception):
+    """A path given on the command line cannot be read at all."""
+
+
+def framework_of_module(module: str) -> str | None:
+    root = module.split(".", 1)[0]
+    if module.startswith("tensorflow.experimental.numpy"):
+        return "tensorflow"
+    return _ROOTS.get(root)
+
+
+def builtin_target(dotted: str) -> Target:
+    framework = framework_of_module(dotted)
+    if framework is None or framework == "numpy" or "." not in dotted:
+        return Target(dotted, None, None, "builtin", (), explicit=True,
+                      error=f"'{dotted}' is not a file, directory or dotted name of a "
+                            "torch, tensorflow, keras or jax function")
+    cls = builtin_info(dotted)  # a framework class: its constructor arguments get swept
+    if cls is not None:
+        return Target(dotted, None, None, "builtin", (framework,), features=cls.features,
+                      params=cls.params, explicit=True)
+    return Target(dotted, None, None, "builtin", (framework,), explicit=True, accepts=("**",))
+
+
+def looks_dotted(arg: str) -> bool:
+    parts = arg.split(".")
+    return len(parts) >= 2 and all(p.isidentifier() for p in parts)
+
+
+def module_file(dotted: str) -> str | None:
+    """The source file of an importable module (`pkg.module`), found without importing
+    anything: the top-level package in the working directory or by the import system's
+    finders (which locate it without running it), the rest by walking its directories.
+    None when there is no such module."""
+    parts = dotted.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    head = Path.cwd() / parts[0]
+    if head.is_dir():
+        folders = [head]
+    elif (head.with_suffix(".py")).is_file():
+        return str(head.with_suffix(".py")) if len(parts) == 1 else None
+    else:
+        try:
+            spec = importlib.util.find_spec(parts[0])
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        if not spec.submodule_search_locations:
+            origin = spec.origin or ""
+            return origin if len(parts) == 1 and origin.endswith(".py") else None
+        folders = [Path(p) for p in spec.submodule_search_locations]
+    for folder in folders:
+        here = folder
+        for part in parts[1:-1]:
+            here = here / part
+        last = parts[-1]
+        if len(parts) > 1 and (here / f"{last}.py").is_file():
+            return str(here / f"{last}.py")
+        package = here / last if len(parts) > 1 else here
+        if (package / "__init__.py").is_file():
+            return str(package / "__init__.py")
+    return None
+
+
+def split_spec(arg: str) -> tuple[str, str | None]:
+    """`path/or.module:Name` -> (path or module, Name); no colon -> (arg, None)."""
+    head, sep, name = arg.rpartition(":")
+    if sep and head and name and all(p.isidentifier() for p in name.split(".")) \
+            and not (len(head) == 1 and head.isalpha()):  # not a Windows drive letter
+        return head, name
+    return arg, None
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[str]:
+    """Files and dotted names in a stable order; directories recurse into *.py; module
+    names (`pkg.module`) become their files; `...:Name` keeps its name."""
+    for spec in paths:
+        arg, name = split_spec(spec)
+        suffix = f":{name}" if name else ""
+        p = Path(arg)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                for fname in sorted(files):
+                    if fname.endswith(".py"):
+                        yield str(Path(root) / fname) + suffix
+        elif p.is_file():
+            yield str(p) + suffix
+        elif looks_dotted(arg) or (arg.isidentifier() and name):
+            found = module_file(arg)
+            if found is not None:
+                yield found + suffix
+            elif not arg.endswith(".py") and framework_of_module(arg) not in (None, "numpy") \
+                    and name is None:
+                yield arg
+            else:
+                raise DiscoveryError(f"no such file, directory or module: {arg}")
+        else:
+            raise DiscoveryError(f"no such file, directory or module: {arg}")
+
+
+def discover(paths: Iterable[str],
+             read: Callable[[str], list[Target]] | None = None) -> list[Target]:
+    """Targets of files, directories, module names and built-ins; `read` gives one file's
+    targets (discover_file, or the cache's copy of its result)."""
+    read = read or discover_file
+    targets: list[Target] = []
+    for item in expand_paths(paths):
+        path, name = split_spec(item)
+        if Path(path).is_file():
+            found = read(path)
+            if name is not None:
+                picked = [dataclasses.replace(t, explicit=True) for t in found
+                          if t.name == name or t.error is not None]
+                if not any(t.name == name for t in picked):
+                    known = ", ".join(sorted({t.name for t in found if t.error is None}))
+                    raise DiscoveryError(f"{path} has no function or class '{name}' to check"
+                                         + (f" (it has: {known})" if known else ""))
+                found = picked
+            targets.extend(found)
+        else:
+            targets.append(builtin_target(item))
+    return targets
+
+
+@dataclass
+class _Scope:
+    aliases: dict[str, str] = field(default_factory=dict)  # local name -> module path
+    functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
+    classes: dict[str, ast.ClassDef] = field(default_factory=dict)
+    constants: dict[str, ast.expr] = field(default_factory=dict)
+
+
+def discover_file(path: str) -> list[Target]:
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Target("<module>", path, None, "function", (),
+                       error=f"cannot read file: {exc.__class__.__name__}: {exc}")]
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        return [Target("<module>", path, exc.lineno, "function", (),
+                       error=f"SyntaxError: {exc.msg} (line {exc.lineno})")]
+    scope = _collect(tree)
+    # A function that calls no framework API (plain operators) runs on the tensors of the
+    # one framework its file imports, if there is exactly one.
+    module_fws = {fw for m in scope.aliases.values()
+                  if (fw := framework_of_module(m)) and fw != "numpy"}
+    fallback = tuple(module_fws) if len(module_fws) == 1 else ()
+    helpers = custom_rule_helpers(tree)
+
+    def inferred(fn: ast.AST) -> tuple[str, ...]:
+        """The frameworks a function calls; calling none, the one its file imports."""
+        frameworks = _frameworks(fn, scope, set())
+        return frameworks if set(frameworks) - {"numpy"} else (fallback or frameworks)
+
+    targets = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and (pkind := portable_kind(node, scope)) \
+                and node.name not in helpers and decorated_kind(node, scope) is None:
+            # one source, every framework: keras.ops under each Keras backend, or an
+            # array-API function handed each framework's namespace
+            accepts, needs = signature(node.args) if pkind == "keras_ops" else ((), ())
+            targets.append(Target(node.name, path, node.lineno, pkind, PORTABLE,
+                                  _constants(node, scope), _features(node, scope),
+                                  accepts=accepts, needs=needs))
+        elif isinstance(node, ast.FunctionDef) and _is_target_function(node) \
+                and node.name not in helpers:
+            fkind = decorated_kind(node, scope)
+            frameworks = (CUSTOM_KINDS[fkind],) if fkind else inferred(node)
+            accepts, needs = signature(node.args)
+            needs = () if fkind else needs  # gradcheck binds a custom gradient's extra inputs
+            targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
+                                  _constants(node, scope), _features(node, scope),
+                                  accepts=accepts, needs=needs))
+        elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
+            name, fn = found
+            accepts, needs = signature(fn.args)
+            targets.append(Target(name, path, node.lineno, "function", inferred(fn),
+                                  _constants(fn, scope), _features(fn, scope),
+                                  accepts=accepts, needs=needs))
+        elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
+            name, akind, inner = wrapped
+            targets.append(Target(name, path, node.lineno, akind, (CUSTOM_KINDS[akind],),
+                                  _constants(inner, scope), _features(inner, scope)))
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            kind = _class_kind(node, scope, set()) or custom_class_kind(node, scope, set())
+            if kind is None:
+                continue
+            frameworks = ("tensorflow",) if kind == "layer" else _frameworks(node, scope, set())
+            if kind == "layer" and _keras_only(node, scope):
+                frameworks = PORTABLE  # keras.ops inside: every Keras backend runs it
+            if kind == "module":
+                frameworks = ("torch",)
+            frameworks = (CUSTOM_KINDS[kind],) if kind in CUSTOM_KINDS else frameworks
+            if kind in ("nnx", "trax"):
+                frameworks = ("jax",)
+            cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
+            accepts, needs = call_signature(node, kind, scope)
+            needs = () if kind in CUSTOM_KINDS else needs  # gradcheck binds extra inputs
+            targets.append(Target(node.name, path, node.lineno, kind, frameworks,
+                                  _constants(node, scope), _features(node, scope) | cls.features,
+                                  params=cls.params, accepts=accepts, needs=needs))
+    return targets
+
+
+def _collect(tree: ast.Module) -> _Scope:
+    scope = _Scope()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    scope.aliases[a.asname] = a.name
+                else:
+                    root = a.name.split(".", 1)[0]
+                    scope.aliases[root] = root
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            scope.functions[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            scope.classes[node.name] = node
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    scope.constants[t.id] = node.value
+    return scope
+
+
+def _is_target_function(node: ast.FunctionDef) -> bool:
+    """A public function whose first positional parameter can be the input; other
+    required parameters are recorded as `needs` (bound with --arg, or skipped)."""
+    if node.name.startswith("_") or node.name.startswith("test"):
+        return False
+    return bool(node.args.posonlyargs + node.args.args)
+
+
+def signature(args: ast.arguments, skip: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(parameters beyond the input, the required ones among them); `skip` leading
+    parameters (self, ctx) come before the input."""
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    accepts = [a.arg for a in positional[skip + 1:]]
+    needs = [a.arg for i, a in enumerate(positional) if skip < i < required]
+    accepts += [a.arg for a in args.kwonlyargs]
+    needs += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+              if d is None]
+    if args.kwarg is not None:
+        accepts.append("**")
+    return tuple(accepts), tuple(needs)
+
+
+_CALL_METHODS = {"module": ("forward", 1), "layer": ("call", 1), "nnx": ("__call__", 1),
+                 "trax": ("forward", 1), "numpy_layer": ("forward", 1),
+                 "autograd_function": ("forward", 1)}
+
+
+def call_signature(node: ast.ClassDef, kind: str, scope: _Scope,
+                   seen: set[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The parameters of the method that a class target is called through."""
+    name, skip = _CALL_METHODS.get(kind, ("forward", 1))
+    seen = seen if seen is not None else set()
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == name \
+                and len(item.args.posonlyargs + item.args.args) > skip:
+            return signature(item.args, skip)
+    for base in node.bases:
+        dotted = _dotted(base)
+        if dotted in scope.classes and dotted not in seen:
+            seen.add(dotted)
+            return call_signature(scope.classes[dotted], kind, scope, seen)
+    return (), ()
+
+
+def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:
+    """`act = lambda x: ...` at the top of a file: a function like any other."""
+    if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name) \
+            or not isinstance(node.value, ast.Lambda):
+        return None
+    name = node.targets[0].id
+    args = node.value.args
+    if name.startswith("_") or name.startswith("test") or not args.posonlyargs + args.args:
+        return None
+    return name, node.value
+
+
+_ARRAY_API = {
+    "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "clip", "cos",
+    "cosh", "divide", "exp", "expm1", "floor", "ceil", "hypot", "log", "log1p", "log2",
+    "log10", "logaddexp", "maximum", "minimum", "multiply", "negative", "pow", "round",
+    "sign", "sin", "sinh", "sqrt", "square", "subtract", "tan", "tanh", "where", "zeros_like",
+    "ones_like", "full_like", "asarray", "astype", "finfo", "pi", "e", "inf", "nan",
+    "isfinite", "isnan", "isinf", "greater", "less", "equal", "logical_and", "logical_or",
+    "logical_not", "sum", "max", "min", "mean", "erf", "reciprocal", "signbit", "copysign",
+    "float16", "float32", "float64", "bfloat16", "trunc", "remainder", "real", "conj"}
+
+
+def _namespace_param(node: ast.FunctionDef) -> str | None:
+    """`def act(x, xp)`: the second positional parameter is the array namespace when it is
+    named `xp` or only ever used as `xp.name`."""
+    if node.name.startswith("_") or node.name.startswith("test"):
+        return None
+    args = node.args
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    if required != 2 or any(d is None for d in args.kw_defaults):
+        return None
+    name = positional[1].arg
+    if name == "xp":
+        return name
+    uses = [sub for sub in ast.walk(node) if isinstance(sub, ast.Name) and sub.id == name]
+    attrs = {id(sub.value): sub.attr for sub in ast.walk(node)
+             if isinstance(sub, ast.Attribute)}
+    # every use reads a function of the array API (d.pop, s.startswith: not a namespace)
+    return name if uses and all(attrs.get(id(u)) in _ARRAY_API for u in uses) else None
+
+
+def _modules_used(node: ast.AST, scope: _Scope, seen: set[str]) -> set[str]:
+    """Module paths of the imported names a function reads, through same-file helpers."""
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            if sub.id in scope.aliases:
+                found.add(scope.aliases[sub.id])
+            elif sub.id in scope.functions and sub.id not in seen:
+                seen.add(sub.id)
+                found |= _modules_used(scope.functions[sub.id], scope, seen)
+    return found
+
+
+def portable_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+    """"array_api" for `def act(x, xp)`; "keras_ops" for a one-argument function whose only
+    framework is Keras 3 (keras.ops, keras.activations), which runs on all three backends."""
+    if _namespace_param(node) is not None:
+        return "array_api"
+    if not _is_target_function(node):
+        return None
+    ml = {m for m in _modules_used(node, scope, set())
+          if framework_of_module(m) not in (None, "numpy")}
+    if ml and all(m.split(".", 1)[0] == "keras" for m in ml) \
+            and not any(m.startswith(("keras.layers", "keras.Layer")) for m in ml):
+        return "keras_ops"
+    return None
+
+
+def _keras_only(node: ast.AST, scope: _Scope) -> bool:
+    """Code whose only framework is Keras 3 (keras.ops, keras.layers, keras.initializers)."""
+    ml = {m for m in _modules_used(node, scope, set())
+          if framework_of_module(m) not in (None, "numpy")}
+    return bool(ml) and all(m.split(".", 1)[0] == "keras" for m in ml)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def resolve(name: str, scope: _Scope) -> str:
+    head, _, rest = name.partition(".")
+    base = scope.aliases.get(head)
+    if base is None:
+        return name
+    return f"{base}.{rest}" if rest else base
+
+
+def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]:
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            if sub.id in scope.aliases:
+                fw = framework_of_module(scope.aliases[sub.id])
+                if fw:
+                    found.add(fw)
+            elif sub.id in scope.functions and sub.id not in seen:
+                seen.add(sub.id)
+                found.update(_frameworks(scope.functions[sub.id], scope, seen))
+            elif sub.id in scope.classes and sub.id not in seen:
+                seen.add(sub.id)
+                found.update(_frameworks(scope.classes[sub.id], scope, seen))
+    ml = found - {"numpy"}
+    if ml:
+        return tuple(sorted(ml, key=("torch", "tensorflow", "jax").index))
+    return tuple(sorted(found))
+
+
+def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+    for base in node.bases:
+        dotted = _dotted(base)
+        if dotted is None:
+            continue
+        if dotted in scope.classes and dotted not in seen:
+            seen.add(dotted)
+            kind = _class_kind(scope.classes[dotted], scope, seen)
+            if kind:
+                return kind
+            continue
+        full = resolve(dotted, scope)
+        if full.startswith("flax.") and full.rsplit(".", 1)[-1] == "Module":
+            return "nnx"
+        if full.startswith("torch.nn.") and full != "torch.nn.functional":
+            return "module"
+        if "keras" in full and full.rsplit(".", 1)[-1] == "Layer":
+            return "layer"
+        if full.startswith("trax."):
+            return "trax"
+    return "trax" if is_trax_style(node) else None
+
+
+def is_trax_style(node: ast.ClassDef) -> bool:
+    """Trax's layer protocol, duck-typed (trax itself no longer installs): a `forward`
+    method plus `init_weights_and_state`, or the `weights` / `_mode` / `rng` attributes."""
+    methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+    if "forward" not in methods:
+        return False
+    if "init_weights_and_state" in methods:
+        return True
+    return any(isinstance(n, ast.Attribute) and n.attr in ("weights", "_mode", "rng")
+               and isinstance(n.value, ast.Name) and n.value.id == "self"
+               for n in ast.walk(node))
+
+
+def _number(node: ast.expr) -> float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return -inner if inner is not None else None
+    return None
+
+
+def _constants(node: ast.AST, scope: _Scope) -> tuple[float, ...]:
+    """Numeric literals in the target and the module-level names it reads."""
+    values: set[float] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.expr):
+            v = _number(sub)
+            if v is not None and v == v and abs(v) not in (0.0, float("inf")):
+                values.add(abs(v))
+        if isinstance(sub, ast.Name) and sub.id in scope.constants:
+            v = _number(scope.constants[sub.id])
+            if v is not None and v != 0:
+                values.add(abs(v))
+    return tuple(sorted(values))
+
+
+def _features(node: ast.AST, scope: _Scope, seen: set[str] | None = None) -> frozenset[str]:
+    """Syntactic hints used to name a finding before the tracer refines it."""
+    seen = set() if seen is None else seen
+    feats: set[str] = set()
+    masks: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and _is_mask(sub.value, masks):
+            masks.update(t.id for t in sub.targets if isinstance(t, ast.Name))
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            d = _dotted(sub.func)
+            if d and d.rsplit(".", 1)[-1] in _WHERE_NAMES:
+                feats.add("where")
+            if d in scope.functions and d not in seen:  # a helper in the same file
+                seen.add(d)
+                feats.update(_features(scope.functions[d], scope, seen))
+        if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Mult) and (
+                _is_mask(sub.left, masks) or _is_mask(sub.right, masks)):
+            feats.add("mask_multiply")
+    return frozenset(feats)
+
+
+# calls whose result is a boolean mask, and conversions that keep a mask a mask
+_MASK_CALLS = {"gt", "ge", "lt", "le", "eq", "ne", "greater", "greater_equal", "less",
+               "less_equal", "equal", "not_equal", "logical_and", "logical_or", "logical_xor",
+               "logical_not", "heaviside", "isfinite", "isnan", "isinf", "signbit"}
+_MASK_CASTS = {"float", "double", "half", "bfloat16", "type", "type_as", "to", "astype",
+               "cast", "asarray", "array", "convert_to_tensor"}
+
+
+def _call_name(node: ast.Call) -> str:
+    """Last part of the called name; works for methods of any expression: `(x > 0).float()`
+    (whose dotted name does not exist because its base is not a name)."""
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    return ""
+
+
+def _is_mask(node: ast.expr, masks: set[str]) -> bool:
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in masks
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.Not)):
+        return _is_mask(node.operand, masks)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
+        return _is_mask(node.right, masks)  # 1 - mask
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr, ast.BitXor)):
+        return _is_mask(node.left, masks) and _is_mask(node.right, masks)  # (x > a) & (x < b)
+    if isinstance(node, ast.Call):
+        last = _call_name(node)
+        if last in _MASK_CALLS:
+            return True
+        if last in _MASK_CASTS:
+            inner = node.func.value if isinstance(node.func, ast.Attribute) else None
+            if inner is not None and _is_mask(inner, masks):
+                return True  # mask.float(), (x > 0).to(x.dtype)
+            return bool(node.args) and _is_mask(node.args[0], masks)  # tf.cast(mask, ...)
+    return False
+
+
+# --- hand-written gradients (checked by gradcheck in the worker) -------------------------
+
+_AUTOGRAD_FUNCTION = {"torch.autograd.Function", "torch.autograd.function.Function",
+                      "torch.autograd.function.InplaceFunction"}
+_DECORATORS = {"tensorflow.custom_gradient": "custom_gradient",
+               "tensorflow.python.ops.custom_gradient.custom_gradient": "custom_gradient",
+               "jax.custom_vjp": "custom_vjp", "jax.custom_derivatives.custom_vjp": "custom_vjp",
+               "jax.custom_jvp": "custom_jvp", "jax.custom_derivatives.custom_jvp": "custom_jvp"}
+_RULE_METHODS = {"defvjp", "defjvp", "defjvps"}
+
+
+def _decorator_kind(expr: ast.expr, scope: _Scope) -> str | None:
+    """`@tf.custom_gradient`, `@jax.custom_vjp`, `@partial(jax.custom_vjp, ...)`."""
+    if isinstance(expr, ast.Call):
+        head = _dotted(expr.func)
+        if head and resolve(head, scope).rsplit(".", 1)[-1] == "partial" and expr.args:
+            return _decorator_kind(expr.args[0], scope)
+        expr = expr.func
+    dotted = _dotted(expr)
+    return _DECORATORS.get(resolve(dotted, scope)) if dotted else None
+
+
+def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+    for dec in node.decorator_list:
+        kind = _decorator_kind(dec, scope)
+        if kind:
+            return kind
+    return None
+
+
+def wrapped_custom(node: ast.Assign, scope: _Scope) -> tuple[str, str, ast.AST] | None:
+    """`f = jax.custom_vjp(g)` / `f = tf.custom_gradient(g)`: target f, forward g."""
+    if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+        return None
+    name = node.targets[0].id
+    call = node.value
+    if name.startswith("_") or not isinstance(call, ast.Call) or len(call.args) != 1:
+        return None
+    kind = _decorator_kind(call.func, scope)
+    if kind is None:
+        return None
+    inner = call.args[0]
+    fn = scope.functions.get(inner.id) if isinstance(inner, ast.Name) else None
+    return name, kind, fn if fn is not None else call
+
+
+def custom_rule_helpers(tree: ast.Module) -> set[str]:
+    """Names of the fwd/bwd/jvp rules given to `f.defvjp(fwd, bwd)` and `@f.defjvp`:
+    they are parts of a custom derivative, not activations of their own."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in _RULE_METHODS:
+            names.update(a.id for a in node.args if isinstance(a, ast.Name))
+        if isinstance(node, ast.FunctionDef):
+            for dec in node.decorator_list:
+                if isinstance(dec, ast.Attribute) and dec.attr in _RULE_METHODS:
+                    names.add(node.name)
+    return names
+
+
+def _methods(node: ast.ClassDef) -> set[str]:
+    return {b.name for b in node.body if isinstance(b, ast.FunctionDef)}
+
+
+def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+    """`torch.autograd.Function` subclasses, and duck-typed NumPy layers with
+    `forward`/`backward` methods (seed 004)."""
+    methods = _methods(node)
+    for base in node.bases:
+        dotted = _dotted(base)
+        if dotted is None:
+            continue
+        if dotted in scope.classes and dotted not in seen:
+            seen.add(dotted)
+            inner = custom_class_kind(scope.classes[dotted], scope, seen)
+            if inner == "autograd_function":
+                return inner
+            methods |= _methods(scope.classes[dotted])
+            continue
+        if resolve(dotted, scope) in _AUTOGRAD_FUNCTION:
+            return "autograd_function"
+    if {"forward", "backward"} <= methods:
+        return "numpy_layer"
+    return None

@@ -1,0 +1,1 @@
+"""What fails a run: configuration, filters, suppressions, baseline."""

@@ -1,0 +1,1 @@
+"""Which source operation made a finding, and why."""

@@ -1,0 +1,1 @@
+"""The data model: frozen dataclasses and the table of finding codes."""

@@ -1,0 +1,1 @@
+"""Floating-point lattices and probe plans (pure NumPy)."""

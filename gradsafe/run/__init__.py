@@ -1,0 +1,1 @@
+"""The engine, its worker pool and protocol, the cache and sharding."""

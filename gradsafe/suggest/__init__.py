@@ -1,0 +1,1 @@
+"""Rewrites for findings, verified by sweeping them again."""
