@@ -54,6 +54,9 @@ CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("mask_exp",),
     ("safe_sqrt", *rewrite.FORMULAS, *GUARD),
     ("sinc",),
+    # last: float32 inside, for what only the dtype breaks (an eps that is 0 in float16, a
+    # square that overflows, a built-in's own kernel); the re-sweep decides, as for the rest
+    ("widen",),
 )
 ADVICE = {
     "GS101": "compute the discarded branch on a guarded input (where(c, x, safe) inside it), "
@@ -230,7 +233,7 @@ def title(v: Verdict) -> str:
     names = [rewrite.TRANSFORMS[t].title for t in v.transforms if t != rewrite.NARROW]
     main = next((rewrite.TRANSFORMS[t].title for t in v.transforms
                  if t in ("guard_where", "mask_where", "mask_exp", "clamp_arg", "safe_sqrt",
-                          "sinc")), None)
+                          "sinc", "widen")), None)
     rest = [n for n in names if n != main]
     text = main or rest.pop(0)
     if rest:

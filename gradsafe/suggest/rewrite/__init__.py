@@ -40,10 +40,12 @@ from gradsafe.suggest.rewrite.sigmoid import Sigmoid
 from gradsafe.suggest.rewrite.sinc import Sinc
 from gradsafe.suggest.rewrite.softplus import Softplus
 from gradsafe.suggest.rewrite.tanh import Tanh
+from gradsafe.suggest.rewrite.widen import Widen
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero, LogQuotient)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero, LogQuotient,
+    Widen)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
 FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
                              "log1p", "expm1", "saturate", "hypot", "divide_first",
@@ -52,6 +54,9 @@ FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "s
 
 _Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
 
+
+# transforms that change the target's own function only (its helpers keep their dtype)
+OWN_ONLY = frozenset({"widen"})
 
 # a modifier among the transform names: guard an input only inside the calls that need it
 # (`x * sigmoid(x)` keeps its x, `expm1(x)` gets a guarded one); shorter code, but not always
@@ -76,6 +81,16 @@ def _definition(module: cst.Module, target: str | None) -> list[int]:
         raise RewriteError(f"'{target}' is not a top-level function or class")
     return sorted({*hits[-1:], *_helpers(module, module.body[hits[-1]]),
                    *_rules(module, head)})
+
+
+def _own(module: cst.Module, target: str | None, indexes: list[int]) -> int | None:
+    """The index of the target's own statement (not a helper it calls)."""
+    if target is None:
+        return None
+    head = target.split(".")[0]
+    hits = [i for i in indexes if isinstance(module.body[i], (cst.FunctionDef, cst.ClassDef))
+            and module.body[i].name.value == head]  # type: ignore[union-attr]
+    return hits[-1] if hits else None
 
 
 def _rules(module: cst.Module, head: str) -> set[int]:
@@ -141,13 +156,15 @@ def apply(source: str, framework: str, transforms: Sequence[str],
     names = Names(module, framework)
     body = list(module.body)
     used: list[str] = []
-    for i in _definition(module, target):
+    indexes = _definition(module, target)
+    own = _own(module, target, indexes)
+    for i in indexes:
         node = original = body[i]
         if framework == "array_api" and isinstance(node, cst.FunctionDef) \
                 and len(node.params.params) >= 2:  # `def act(x, xp)`: xp is the namespace
             names.aliases[node.params.params[1].name.value] = "array_api"
         for name in transforms:
-            if name == NARROW:
+            if name == NARROW or (name in OWN_ONLY and i != own):
                 continue
             t = TRANSFORMS[name](names, assignments(node), narrow)
             try:

@@ -233,11 +233,15 @@ class Names:
         """How this file names a module: its alias, a parent's alias plus the rest, or the
         full path (recording an import to add)."""
         best: tuple[int, str] | None = None
+        # Keras's own sources import its modules as keras.src.X (`from keras.src import ops`)
+        inside = "keras.src." + module[6:] if module.startswith("keras.") else module
         for local, path in self.aliases.items():
-            if module == path or module.startswith(path + "."):
-                rest = module[len(path):]
-                if best is None or len(path) > best[0]:
-                    best = (len(path), local + rest)
+            for wanted in {module, inside}:
+                if wanted == path or wanted.startswith(path + ".") \
+                        and (wanted == module or path != "keras"):
+                    rest = wanted[len(path):]
+                    if best is None or len(path) > best[0]:
+                        best = (len(path), local + rest)
         if best is not None:
             return best[1]
         root = module.split(".")[0]
