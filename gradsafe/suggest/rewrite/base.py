@@ -236,9 +236,9 @@ class Names:
         # Keras's own sources import its modules as keras.src.X (`from keras.src import ops`)
         inside = "keras.src." + module[6:] if module.startswith("keras.") else module
         for local, path in self.aliases.items():
-            for wanted in {module, inside}:
-                if wanted == path or wanted.startswith(path + ".") \
-                        and (wanted == module or path != "keras"):
+            for wanted in (module, inside):
+                if wanted == path or (wanted.startswith(path + ".")
+                                      and (wanted == module or path != "keras")):
                     rest = wanted[len(path):]
                     if best is None or len(path) > best[0]:
                         best = (len(path), local + rest)
