@@ -249,6 +249,11 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
     if share < DEGENERATE:
         return None
     kind: Kind = "forward" if fwd_bad.sum() >= grad_bad.sum() else "gradient"
+    if kind == "gradient":
+        # a finite forward with a non-finite gradient everywhere is a cause in the backward
+        # like any other (`where(beta != 0, f(x) / beta, g(x))` at beta = 0 leaks the
+        # discarded 0/0: GS101, fixed by the double where on beta): analyse classifies it
+        return None
     members = np.flatnonzero(fwd_bad if kind == "forward" else grad_bad)
     i = int(members[_readable(s.x[members], ctx.dtype)[0]])
     x, fwd, grad = float(s.x[i]), float(s.forward[i]), float(s.gradient[i])
