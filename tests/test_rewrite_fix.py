@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, run_cli
 
 PAIRS = FIXTURES / "rewrite"
@@ -29,14 +30,23 @@ FIXED = [(t, f"{fw}_names_before.py") for t, fws in (
     ("saturate", f"{fw}_fastgelu_before.py") for fw in ("torch", "tensorflow", "jax")]
 
 
-def test_fix_writes_the_after_files_and_they_check_clean(tmp_path: Path) -> None:
-    for transform, name in FIXED:
+# issue 17's eps, squareplus and sqrt(softplus) bullets: eps that is 0 in float16 and squares
+# that overflow (widen: float32 inside), softplus bound once under the guarded sqrt; a second
+# CLI call, so that pytest-xdist can run it beside the first
+FIXED_DTYPE = [("widen", f"{fw}_before.py") for fw in ("torch", "tensorflow", "jax", "kerasops")] \
+    + [("safe_sqrt", f"{fw}_softplus_before.py") for fw in ("torch", "tensorflow", "jax")]
+
+
+@pytest.mark.parametrize("pairs", [FIXED, FIXED_DTYPE], ids=["formulas", "dtype"])
+def test_fix_writes_the_after_files_and_they_check_clean(
+        tmp_path: Path, pairs: list[tuple[str, str]]) -> None:
+    for transform, name in pairs:
         (tmp_path / f"{transform}_{name}").write_text((PAIRS / transform / name).read_text())
     proc = run_cli("fix", str(tmp_path), "--write", "--no-param-sweep")
     # the exit code of --write is the one of the check it runs on the rewritten files
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     wrong = []
-    for transform, name in FIXED:
+    for transform, name in pairs:
         after = (PAIRS / transform / name.replace("before.py", "after.py")).read_text().replace(
             f'"""{transform}: after."""', f'"""{transform}: before."""', 1)
         if (tmp_path / f"{transform}_{name}").read_text() != after:

@@ -164,7 +164,7 @@ def apply(source: str, framework: str, transforms: Sequence[str],
                 and len(node.params.params) >= 2:  # `def act(x, xp)`: xp is the namespace
             names.aliases[node.params.params[1].name.value] = "array_api"
         for name in transforms:
-            if name == NARROW or (name in OWN_ONLY and i != own):
+            if name == NARROW or (name in OWN_ONLY and own is not None and i != own):
                 continue
             t = TRANSFORMS[name](names, assignments(node), narrow)
             try:
