@@ -260,7 +260,10 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
                                 None if _custom(target) else backend.sum_trailing)
     if traced is not None and target.kind == "array_api":
         traced.obj = bind_namespace(traced.obj, backend.array_namespace())
-    return locate.refine(backend, target, traced, make, findings)
+    from gradsafe.locate.backward import point_into_backward
+
+    found = locate.refine(backend, target, traced, make, findings)
+    return point_into_backward(backend, target, obj, found, make)
 
 
 def no_gradient(target: Target, framework: str, dtype: DTypeName,
