@@ -142,6 +142,12 @@ class Backend(ABC):
         """One configuration of a class (constructor values, mode, seed, input layout)."""
         raise TargetError(f"{self.name} cannot check a '{kind}' target with parameters")
 
+    def uncast(self, obj: Any, kind: str, dtype: str, variant: Variant | None) -> Fn | None:
+        """The module built with its own parameters and buffers left as they are (float32)
+        and fed `dtype` inputs, as mixed precision runs it; None when building it for
+        `dtype` casts nothing of its own (only torch casts modules with .to(dtype))."""
+        return None
+
     def trace(self, fn: Fn, xs: F64, dtype: str, recorder: Recorder,
               grad: bool = True) -> Evaluation:
         """Run fn on one padded chunk with `recorder` active: every tapped value is recorded

@@ -233,6 +233,30 @@ class TorchBackend(Backend):
                         layout_multiple(variant), mixed_grad if params else None)
 
 
+    def uncast(self, obj: Any, kind: str, dtype: str, variant: Variant | None) -> Fn | None:
+        if kind == "layer" or keras_layers.is_keras_layer(obj) or (
+                kind != "module" and not (isinstance(obj, type)
+                                          and issubclass(obj, torch.nn.Module))):
+            return None
+        params = dict(variant.params) if variant is not None else {}
+        module = obj(**params) if isinstance(obj, type) else copy.deepcopy(obj)
+        if not isinstance(module, torch.nn.Module) \
+                or cast_note(module, _DTYPES[dtype]) is None:
+            return None
+        module = module.to(self.device)  # the device only: its tensors keep their dtype
+        module.train(variant is not None and variant.mode == "train")
+        seed = variant.seed if variant is not None else None
+
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            if seed is not None:
+                torch.manual_seed(seed)
+            shaped = x if variant is None else x.reshape(layout_shape(variant, int(x.numel())))
+            y: torch.Tensor = module(shaped)
+            return y.reshape(-1)
+
+        return fn
+
+
 def cast_note(module: torch.nn.Module, dtype: torch.dtype) -> str | None:
     """Say that module.to(dtype) changed the module's own floating tensors: a finding may
     come from them (torch.autocast would have kept them in float32)."""

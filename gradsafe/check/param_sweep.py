@@ -161,6 +161,10 @@ def check_variant(backend: Backend, target: Target, options: Options,
         return inst.fn, inst.multiple
 
     findings = explain(backend, target, obj, findings, make)
+    if any("module cast with" in n for n in notes):  # the cast's share, see cast.py
+        from gradsafe.check.cast import attribute
+
+        findings = attribute(backend, target, obj, findings, v)
     if options.order == 2:  # f'' of this configuration (see second.py)
         from gradsafe.check import second
 

@@ -122,6 +122,10 @@ def check(backend: Backend, target: Target, options: Options,
         fn64, counter, tick, seen)
     findings = explain(backend, target, obj, findings,
                        lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
+    if any("module cast with" in n for n in notes):  # the cast's share, see cast.py
+        from gradsafe.check.cast import attribute
+
+        findings = attribute(backend, target, obj, findings)
     if options.order == 2:
         from gradsafe.check import second
 
