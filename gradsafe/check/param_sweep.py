@@ -15,8 +15,10 @@ the exact boundary by bisection on the float lattice with single values tiled ov
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from gradsafe.model.types import (
     DTypeName,
     Finding,
     Kind,
+    Location,
     Options,
     Range,
     Severity,
@@ -253,10 +256,10 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
     if share < DEGENERATE:
         return None
     kind: Kind = "forward" if fwd_bad.sum() >= grad_bad.sum() else "gradient"
-    if kind == "gradient":
-        # a finite forward with a non-finite gradient everywhere is a cause in the backward
-        # like any other (`where(beta != 0, f(x) / beta, g(x))` at beta = 0 leaks the
-        # discarded 0/0: GS101, fixed by the double where on beta): analyse classifies it
+    if kind == "gradient" and selects_on(ctx.location, v):
+        # the code already selects on the parameter (`where(beta != 0, f(x) / beta, g(x))`):
+        # at beta = 0 the forward is finite and the gradient leaks the discarded 0/0, a cause
+        # like any other (GS101, fixed by the double where on beta): analyse classifies it
         return None
     members = np.flatnonzero(fwd_bad if kind == "forward" else grad_bad)
     i = int(members[_readable(s.x[members], ctx.dtype)[0]])
@@ -268,6 +271,36 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
            f"gradient {display(grad, ctx.dtype)})")
     return Finding("GS502", kind, "error", ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(-d.max, d.max), x, ctx.location, msg)
+
+
+def selects_on(location: Location | None, v: Variant) -> bool:
+    """Does the class's source hold a where whose condition reads a constructor parameter
+    and not the input (`where(self.beta != 0, ...)`, not SmeLU's `x <= -beta`)?"""
+    if location is None:
+        return False
+    params = {k for k, _ in v.params}
+    try:
+        source = Path(location.file).read_text(encoding="utf-8")
+        tree = ast.parse(source)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    cls = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)
+                and n.lineno <= location.line <= (n.end_lineno or n.lineno)), None)
+    if cls is None:
+        return False
+    for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)
+               and n.name in ("forward", "call", "__call__")):
+        inputs = {a.arg for a in fn.args.args[1:2]}
+        for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call) and n.args):
+            name = call.func.attr if isinstance(call.func, ast.Attribute) else \
+                call.func.id if isinstance(call.func, ast.Name) else ""
+            if name != "where":
+                continue
+            read = {n.attr for n in ast.walk(call.args[0]) if isinstance(n, ast.Attribute)} \
+                | {n.id for n in ast.walk(call.args[0]) if isinstance(n, ast.Name)}
+            if read & params and not read & inputs:
+                return True
+    return False
 
 
 class _ParamProbe:
