@@ -14,6 +14,7 @@ from gradsafe.suggest.rewrite.base import (
     Condition,
     Names,
     Rewrite,
+    atom,
     code,
     condition,
     contains,
@@ -114,9 +115,12 @@ class GuardWhere(Rewrite):
         """A branch that is a name bound once to a risky expression (`middle` in
         `where(x >= b, x, middle)`) is guarded where it is used: inline it."""
         bare = strip_parens(branch)
-        if isinstance(bare, cst.Name) and bare.value in self.defs \
-                and has_risky(self.defs[bare.value], self.names):
-            return expr(code(self.defs[bare.value]).strip()), bare.value
+        if isinstance(bare, cst.Name) and bare.value in self.defs:
+            # names inside it too (`neg_part = elu_neg + sp_neg`, `elu_neg = a * (exp(x) - 1)`)
+            value = self.defs[bare.value].visit(_Expand(self.defs, {bare.value}))
+            assert isinstance(value, cst.BaseExpression)
+            if has_risky(value, self.names):
+                return expr(code(value).strip()), bare.value
         return branch, None
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
@@ -146,3 +150,31 @@ class GuardWhere(Rewrite):
                     value=before), *new.args[i + 1:]])
         self.changed = True
         return new
+
+
+class _Expand(cst.CSTTransformer):
+    """Names bound once in the function replaced by their (parenthesised) values, a few
+    levels deep; attribute names and keywords stay."""
+
+    def __init__(self, defs: dict[str, cst.BaseExpression], seen: set[str],
+                 depth: int = 0) -> None:
+        super().__init__()
+        self.defs, self.seen, self.depth = defs, seen, depth
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute
+                        ) -> cst.BaseExpression:
+        value = original.value.visit(self)
+        assert isinstance(value, cst.BaseExpression)
+        return updated.with_changes(value=value)
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+        name = original.value
+        if name not in self.defs or name in self.seen or self.depth >= 3:
+            return updated
+        value = self.defs[name].visit(_Expand(self.defs, self.seen | {name}, self.depth + 1))
+        assert isinstance(value, cst.BaseExpression)
+        return atom(code(value).strip())
