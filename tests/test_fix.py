@@ -150,7 +150,7 @@ for name in names:
             before = forwards(b, old[t.label], opts, opts.dtypes)
             after = forwards(b, t, opts, opts.dtypes)
             assert set(before) == set(after) == set(opts.dtypes), (name, fw)
-            for dtype, (xs, f0) in before.items():
+            for dtype, (xs, f0, _) in before.items():
                 a = agree(dtype, xs, f0, after[dtype][1])
                 finite = np.isfinite(f0) & np.isfinite(xs)
                 print("|".join(map(str, (name, t.label, fw, dtype, int(finite.sum()), a.ok,

@@ -85,7 +85,8 @@ class LayoutSampler:
 
 def check_variant(backend: Backend, target: Target, options: Options,
                   counter: Counter | None = None, tick: Tick | None = None,
-                  seen: dict[str, tuple[F64, F64]] | None = None) -> TargetResult:
+                  seen: dict[str, tuple[F64, F64, F64 | None]] | None = None
+                  ) -> TargetResult:
     from gradsafe.check.sweep import (
         explain,
         no_gradient,
@@ -126,7 +127,8 @@ def check_variant(backend: Backend, target: Target, options: Options,
                     notes.append(swept)
                 sample = sampler(probes.values)
                 if seen is not None:  # forward values, for verifying a suggestion
-                    seen[dtype] = (probes.values, sample.forward)
+                    seen[dtype] = (probes.values, sample.forward,
+                                   sample.reference if sample.exact else None)
             except Exception as exc:
                 if not _unsupported(exc):
                     raise

@@ -92,7 +92,9 @@ def grad_reference(backend: Backend, fn64: Fn, xs: F64, forward: F64, gradient: 
 
 
 # dtype -> (probe inputs, forward values): what a sweep saw, kept for suggestion checks
-Forwards = dict[str, tuple[F64, F64]]
+# (and the float64 forward of the same function at them, when the sweep computed it: the
+# truth a rewrite's changed values are held against)
+Forwards = dict[str, tuple[F64, F64, F64 | None]]
 
 
 def check(backend: Backend, target: Target, options: Options,
@@ -155,7 +157,8 @@ def sweep_dtypes(backend: Backend, target: Target, options: Options,
             notes.append(swept)
         sample = sampler(probes.values)
         if seen is not None:
-            seen[dtype] = (probes.values, sample.forward)
+            seen[dtype] = (probes.values, sample.forward,
+                           sample.reference if sample.exact else None)
         if sample.gradient is None:
             findings.append(no_gradient(target, backend.name, dtype, location))
             continue

@@ -40,7 +40,8 @@ from gradsafe.suggest import rewrite
 from gradsafe.suggest.policy import ADVICE_CODES, REWRITE_CODES, SUGGEST_BUDGET, wanted
 from gradsafe.suggest.rewrite.verify import Agreement, agree, disagree
 
-Forwards = dict[str, tuple[F64, F64]]  # dtype -> (probe inputs, forward values)
+# dtype -> (probe inputs, forward values, float64 forward values or None)
+Forwards = dict[str, tuple[F64, F64, F64 | None]]
 
 MAX_VERIFIED = 4  # candidates re-swept per target at most (narrow and full guards count apart)
 GUARD = ("guard_where",)
@@ -129,7 +130,7 @@ def candidates(source: str, framework: str, target: str
 
 
 def forwards(backend: Backend, target: Target, options: Options,
-             dtypes: tuple[str, ...]) -> dict[str, tuple[F64, F64]]:
+             dtypes: tuple[str, ...]) -> Forwards:
     """Forward values at each dtype's probe plan (dtypes that cannot run are left out)."""
     from gradsafe.check.sweep import resolve
 
@@ -139,7 +140,7 @@ def forwards(backend: Backend, target: Target, options: Options,
     if v is not None:
         constants = tuple(sorted({*target.constants, *(
             abs(float(x)) for _, x in v.params if x and np.isfinite(float(x)))}))
-    out: dict[str, tuple[F64, F64]] = {}
+    out: Forwards = {}
     for dtype in dtypes:
         xs = plan(dtype, constants, options.operating_range, options.seed).values
         try:
@@ -151,7 +152,7 @@ def forwards(backend: Backend, target: Target, options: Options,
                 ev = backend.evaluate(fn, xs, dtype, grad=False)
         except Exception:
             continue
-        out[dtype] = (xs, ev.forward)
+        out[dtype] = (xs, ev.forward, None)
     return out
 
 
@@ -179,12 +180,14 @@ def verify(backend: Backend, target: Target, options: Options, transforms: tuple
     if res.status == "error":
         return Verdict(transforms, source, (), res.error or "the rewritten code fails", ())
     agreements = []
-    for dtype, (xs, fwd) in before.items():
+    for dtype, (xs, fwd, ref64) in before.items():
         if dtype not in after:
             return Verdict(transforms, source, res.findings, f"{dtype} does not run", ())
         a = agree(dtype, xs, fwd, after[dtype][1])
         if not a.ok:  # is the rewrite closer to the float64 value than the original was?
-            a = agree(dtype, xs, fwd, after[dtype][1],
+            # the sweep's own float64 values of the function it swept (for a row-wise
+            # target, the derived one), else the original's, computed here
+            a = agree(dtype, xs, fwd, after[dtype][1], ref64 if ref64 is not None else
                       _reference(backend, target, xs, fwd, after[dtype][1], dtype))
         agreements.append(a)
     return Verdict(transforms, source, res.findings, None, tuple(agreements), options.fail_on)
@@ -241,18 +244,39 @@ def title(v: Verdict) -> str:
     return text
 
 
-def problems(v: Verdict) -> str:
-    """Why a candidate is not verified, briefly."""
+# (dtypes, a suggestion verified in those dtypes only)
+Partial = tuple[tuple[str, ...], Suggestion]
+
+
+def clean_dtypes(v: Verdict, result: TargetResult) -> tuple[str, ...]:
+    """The dtypes of the original's findings in which a candidate that is not verified as a
+    whole is: its re-sweep has nothing at or above --fail-on there and its forward agrees
+    (widen fixes float16 and bfloat16, and cannot touch a float32 finding)."""
+    if v.error is not None:
+        return ()
+    limit = SEVERITIES.index(v.fail_on)
+    left = {f.dtype for f in v.findings if SEVERITIES.index(f.severity) <= limit}
+    agreed = {a.dtype for a in v.agreements if a.ok}
+    had = dict.fromkeys(f.dtype for f in result.findings
+                        if f.code in ADVICE_CODES and SEVERITIES.index(f.severity) <= limit)
+    return tuple(d for d in had if d in agreed and d not in left)
+
+
+def problems(v: Verdict, skip: tuple[str, ...] = ()) -> str:
+    """Why a candidate is not verified, briefly (leaving out the dtypes in `skip`)."""
     if v.error is not None:
         return f"the rewritten code fails: {v.error}"
     parts = []
     for a in v.agreements:
+        if a.dtype in skip:
+            continue
         if not a.ok:
             parts.append(f"changes finite values (largest difference {display(a.worst, a.dtype)}"
                          f" at x = {display(a.at, a.dtype)} in {a.dtype})")
             break
     limit = SEVERITIES.index(v.fail_on)
-    left = [f for f in v.findings if SEVERITIES.index(f.severity) <= limit]
+    left = [f for f in v.findings if SEVERITIES.index(f.severity) <= limit
+            and f.dtype not in skip]
     if left:
         f = left[0]
         parts.append(f"still {f.code} in {f.dtype}: {f.message}")
@@ -267,10 +291,12 @@ def advice(result: TargetResult) -> Suggestion | None:
 
 
 def suggest(backend: Backend, target: Target, options: Options, result: TargetResult,
-            seen: Forwards | None = None) -> Suggestion | None:
+            seen: Forwards | None = None) -> tuple[Suggestion | None, Partial | None]:
+    """The suggestion for the target's findings, and, when the best candidate is not verified
+    as a whole but is in some dtypes, the verified one for the findings in those."""
     assert target.file is not None
     if not any(f.code in REWRITE_CODES for f in result.findings):
-        return advice(result)
+        return advice(result), None
     source = Path(target.file).read_text(encoding="utf-8")
     options = dataclasses.replace(options, suggest=False)
     if target.variant is not None and target.variant.grid and options.fail_on == "error":
@@ -293,16 +319,24 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
     except rewrite.RewriteError:
         verdicts = []
     if not verdicts:
-        return advice(result)
+        return advice(result), None
     best = min(verdicts, key=lambda v: v.rank)
     if not best.verified:  # a hint, never a diff: what was tried and why it is not enough
         codes = [f.code for f in result.findings if f.code in ADVICE]
         hint = f"; {ADVICE[codes[0]]}" if codes else ""
+        clean = clean_dtypes(best, result)
+        partial: Partial | None = None
+        if clean:  # the dtypes it does fix get it as verified there (see attach)
+            partial = (clean, Suggestion(
+                f"{title(best)} (verified in {', '.join(clean)}; not for the other dtypes: "
+                f"{problems(best, clean)})",
+                rewrite.unified_diff(target.file, source, best.source), True,
+                best.transforms))
         return Suggestion(f"no verified rewrite (tried: {title(best)}; not verified: "
-                          f"{problems(best)}){hint}", "", False, best.transforms)
+                          f"{problems(best)}){hint}", "", False, best.transforms), partial
     text = title(best) + _versus_mask(backend, target, options, source, framework, best)
     return Suggestion(text, rewrite.unified_diff(target.file, source, best.source), True,
-                      best.transforms)
+                      best.transforms), None
 
 
 def _versus_mask(backend: Backend, target: Target, options: Options, source: str,
@@ -329,9 +363,10 @@ def attach(backend: Backend, target: Target, options: Options, result: TargetRes
     values the check computed, so verification costs one sweep per candidate."""
     if not options.suggest or not wanted(result):
         return result
-    s = suggest(backend, target, options, result, seen)
+    s, partial = suggest(backend, target, options, result, seen)
     if s is None:
         return result
-    findings = tuple(dataclasses.replace(f, suggestion=s) if f.code in ADVICE_CODES else f
-                     for f in result.findings)
+    clean, verified = partial or ((), s)
+    findings = tuple(dataclasses.replace(f, suggestion=verified if f.dtype in clean else s)
+                     if f.code in ADVICE_CODES else f for f in result.findings)
     return dataclasses.replace(result, findings=findings)
