@@ -324,14 +324,16 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
     if not best.verified:  # a hint, never a diff: what was tried and why it is not enough
         codes = [f.code for f in result.findings if f.code in ADVICE]
         hint = f"; {ADVICE[codes[0]]}" if codes else ""
-        clean = clean_dtypes(best, result)
+        # the candidate that fixes the most dtypes gets to be verified there (see attach)
+        most = max(verdicts, key=lambda v: len(clean_dtypes(v, result)))
+        clean = clean_dtypes(most, result)
         partial: Partial | None = None
-        if clean:  # the dtypes it does fix get it as verified there (see attach)
+        if clean:
             partial = (clean, Suggestion(
-                f"{title(best)} (verified in {', '.join(clean)}; not for the other dtypes: "
-                f"{problems(best, clean)})",
-                rewrite.unified_diff(target.file, source, best.source), True,
-                best.transforms))
+                f"{title(most)} (verified in {', '.join(clean)}; not for the other dtypes: "
+                f"{problems(most, clean)})",
+                rewrite.unified_diff(target.file, source, most.source), True,
+                most.transforms))
         return Suggestion(f"no verified rewrite (tried: {title(best)}; not verified: "
                           f"{problems(best)}){hint}", "", False, best.transforms), partial
     text = title(best) + _versus_mask(backend, target, options, source, framework, best)
