@@ -107,6 +107,9 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--domain", "domain", metavar="LOW,HIGH", default=None,
                      help="Inputs the function is meant for (e.g. 0,inf for distances): "
                           "findings outside are not reported."),
+        click.option("--sweep", "sweep", metavar="NAME|all", default=None,
+                     help="The argument to sweep (default: the first); the others are "
+                          "bound with --arg. 'all': each required argument in turn."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -119,7 +122,7 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
              "fail_on": "fail-on", "select": "select", "ignore": "ignore",
              "exclude": "exclude", "timeout": "timeout", "jobs": "jobs", "seed": "seed",
              "baseline_file": "baseline", "arg_specs": "args", "domain": "domain",
-             "order": "order"}
+             "order": "order", "sweep": "sweep"}
     cli = {names[k]: v for k, v in given.items() if v is not None and v != ()}
     if "args" in cli:
         table: dict[str, str] = {}

@@ -67,6 +67,13 @@ class JaxBackend(Backend):
         wide = jnp.result_type(float)  # float64 under x64 (the float64 sweep), else float32
         return jnp.sum(y.astype(wide), axis=tuple(range(ndim, y.ndim)))
 
+    def per_element(self, fn: Fn) -> Fn:
+        def mapped(x: Any) -> Any:
+            out = jax.vmap(lambda v: jnp.reshape(fn(v[None]), ()))(x)
+            return out.reshape(out.shape + (1,) * (x.ndim - 1))
+
+        return mapped
+
     def array_namespace(self) -> Any:
         return jnp  # jax.numpy implements the array API standard itself
 

@@ -41,10 +41,13 @@ from gradsafe.numerics.floats import F64, info
 
 def resolve(target: Target, backend: Backend | None = None) -> Any:
     reduce = backend.sum_trailing if backend is not None and not _custom(target) else None
+    fill = backend.constant if backend is not None else None
     if target.kind == "builtin":
-        return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce)
+        return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce,
+                          target.sweep, fill)
     assert target.file is not None
-    obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce)
+    obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce,
+                     target.sweep, fill)
     if target.kind == "array_api" and backend is not None:
         return bind_namespace(obj, backend.array_namespace())
     return obj
@@ -105,6 +108,11 @@ def check(backend: Backend, target: Target, options: Options,
     obj = resolve(target, backend)
     with qualifying(target):
         fn64, _ = backend.instantiate(obj, target.kind, "float64")
+        from gradsafe.check import reduction  # losses and metrics: one number per batch
+
+        if reduction.reduces(backend, fn64):
+            return reduction.check_reduction(backend, target, options, obj, counter, tick,
+                                             seen)
         if not elementwise(backend, fn64):
             from gradsafe.check import rows  # row-wise functions: softmax, GLU, normalisations
 
@@ -257,7 +265,8 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
     traced = locate.instrument(target)
     if traced is not None:
         traced.obj = calls.bind(traced.obj, target.kind, target.args,
-                                None if _custom(target) else backend.sum_trailing)
+                                None if _custom(target) else backend.sum_trailing,
+                                target.sweep, backend.constant)
     if traced is not None and target.kind == "array_api":
         traced.obj = bind_namespace(traced.obj, backend.array_namespace())
     return locate.refine(backend, target, traced, make, findings)
@@ -278,7 +287,7 @@ def result(target: Target, framework: str, findings: tuple[Finding, ...],
 
     limit = SEVERITIES.index(options.fail_on)
     failing = any(SEVERITIES.index(f.severity) <= limit for f in findings)
-    return TargetResult(target.name, target.file, target.line, framework,
+    return TargetResult(target.label, target.file, target.line, framework,
                         "fail" if failing else "pass", None, findings, notes)
 
 

@@ -210,13 +210,14 @@ def discover_file(path: str) -> list[Target]:
             needs = () if fkind else needs  # gradcheck binds a custom gradient's extra inputs
             targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
                                   _constants(node, scope), _features(node, scope),
-                                  accepts=accepts, needs=needs))
+                                  accepts=accepts, needs=needs,
+                                  inputs=() if fkind else inputs_of(node.args)))
         elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
             name, fn = found
             accepts, needs = signature(fn.args)
             targets.append(Target(name, path, node.lineno, "function", inferred(fn),
                                   _constants(fn, scope), _features(fn, scope),
-                                  accepts=accepts, needs=needs))
+                                  accepts=accepts, needs=needs, inputs=inputs_of(fn.args)))
         elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
             name, akind, inner = wrapped
             targets.append(Target(name, path, node.lineno, akind, (CUSTOM_KINDS[akind],),
@@ -235,10 +236,13 @@ def discover_file(path: str) -> list[Target]:
                 frameworks = ("jax",)
             cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
             accepts, needs = call_signature(node, kind, scope)
-            needs = () if kind in CUSTOM_KINDS else needs  # gradcheck binds extra inputs
+            custom = kind in CUSTOM_KINDS
+            needs = () if custom else needs  # gradcheck binds extra inputs
+            call = call_arguments(node, kind, scope)
             targets.append(Target(node.name, path, node.lineno, kind, frameworks,
                                   _constants(node, scope), _features(node, scope) | cls.features,
-                                  params=cls.params, accepts=accepts, needs=needs))
+                                  params=cls.params, accepts=accepts, needs=needs,
+                                  inputs=inputs_of(call, 1) if call and not custom else ()))
     return targets
 
 
@@ -290,26 +294,42 @@ def signature(args: ast.arguments, skip: int = 0) -> tuple[tuple[str, ...], tupl
     return tuple(accepts), tuple(needs)
 
 
+def inputs_of(args: ast.arguments, skip: int = 0) -> tuple[str, ...]:
+    """The required positional parameters, the input first: what --sweep may pick (those
+    with defaults are options such as gamma or reduction, set with --arg)."""
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    return tuple(a.arg for a in positional[skip:required])
+
+
 _CALL_METHODS = {"module": ("forward", 1), "layer": ("call", 1), "nnx": ("__call__", 1),
                  "trax": ("forward", 1), "numpy_layer": ("forward", 1),
                  "autograd_function": ("forward", 1)}
 
 
-def call_signature(node: ast.ClassDef, kind: str, scope: _Scope,
-                   seen: set[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def call_signature(node: ast.ClassDef, kind: str, scope: _Scope
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The parameters of the method that a class target is called through."""
+    args = call_arguments(node, kind, scope)
+    return signature(args, _CALL_METHODS.get(kind, ("forward", 1))[1]) if args else ((), ())
+
+
+def call_arguments(node: ast.ClassDef, kind: str, scope: _Scope,
+                   seen: set[str] | None = None) -> ast.arguments | None:
+    """The arguments of the method that a class target is called through (here or in a
+    base class of the same file)."""
     name, skip = _CALL_METHODS.get(kind, ("forward", 1))
     seen = seen if seen is not None else set()
     for item in node.body:
         if isinstance(item, ast.FunctionDef) and item.name == name \
                 and len(item.args.posonlyargs + item.args.args) > skip:
-            return signature(item.args, skip)
+            return item.args
     for base in node.bases:
         dotted = _dotted(base)
         if dotted in scope.classes and dotted not in seen:
             seen.add(dotted)
-            return call_signature(scope.classes[dotted], kind, scope, seen)
-    return (), ()
+            return call_arguments(scope.classes[dotted], kind, scope, seen)
+    return None
 
 
 def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:

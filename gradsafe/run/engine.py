@@ -79,6 +79,7 @@ def check_and_plot(paths: Iterable[str], options: Options,
     found = store.discover(tuple(paths)) if store else discover(paths)
     targets = [t for t in found if not filters.excluded(t, options)]
     targets = [selection.bind(t, options) for t in selection.pick(targets, options)]
+    targets = [s for t in targets for s in selection.sweeps(t, options)]
     variants.check_param_names(targets, options)
     if options.shard is not None:
         targets = shard.select(targets, options.shard)
