@@ -35,18 +35,24 @@ def reduces(backend: Backend, fn64: Fn) -> bool:
     return False
 
 
+def spread(backend: Backend, fn: Fn) -> Fn:
+    """The total on every element: its VJP with a ones cotangent is n times the gradient."""
+    def g(x: Any) -> Any:
+        return fn(x) + backend.constant(x, 0.0)
+
+    return g
+
+
 def separable(backend: Backend, fn64: Fn) -> bool:
     """A sum or mean of per-element terms: changing one element leaves the other elements'
     gradients unchanged, and the total is the sum or the mean of the terms."""
-    def spread(x: Any) -> Any:  # the total on every element: its VJP is n times the gradient
-        return fn64(x) + x * 0
 
     x = np.linspace(-1.75, 2.25, _SMALL)
     moved = x.copy()
     moved[0] = 3.0
     try:
-        a = backend.evaluate(spread, x, "float64", multiple=_SMALL)
-        b = backend.evaluate(spread, moved, "float64", multiple=_SMALL)
+        a = backend.evaluate(spread(backend, fn64), x, "float64", multiple=_SMALL)
+        b = backend.evaluate(spread(backend, fn64), moved, "float64", multiple=_SMALL)
         terms = backend.evaluate(backend.per_element(fn64), x, "float64", grad=False,
                                  multiple=_SMALL).forward
     except Exception:
@@ -87,8 +93,11 @@ def check_reduction(backend: Backend, target: Target, options: Options, obj: Any
         require_float(backend, mapped64)
     findings, notes = sweep_dtypes(backend, target, options, build, mapped64, counter, tick,
                                    seen)
+    # the tracer reads each operation's values element by element: it runs the target on
+    # the whole vector (its terms are per element before the reduction), the total spread
+    # over the elements so that each term's cotangent is exactly 1 (WIDTH is a power of 2)
     findings = explain(backend, target, obj, findings, lambda o, dt: (
-        backend.per_element(backend.instantiate(o, target.kind, dt)[0]), WIDTH))
+        spread(backend, backend.instantiate(o, target.kind, dt)[0]), WIDTH))
     notes.append("reduction: a sum or mean of per-element terms (separable); each element "
                  "checked alone, as a batch of one")
     if options.order == 2:
