@@ -47,6 +47,33 @@ def _annotated_tensors(fn: Any, names: set[str]) -> set[str]:
     return out
 
 
+def _optional(fn: Any, given: dict[str, Any]) -> inspect.Signature | None:
+    """fn's signature with the bound parameters optional: Keras binds a layer's call
+    arguments by signature before calling it, and would ask for them."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    params = [p.replace(default=given[p.name])
+              if p.name in given and p.default is inspect.Parameter.empty else p
+              for p in sig.parameters.values()]
+    # a required parameter may not follow one with a default: those after the first
+    # optional one become keyword-only
+    out: list[inspect.Parameter] = []
+    optional = False
+    for p in params:
+        positional = p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        if positional and p.default is not inspect.Parameter.empty:
+            optional = True
+        elif positional and optional:
+            p = p.replace(kind=p.KEYWORD_ONLY)
+        out.append(p)
+    try:
+        return sig.replace(parameters=out)
+    except ValueError:
+        return None
+
+
 class _Caller:
     """Calls the target with the swept tensor and the bound values, numbers turned into
     tensors where the target needs them (decided on the first call, then kept)."""
@@ -117,6 +144,8 @@ def bind(obj: Any, kind: str, args: tuple[tuple[str, str], ...],
         def call(self: Any, x: Any, *rest: Any, **kw: Any) -> Any:
             return _per_element(caller(functools.partial(inner, self), x, rest, kw), x,
                                 reduce)
+
+        call.__signature__ = _optional(inner, given)  # type: ignore[attr-defined]
 
         return type(obj.__name__, (obj,), {method: call, "__module__": obj.__module__,
                                            "__qualname__": obj.__qualname__})

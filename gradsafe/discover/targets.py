@@ -166,6 +166,58 @@ class _Scope:
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
+    root: Path | None = None  # the folder above the file's top-level package
+    depth: int = 0  # how many imports away from the file discovery was given
+
+
+_MAX_BASES = 4  # imports followed to find a base class defined in another module
+
+
+def package_of(path: str) -> tuple[Path, str]:
+    """(the folder above the file's top-level package, the file's module name): the
+    folders above it that hold an __init__.py are its packages."""
+    p = Path(path).resolve()
+    parts = [p.stem]  # "__init__" too: a relative import there starts from the package
+    folder = p.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, ".".join(parts)
+
+
+def _module_path(module: str, root: Path) -> Path | None:
+    """A module's file: in the file's own project first, else where the import system
+    finds it (without importing it)."""
+    base = root.joinpath(*module.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    found = module_file(module)
+    return Path(found) if found else None
+
+
+def _external_class(full: str, scope: _Scope) -> tuple[ast.ClassDef, _Scope] | None:
+    """A base class imported from another module of the project (or an installed
+    package), found by parsing that module: `from .base import BaseLoss`."""
+    module, _, name = full.rpartition(".")
+    if not module or scope.root is None or scope.depth >= _MAX_BASES \
+            or framework_of_module(module) is not None:
+        return None
+    path = _module_path(module, scope.root)
+    if path is None:
+        return None
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    other = _collect(tree, module if path.name != "__init__.py" else f"{module}.__init__")
+    other.root, other.depth = scope.root, scope.depth + 1
+    if name in other.classes:
+        return other.classes[name], other
+    if name in other.aliases:  # re-exported: `from .base import BaseLoss` in __init__
+        return _external_class(other.aliases[name], other)
+    return None
 
 
 def discover_file(path: str) -> list[Target]:
@@ -179,7 +231,8 @@ def discover_file(path: str) -> list[Target]:
     except SyntaxError as exc:
         return [Target("<module>", path, exc.lineno, "function", (),
                        error=f"SyntaxError: {exc.msg} (line {exc.lineno})")]
-    scope = _collect(tree)
+    scope = _collect(tree, package_of(path)[1])
+    scope.root = package_of(path)[0]
     # A function that calls no framework API (plain operators) runs on the tensors of the
     # one framework its file imports, if there is exactly one.
     module_fws = {fw for m in scope.aliases.values()
@@ -246,7 +299,8 @@ def discover_file(path: str) -> list[Target]:
     return targets
 
 
-def _collect(tree: ast.Module) -> _Scope:
+def _collect(tree: ast.Module, module: str = "") -> _Scope:
+    """Names of a file; `module` (its dotted name) resolves relative imports."""
     scope = _Scope()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -259,6 +313,13 @@ def _collect(tree: ast.Module) -> _Scope:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for a in node.names:
                 scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.ImportFrom) and node.level > 0 and module:
+            package = module.rsplit(".", node.level)[0] if module.count(".") >= node.level \
+                else ""
+            source = ".".join(p for p in (package, node.module or "") if p)
+            for a in node.names:
+                if source and a.name != "*":
+                    scope.aliases.setdefault(a.asname or a.name, f"{source}.{a.name}")
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             scope.functions[node.name] = node
@@ -329,6 +390,10 @@ def call_arguments(node: ast.ClassDef, kind: str, scope: _Scope,
         if dotted in scope.classes and dotted not in seen:
             seen.add(dotted)
             return call_arguments(scope.classes[dotted], kind, scope, seen)
+        external = _external_class(resolve(dotted, scope), scope) if dotted else None
+        if external is not None and external[0].name not in seen:
+            seen.add(external[0].name)
+            return call_arguments(external[0], kind, external[1], seen)
     return None
 
 
@@ -469,6 +534,12 @@ def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None
             return "layer"
         if full.startswith("trax."):
             return "trax"
+        external = _external_class(full, scope)
+        if external is not None and external[0].name not in seen:
+            seen.add(external[0].name)
+            kind = _class_kind(external[0], external[1], seen)
+            if kind:
+                return kind
     return "trax" if is_trax_style(node) else None
 
 
