@@ -165,3 +165,14 @@ def test_per_element_gives_each_term(torch_backend: object) -> None:
     assert np.allclose(ev.forward, np.log(np.cosh(xs)), rtol=1e-12)
     assert np.allclose(ev.gradient, np.tanh(xs), rtol=1e-12)
     json.dumps(ev.forward.tolist())
+
+
+def test_base_class_in_another_module_is_followed() -> None:
+    """`from .base import TorchBaseLoss`: the class's kind and the arguments of the call
+    method it inherits come from base.py."""
+    found = {t.name: t for t in discover_file(str(LOSSES / "baseloss" / "losses.py"))}
+    assert {n: (t.kind, t.inputs, t.needs) for n, t in found.items()} == {
+        "TorchLogCosh": ("module", ("preds", "target"), ("target",)),
+        "KerasLogCosh": ("layer", ("preds", "target"), ("target",)),
+        "NNXLogCosh": ("nnx", ("preds", "target"), ("target",)),
+    }
