@@ -45,11 +45,11 @@ def digest(data: bytes) -> str:
 
 def snapshot(paths: Iterable[str]) -> dict[str, bytes]:
     """The bytes of every file about to be analysed, keyed by its resolved path."""
-    from gradsafe.discover.targets import expand_paths
+    from gradsafe.discover.targets import expand_paths, split_spec
 
     out: dict[str, bytes] = {}
     for item in expand_paths(paths):
-        p = Path(item)
+        p = Path(split_spec(item)[0])  # FILE:NAME is FILE
         if p.is_file():
             out[str(p.resolve())] = p.read_bytes()
     return out

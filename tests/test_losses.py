@@ -176,3 +176,18 @@ def test_base_class_in_another_module_is_followed() -> None:
         "KerasLogCosh": ("layer", ("preds", "target"), ("target",)),
         "NNXLogCosh": ("nnx", ("preds", "target"), ("target",)),
     }
+
+
+def test_fix_rewrites_log_cosh_and_the_check_after_is_clean(tmp_path: Path) -> None:
+    """`gradsafe fix --write` on a two-tensor loss with --arg: the verified log-cosh rewrite
+    is written, and the check after it (same options) is clean."""
+    src = (LOSSES / "losses_torch.py").read_text(encoding="utf-8")
+    path = tmp_path / "losses.py"
+    path.write_text(src, encoding="utf-8")
+    proc = run_cli("fix", "losses.py:log_cosh_error", "--arg", "target=0.0", "--dtype",
+                   "float32,float16", "--write", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    new = path.read_text(encoding="utf-8")
+    assert "torch.exp(d) + torch.exp(-d)" not in new
+    assert "torch.abs(d)" in new and "0.6931471805599453" in new
+    compile(new, str(path), "exec")
