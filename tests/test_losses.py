@@ -191,3 +191,23 @@ def test_fix_rewrites_log_cosh_and_the_check_after_is_clean(tmp_path: Path) -> N
     assert "torch.exp(d) + torch.exp(-d)" not in new
     assert "torch.abs(d)" in new and "0.6931471805599453" in new
     compile(new, str(path), "exec")
+
+
+def test_param_sets_a_functions_keyword_arguments() -> None:
+    """--param radius=0.04,1.0 on `quartic_cutoff(x, radius=1.0)`: one target per value,
+    named with it; --arg radius wins over --param; an unknown name is still an error."""
+    from gradsafe.discover import variants
+
+    (t,) = [t for t in discover_file(str(LOSSES / "losses_torch.py"))
+            if t.name == "quartic_cutoff"]
+    assert variants.keywords(t) == ("radius",)
+    opts = Options(param_values=(("radius", (0.04, 1.0)),))
+    got = variants.function_settings(t, opts)
+    assert [(s.label, dict(s.args)) for s in got] == [
+        ("quartic_cutoff(radius=0.04)", {"radius": "0.04"}),
+        ("quartic_cutoff(radius=1.0)", {"radius": "1.0"})]
+    bound = dataclasses.replace(t, args=(("radius", "0.5"),))
+    assert variants.function_settings(bound, opts) == [bound]
+    variants.check_param_names([t], opts)
+    with pytest.raises(variants.VariantError):
+        variants.check_param_names([t], Options(param_values=(("radiu", (1.0,)),)))

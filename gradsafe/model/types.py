@@ -140,12 +140,14 @@ class Target:
     domain: tuple[float, float] | None = None  # inputs outside are not reported (--domain)
     inputs: tuple[str, ...] = ()  # required positional parameters, x first (--sweep)
     sweep: str | None = None  # the parameter swept instead of the first (--sweep NAME)
+    setting: str = ""  # a function's keyword values set by --param: "(radius=0.04)"
 
     @property
     def label(self) -> str:
-        """The name results are reported under (a variant's name carries its values; a
-        sweep of another parameter than the first, that parameter's name)."""
-        base = self.variant.label if self.variant is not None else self.name
+        """The name results are reported under (a variant's name carries its values, a
+        function's its --param keywords; a sweep of another parameter than the first, that
+        parameter's name)."""
+        base = self.variant.label if self.variant is not None else self.name + self.setting
         return f"{base}[{self.sweep}]" if self.sweep else base
 
     def dialect(self, framework: str) -> str:

@@ -88,7 +88,7 @@ def target(d: dict[str, Any]) -> Target:
                   explicit=bool(d.get("explicit", False)), args=_pairs(d.get("args")),
                   accepts=tuple(d.get("accepts", ())), needs=tuple(d.get("needs", ())),
                   domain=_domain(d.get("domain")), inputs=tuple(d.get("inputs", ())),
-                  sweep=d.get("sweep"))
+                  sweep=d.get("sweep"), setting=str(d.get("setting", "")))
 
 
 def options(d: dict[str, Any]) -> Options:
