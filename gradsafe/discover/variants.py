@@ -123,8 +123,8 @@ def check_param_names(targets: list[Target], options: Options) -> None:
         if name not in known:
             hint = f" (known: {', '.join(sorted(known))})" if known else ""
             raise VariantError(f"--param {name}: no checked class has a numeric constructor "
-                               f"argument, nor function a keyword argument, named "
-                               f"'{name}'{hint}")
+                               f"argument named '{name}', nor a function a keyword argument"
+                               f"{hint}")
 
 
 def expand(target: Target, options: Options) -> list[Target]:
