@@ -10,6 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gradsafe.model.codes import (
+    BACKWARD_OVERFLOW,
+    BRANCH_LEAK,
+    FORWARD_INACCURATE,
+    FORWARD_OVERFLOW,
+    INFINITE_DERIVATIVE,
+    MASK_MULTIPLY,
+)
 from gradsafe.model.types import DTypeName, Finding, Kind, Location, Range, Severity
 from gradsafe.numerics.floats import (
     F64,
@@ -266,7 +274,7 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     else:
         severity = "error" if low <= r and high >= -r else "warning"
     boundary = _boundary(low, high, d)
-    code = "GS203" if check == "inaccurate" else classify(kind, s, members, ctx.features)
+    code = FORWARD_INACCURATE if check == "inaccurate" else classify(kind, s, members, ctx.features)
     message = _message(check, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
     return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
@@ -320,13 +328,13 @@ def classify(kind: Kind, s: Sample, members: npt.NDArray[np.int64],
     """A first cause from the values and the source's shape; `locate` refines it."""
     if kind == "forward":
         nan = np.isnan(s.forward[members]).any()
-        return "GS202" if nan and "mask_multiply" in features else "GS201"
+        return MASK_MULTIPLY if nan and "mask_multiply" in features else FORWARD_OVERFLOW
     if "where" in features:
-        return "GS101"
+        return BRANCH_LEAK
     grads = s.gradient[members] if s.gradient is not None else np.array([np.nan])
     if np.isinf(grads).all() and members.size <= 4:
-        return "GS103"
-    return "GS102"
+        return INFINITE_DERIVATIVE
+    return BACKWARD_OVERFLOW
 
 
 def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:

@@ -41,6 +41,7 @@ import numpy.typing as npt
 from gradsafe.backends.base import Backend, TargetError
 from gradsafe.backends.custom import Adapter, BackwardCall, BackwardError, get_adapter
 from gradsafe.discover.load import one_line
+from gradsafe.model.codes import BACKWARD_CONTRACT, BACKWARD_MUTATES_INPUT, WRONG_CUSTOM_GRADIENT
 from gradsafe.model.types import (
     CUSTOM_KINDS,
     DTypeName,
@@ -256,7 +257,7 @@ def _contract_findings(ctx: Ctx, call: BackwardCall, x: F64, incoming: F64) -> l
         j = _readable(flat_x, changed)
         xj, fj, gj = at(j)
         out.append(_finding(
-            ctx, "GS302", "error", xj, fj, gj, float(flat_x[changed].min()),
+            ctx, BACKWARD_MUTATES_INPUT, "error", xj, fj, gj, float(flat_x[changed].min()),
             float(flat_x[changed].max()),
             f"backward changes its incoming gradient in place in {ctx.dtype}: "
             f"{changed.size} of {before.size} elements were overwritten (at x = "
@@ -266,10 +267,10 @@ def _contract_findings(ctx: Ctx, call: BackwardCall, x: F64, incoming: F64) -> l
     i = int(np.argmin(np.abs(flat_x - 1.0)))
     xi, fi, gi = at(i)
     if call.problem:
-        out.append(_finding(ctx, "GS303", "error", xi, fi, gi, xi, xi,
+        out.append(_finding(ctx, BACKWARD_CONTRACT, "error", xi, fi, gi, xi, xi,
                             f"{call.problem} in {ctx.dtype}"))
     elif call.grad_dtype is not None and call.grad_dtype != ctx.dtype:
-        out.append(_finding(ctx, "GS303", "warning", xi, fi, gi, xi, xi,
+        out.append(_finding(ctx, BACKWARD_CONTRACT, "warning", xi, fi, gi, xi, xi,
                             f"backward returned a {call.grad_dtype} gradient for a "
                             f"{ctx.dtype} input"))
     return out
@@ -280,7 +281,7 @@ def _before_forward(ctx: Ctx, adapter: Adapter, x: F64, v: F64) -> list[Finding]
     if exc is None or "forward" in str(exc).lower():
         return []
     x0 = float(x.ravel()[int(np.argmin(np.abs(x.ravel() - 1.0)))])
-    return [_finding(ctx, "GS303", "warning", x0, float("nan"), float("nan"), x0, x0,
+    return [_finding(ctx, BACKWARD_CONTRACT, "warning", x0, float("nan"), float("nan"), x0, x0,
                      f"backward needs forward to run first and does not say so: on a new "
                      f"object it raises {one_line(exc, ctx.user_file)}; raise a clear error "
                      "(\"call forward() before backward()\") instead")]
@@ -332,7 +333,7 @@ def _gs301(ctx: Ctx, cmp: Comparison, fwd: F64, raw: F64 | None, context: str) -
            f"points in {d}; largest error at x = {display(x, d)}{context}: backward gives "
            f"{display(g, d)}, numeric derivative {shortest_repr(ref, 'float64')}{ad} "
            f"(relative error {err}){_diagnosis(cmp, raw, tolerance(d))}")
-    return _finding(ctx, "GS301", severity, x, float(fwd[i]), g, float(xs.min()),
+    return _finding(ctx, WRONG_CUSTOM_GRADIENT, severity, x, float(fwd[i]), g, float(xs.min()),
                     float(xs.max()), msg)
 
 
@@ -510,7 +511,7 @@ def check_dtype(adapter: Adapter, shape: Shape, ctx: Ctx,
         return check_loss(adapter, ctx, rows, options.seed)
     except BackwardError as exc:
         cause = exc.__cause__ or exc
-        return [_finding(ctx, "GS303", "error", 1.0, float("nan"), float("nan"), 1.0, 1.0,
+        return [_finding(ctx, BACKWARD_CONTRACT, "error", 1.0, float("nan"), float("nan"), 1.0, 1.0,
                          f"backward raised {one_line(cause, ctx.user_file)} in "
                          f"{ctx.dtype}")], None
 
@@ -534,7 +535,7 @@ def check_custom(backend: Backend, target: Target, options: Options) -> TargetRe
         findings += found
         if note:
             notes.append(note)
-    broken = any(f.code == "GS303" and f.severity == "error" for f in findings)
+    broken = any(f.code == BACKWARD_CONTRACT and f.severity == "error" for f in findings)
     if shape == "elementwise" and backend.name != "numpy" and not broken:
         # the usual NaN/inf sweep through the framework, which runs the custom backward
         try:  # order 2 of a hand-written gradient: second.check_custom below

@@ -25,6 +25,7 @@ from gradsafe.backends.base import Backend, Instance
 from gradsafe.check.analyse import Context, Counter, Sample, analyse, describe_range
 from gradsafe.check.exhaustive import Tick, probe_plan
 from gradsafe.check.sweep import grad_reference
+from gradsafe.model.codes import DEGENERATE_PARAMETER, PARAMETER_GRADIENT
 from gradsafe.model.types import (
     DTypeName,
     Finding,
@@ -257,7 +258,7 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
            f"{ctx.operating_range:g} in {ctx.dtype}: {changed(v)} makes the function "
            f"degenerate (at x = {display(x, ctx.dtype)}: forward {display(fwd, ctx.dtype)}, "
            f"gradient {display(grad, ctx.dtype)})")
-    return Finding("GS502", kind, "error", ctx.dtype, ctx.framework, x, fwd, grad,
+    return Finding(DEGENERATE_PARAMETER, kind, "error", ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(-d.max, d.max), x, ctx.location, msg)
 
 
@@ -442,5 +443,5 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
         boundary = high
     elif abs(high) >= d.max and abs(low) < d.max:
         boundary = low
-    return Finding("GS501", "gradient", severity, ctx.dtype, ctx.framework, x, fwd, grad,
+    return Finding(PARAMETER_GRADIENT, "gradient", severity, ctx.dtype, ctx.framework, x, fwd, grad,
                    Range(low, high), boundary, ctx.location, msg)

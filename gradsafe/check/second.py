@@ -35,6 +35,7 @@ from gradsafe.check.analyse import (
 )
 from gradsafe.check.analyse import Sample as Sample1
 from gradsafe.check.exhaustive import Tick, probe_plan
+from gradsafe.model.codes import NO_GRADIENT
 from gradsafe.model.types import (
     CUSTOM_KINDS,
     DTypeName,
@@ -212,7 +213,7 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
 def _not_twice(target: Target, framework: str, dtype: DTypeName, location: Location | None,
                why: str) -> Finding:
     mx = info(dtype).max
-    return Finding("GS104", "gradient", "error", dtype, framework, 1.0, float("nan"),
+    return Finding(NO_GRADIENT, "gradient", "error", dtype, framework, 1.0, float("nan"),
                    float("nan"), Range(-mx, mx), -mx, location,
                    f"second derivative unavailable in {dtype}: {why}; training on "
                    "derivatives (u_xx in a physics-informed loss, forces from an energy) "
@@ -312,7 +313,7 @@ def explain2(backend: Backend, target: Target, obj: object, findings: list[Findi
     turned a finite cotangent into NaN/inf (see locate.py)."""
     from gradsafe.check.sweep import explain
 
-    located = [f for f in findings if f.code != "GS104"]
+    located = [f for f in findings if f.code != NO_GRADIENT]
     if not located:
         return findings
 
@@ -323,7 +324,7 @@ def explain2(backend: Backend, target: Target, obj: object, findings: list[Findi
         return derivative(backend, backend.instantiate(o, target.kind, dt)[0]), WIDTH
 
     done = iter(explain(backend, target, obj, located, make))
-    return [f if f.code == "GS104" else _traced(f, next(done)) for f in findings]
+    return [f if f.code == NO_GRADIENT else _traced(f, next(done)) for f in findings]
 
 
 def _traced(before: Finding, after: Finding) -> Finding:

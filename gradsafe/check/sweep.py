@@ -26,6 +26,7 @@ from gradsafe.check import calls
 from gradsafe.check.analyse import Context, Counter, Sample, analyse
 from gradsafe.check.exhaustive import Tick, probe_plan
 from gradsafe.discover.load import LoadError, load_target, one_line
+from gradsafe.model.codes import NO_GRADIENT
 from gradsafe.model.types import (
     CUSTOM_KINDS,
     DTypeName,
@@ -266,7 +267,7 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
 def no_gradient(target: Target, framework: str, dtype: DTypeName,
                 location: Location | None) -> Finding:
     mx = info(dtype).max
-    return Finding("GS104", "gradient", "error", dtype, framework, 1.0, float("nan"),
+    return Finding(NO_GRADIENT, "gradient", "error", dtype, framework, 1.0, float("nan"),
                    float("nan"), Range(-mx, mx), -mx, location,
                    f"the output does not depend differentiably on the input in {dtype} "
                    "(the gradient is None: integer/boolean output or a detached graph)")

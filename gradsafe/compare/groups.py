@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gradsafe.discover.targets import builtin_target, discover_file, looks_dotted
+from gradsafe.model.codes import FRAMEWORK_DISAGREEMENT, KINK_CONVENTION
 from gradsafe.model.types import (
     FRAMEWORKS,
     PORTABLE_KINDS,
@@ -433,7 +434,7 @@ def _disagreement(kind: Kind, diff: Difference, mask: BoolArray, x: F64, dtype: 
     boundary = diff.low if abs(diff.low) <= abs(diff.high) else diff.high
     # like check: an error where inputs live (|x| <= R), a warning only beyond
     inside_r = bool((np.abs(x[idx]) <= within).any())
-    return Finding("GS401", kind, "error" if inside_r else "warning", dtype,
+    return Finding(FRAMEWORK_DISAGREEMENT, kind, "error" if inside_r else "warning", dtype,
                    f"{a.label} vs {b.label}", diff.at,
                    float(va.forward[k]), float(va.gradient[k]), Range(diff.low, diff.high),
                    boundary, location, message)
@@ -458,6 +459,6 @@ def _convention(k: Kink, xs: dict[DTypeName, F64],
     at = np.flatnonzero((x == k.x) & (np.signbit(x) == np.signbit(k.x)))
     first = k.gradients[0][0]
     fwd = float(values[first][k.dtype].forward[int(at[0])]) if at.size else float("nan")
-    return Finding("GS402", "gradient", "info", k.dtype,
+    return Finding(KINK_CONVENTION, "gradient", "info", k.dtype,
                    " vs ".join(label for label, _ in k.gradients), k.x, fwd,
                    k.gradients[0][1], Range(k.x, k.x), k.x, location, message)

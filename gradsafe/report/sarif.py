@@ -25,8 +25,6 @@ INFORMATION_URI = "https://github.com/gradsafe/gradsafe"
 FINGERPRINT_KEY = "gradsafe/v1"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _RULE_INDEX = {c.code: i for i, c in enumerate(CODES)}
-# codes that are not bugs by themselves; the level of each result still follows its severity
-_DEFAULT_LEVEL = {"GS203": "warning", "GS401": "warning", "GS402": "note"}
 
 
 def help_uri(code: str) -> str:
@@ -49,7 +47,8 @@ def _rules() -> list[dict[str, Any]]:
             "fullDescription": {"text": c.explanation},
             "help": {"text": text, "markdown": markdown},
             "helpUri": help_uri(c.code),
-            "defaultConfiguration": {"level": _DEFAULT_LEVEL.get(c.code, "error")},
+            # codes that are not bugs by themselves are lower; each result follows its severity
+            "defaultConfiguration": {"level": c.sarif_level},
             "properties": {"tags": ["numerics", "gradients", c.name]},
         })
     return rules

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradsafe.check.analyse import describe_range
-from gradsafe.model.codes import BY_CODE
+from gradsafe.model.codes import BY_CODE, FRAMEWORK_DISAGREEMENT, NO_GRADIENT, PARAMETER_GRADIENT
 from gradsafe.model.types import (
     Comparison,
     Difference,
@@ -104,8 +104,8 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
         if f.code.startswith("GS30"):  # hand-written backward: NaN there means "none returned"
             what = "backward"
         if f.order == 2:  # --order 2: about f'', whose value the gradient field holds
-            what = ("dθ f' " if f.code == "GS501" else "f'' ") + (
-                "none" if f.code == "GS104" else _nan_or_inf(f.gradient))
+            what = ("dθ f' " if f.code == PARAMETER_GRADIENT else "f'' ") + (
+                "none" if f.code == NO_GRADIENT else _nan_or_inf(f.gradient))
         table.add_row(Text(f.severity, style=_STYLE[f.severity]), f.code, f.framework,
                       f.dtype, what.strip(), _range_text(f), _example(f))
     console.print(table)
@@ -357,7 +357,7 @@ def _comparison(console: Console, c: Comparison, verbose: bool) -> None:
                        *[display(got[label], k.dtype) if label in got else "-"
                          for label in labels])
         console.print(kt)
-    shown = [f for f in c.findings if f.code == "GS401"]
+    shown = [f for f in c.findings if f.code == FRAMEWORK_DISAGREEMENT]
     for f in shown if verbose else shown[:2]:
         console.print(Text(f"    {f.code} {f.dtype}: {f.message}"))
     if len(shown) > 2 and not verbose:

@@ -25,6 +25,7 @@ import numpy as np
 
 from gradsafe.backends.base import Backend
 from gradsafe.discover.load import register_copy
+from gradsafe.model.codes import ADVICE, REWRITE_CODES
 from gradsafe.model.types import (
     SEVERITIES,
     Finding,
@@ -37,7 +38,7 @@ from gradsafe.model.types import (
 from gradsafe.numerics.floats import F64, display
 from gradsafe.numerics.probes import plan
 from gradsafe.suggest import rewrite
-from gradsafe.suggest.policy import ADVICE_CODES, REWRITE_CODES, SUGGEST_BUDGET, wanted
+from gradsafe.suggest.policy import SUGGEST_BUDGET, wanted
 from gradsafe.suggest.rewrite.verify import Agreement, agree, disagree
 
 Forwards = dict[str, tuple[F64, F64]]  # dtype -> (probe inputs, forward values)
@@ -55,27 +56,6 @@ CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("safe_sqrt", *rewrite.FORMULAS, *GUARD),
     ("sinc",),
 )
-ADVICE = {
-    "GS101": "compute the discarded branch on a guarded input (where(c, x, safe) inside it), "
-             "clamp its argument to the branch's domain, or give the function a custom "
-             "gradient",
-    "GS501": "compute the discarded branch on a guarded input so the parameter's gradient "
-             "never sees 0 * inf, or give the function a custom gradient",
-    "GS102": "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
-             "log1p, log_softmax, log_sigmoid), clamp the argument of exp/pow, or define a "
-             "custom gradient",
-    "GS201": "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
-             "log1p, log_softmax), or clamp the argument of exp/pow",
-    "GS203": "use a formula that does not overflow or cancel (hypot, rsqrt of a scaled value, "
-             "expm1/log1p), or clamp the input to where the formula is exact",
-    "GS103": "the derivative is infinite here: guard the input (sqrt(where(u > 0, u, 1))), "
-             "add a small epsilon inside sqrt/log/division, or define a custom gradient that "
-             "returns the limit",
-    "GS202": "select with where instead of multiplying by a mask, and guard each branch's "
-             "input",
-    "GS502": "reject this constructor value in __init__ or keep it away from it "
-             "(e.g. alpha + 1e-9), or guard the division it reaches",
-}
 
 _TMP: list[str] = []
 
@@ -325,6 +305,6 @@ def attach(backend: Backend, target: Target, options: Options, result: TargetRes
     s = suggest(backend, target, options, result, seen)
     if s is None:
         return result
-    findings = tuple(dataclasses.replace(f, suggestion=s) if f.code in ADVICE_CODES else f
+    findings = tuple(dataclasses.replace(f, suggestion=s) if f.code in ADVICE else f
                      for f in result.findings)
     return dataclasses.replace(result, findings=findings)
