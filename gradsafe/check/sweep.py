@@ -275,10 +275,7 @@ def no_gradient(target: Target, framework: str, dtype: DTypeName,
 
 def result(target: Target, framework: str, findings: tuple[Finding, ...],
            notes: tuple[str, ...], options: Options) -> TargetResult:
-    from gradsafe.model.types import SEVERITIES
-
-    limit = SEVERITIES.index(options.fail_on)
-    failing = any(SEVERITIES.index(f.severity) <= limit for f in findings)
+    failing = any(f.fails(options.fail_on) for f in findings)
     return TargetResult(target.name, target.file, target.line, framework,
                         "fail" if failing else "pass", None, findings, notes)
 

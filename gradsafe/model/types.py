@@ -27,6 +27,12 @@ CUSTOM_KINDS: dict[str, str] = {"autograd_function": "torch", "custom_gradient":
 # Keras backend) and array-API functions `def act(x, xp)`
 PORTABLE_KINDS: tuple[str, ...] = ("keras_ops", "array_api")
 PORTABLE: tuple[str, ...] = FRAMEWORKS
+
+
+def fails(severity: str, fail_on: str) -> bool:
+    """The one fail-on rule: a severity at or above --fail-on fails (also for the
+    severities of a JSON report, which shard merging reads as plain strings)."""
+    return SEVERITIES.index(severity) <= SEVERITIES.index(fail_on)
 ParamKind = Literal["float", "int", "count"]
 ParamValue = float | int
 
@@ -85,6 +91,9 @@ class Finding:
     # they matter to the cause (the discarding where, the saturating tanh); else empty
     path: tuple[Step, ...] = ()
     order: int = 1  # 2: the finding is about the second derivative f'' (--order 2)
+
+    def fails(self, fail_on: Severity) -> bool:
+        return fails(self.severity, fail_on)
 
 
 @dataclass(frozen=True)
@@ -315,3 +324,20 @@ class Report:
     shard: tuple[int, int] | None = None  # (i, n) when this is one shard of a run
     comparisons: tuple[Comparison, ...] = ()  # `gradsafe compare`
     order: int = 1  # the highest derivative order checked (--order)
+
+    @property
+    def exit_code(self) -> int:
+        """Bit 1: findings at or above fail_on. Bit 2: something could not be checked
+        (including a run interrupted with Ctrl-C)."""
+        code = 2 if self.partial else 0
+        for t in self.targets:
+            if t.status == "error":
+                code |= 2
+            if any(f.fails(self.fail_on) for f in t.findings):
+                code |= 1
+        for c in self.comparisons:
+            if c.errors:
+                code |= 2
+            if any(f.fails(self.fail_on) for f in c.findings):
+                code |= 1
+        return code

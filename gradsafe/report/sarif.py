@@ -18,7 +18,6 @@ from gradsafe.gate.baseline import fingerprint, relative_path
 from gradsafe.model.codes import BY_CODE, CODES, HELP_URI
 from gradsafe.model.types import Finding, Report, Suppressed, TargetResult
 from gradsafe.numerics.floats import json_number
-from gradsafe.run.engine import exit_code
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/gradsafe/gradsafe"
@@ -143,7 +142,7 @@ def sarif_data(report: Report) -> dict[str, Any]:
     results += [_result(s.target, s.file, s.line, s.finding, report.root, s)
                 for s in report.suppressed]
     errors = [_notification(t, report.root) for t in report.targets if t.status == "error"]
-    code = exit_code(report)
+    code = report.exit_code
     invocation: dict[str, Any] = {"executionSuccessful": not code & 2, "exitCode": code}
     if errors:
         invocation["toolExecutionNotifications"] = errors

@@ -24,7 +24,6 @@ from gradsafe.model.types import (
     TargetResult,
 )
 from gradsafe.numerics.floats import display, info
-from gradsafe.run.engine import exit_code
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -275,7 +274,7 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
     counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
               for s in ("error", "warning", "info")}
     summary = Text()
-    code = exit_code(report)
+    code = report.exit_code
     summary.append("\n" if report.targets else "")
     # counts that add up: checked (passed or failed) + skipped + could not be checked
     checked = statuses.count("pass") + statuses.count("fail")
@@ -372,5 +371,5 @@ def _compare_summary(report: Report) -> Text:
     text.append(f"{len(report.comparisons)} compared", style="bold")
     text.append(f", {len(rows)} pair rows: {counts['agree']} agree, {counts['kink']} differ only "
                 f"at kinks, {counts['differ']} differ, {counts['error']} could not be "
-                f"evaluated (dtypes {', '.join(report.dtypes)}; exit {exit_code(report)})")
+                f"evaluated (dtypes {', '.join(report.dtypes)}; exit {report.exit_code})")
     return text

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from gradsafe.discover import selection, variants
 from gradsafe.discover.targets import discover
 from gradsafe.gate import filters
-from gradsafe.model.types import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
+from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetResult
 from gradsafe.run import cache, pool, shard
 from gradsafe.run.interrupt import is_partial
 
@@ -144,18 +144,5 @@ def _run_cached(jobs: list[pool.Job], options: Options, store: cache.Cache | Non
 
 
 def exit_code(report: Report) -> int:
-    """Bit 1: findings at or above fail_on. Bit 2: something could not be checked
-    (including a run interrupted with Ctrl-C)."""
-    limit = SEVERITIES.index(report.fail_on)
-    code = 2 if report.partial else 0
-    for t in report.targets:
-        if t.status == "error":
-            code |= 2
-        if any(SEVERITIES.index(f.severity) <= limit for f in t.findings):
-            code |= 1
-    for c in report.comparisons:
-        if c.errors:
-            code |= 2
-        if any(SEVERITIES.index(f.severity) <= limit for f in c.findings):
-            code |= 1
-    return code
+    """See Report.exit_code (kept for the CLI and the testing API)."""
+    return report.exit_code

@@ -27,7 +27,6 @@ from gradsafe.backends.base import Backend
 from gradsafe.discover.load import register_copy
 from gradsafe.model.codes import ADVICE, REWRITE_CODES
 from gradsafe.model.types import (
-    SEVERITIES,
     Finding,
     Options,
     Severity,
@@ -79,9 +78,8 @@ class Verdict:
     @property
     def verified(self) -> bool:
         """Clean as `check` judges it (nothing at or above --fail-on), and the same values."""
-        limit = SEVERITIES.index(self.fail_on)
         return self.error is None and all(a.ok for a in self.agreements) and not any(
-            SEVERITIES.index(f.severity) <= limit for f in self.findings)
+            f.fails(self.fail_on) for f in self.findings)
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -228,8 +226,7 @@ def problems(v: Verdict) -> str:
             parts.append(f"changes finite values (largest difference {display(a.worst, a.dtype)}"
                          f" at x = {display(a.at, a.dtype)} in {a.dtype})")
             break
-    limit = SEVERITIES.index(v.fail_on)
-    left = [f for f in v.findings if SEVERITIES.index(f.severity) <= limit]
+    left = [f for f in v.findings if f.fails(v.fail_on)]
     if left:
         f = left[0]
         parts.append(f"still {f.code} in {f.dtype}: {f.message}")
