@@ -19,6 +19,7 @@ from gradsafe.model.codes import (
     MASK_MULTIPLY,
 )
 from gradsafe.model.types import DTypeName, Finding, Kind, Location, Range, Severity
+from gradsafe.numerics.examples import readable
 from gradsafe.numerics.floats import (
     F64,
     I64,
@@ -30,6 +31,7 @@ from gradsafe.numerics.floats import (
     shortest_repr,
 )
 from gradsafe.numerics.probes import ProbePlan
+from gradsafe.numerics.runs import runs_of
 
 BoolArray = npt.NDArray[np.bool_]
 MAX_RANGES = 8  # per kind and dtype; more are summarised in the message of the last one
@@ -188,18 +190,6 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     return findings
 
 
-def runs_of(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
-    """Index ranges [lo, hi] of consecutive bad probes among the considered ones."""
-    idx = np.flatnonzero(considered)
-    flags = bad[idx]
-    if not flags.any():
-        return []
-    padded = np.concatenate([[False], flags, [False]])
-    starts = np.flatnonzero(~padded[:-1] & padded[1:])
-    ends = np.flatnonzero(padded[:-1] & ~padded[1:]) - 1
-    return [(int(idx[s]), int(idx[e])) for s, e in zip(starts, ends, strict=True)]
-
-
 def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d: DTypeInfo,
           kind: str, counter: Counter) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step,
@@ -262,7 +252,7 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     proven = members[masks[check]]  # the example comes from where float64 is finite
     members = members[masks[found_by or check]]
     pool = proven if proven.size else members
-    ex = _example(plan.values[pool], ctx.operating_range, plan.dtype)
+    ex = readable(plan.values[pool], plan.dtype, ctx.operating_range)
     ex_idx = int(pool[ex])
     x = float(plan.values[ex_idx])
     fwd = float(s.forward[ex_idx])
@@ -285,32 +275,6 @@ def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:
     return Sample(s.x[idx], s.forward[idx], None if s.gradient is None else s.gradient[idx],
                   s.reference[idx], s.exact,
                   None if s.grad_reference is None else s.grad_reference[idx])
-
-
-def _example(values: F64, r: float, dtype: str) -> int:
-    """A readable bad input: inside the operating range if possible, short, small."""
-    inside = np.flatnonzero(np.abs(values) <= r)
-    pool = inside if inside.size else np.arange(values.size)
-    # Branch and bound on (repr length, |x|, x): visit candidates in order of a cheap lower
-    # bound of their repr length and stop once no later one can beat the best, instead of
-    # formatting tens of thousands of values (16-bit ranges hold that many).
-    v = values[pool]
-    mag = np.abs(v)
-    with np.errstate(divide="ignore"):
-        int_digits = np.where(mag >= 1, np.floor(np.log10(np.maximum(mag, 1))) + 1, 1)
-    # "d.0" needs int_digits + 2 characters, scientific "d.0e+XX" at least 7; plus a sign
-    bound = np.minimum(int_digits + 2, 7) + (np.signbit(v)).astype(np.int64)
-    order = np.lexsort((v, mag, bound))
-    best: tuple[float, float, float] | None = None
-    best_i = int(pool[order[0]])
-    for j in order.tolist():
-        x = float(v[j])
-        if best is not None and (float(bound[j]), abs(x), x) > best:
-            break
-        key = (float(len(shortest_repr(x, dtype))), abs(x), x)
-        if best is None or key < best:
-            best, best_i = key, int(pool[j])
-    return best_i
 
 
 def _boundary(low: float, high: float, d: DTypeInfo) -> float:

@@ -37,6 +37,7 @@ from gradsafe.model.types import (
     TargetResult,
     Variant,
 )
+from gradsafe.numerics.examples import readable, readable_order
 from gradsafe.numerics.floats import (
     F64,
     DTypeInfo,
@@ -44,9 +45,9 @@ from gradsafe.numerics.floats import (
     info,
     keys_to_values,
     round_to,
-    shortest_repr,
 )
 from gradsafe.numerics.probes import ProbePlan
+from gradsafe.numerics.runs import runs
 
 DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
 BLOCK = 512
@@ -229,11 +230,6 @@ def _what(v: float) -> str:
     return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
-def _readable(values: F64, dtype: str) -> list[int]:
-    return sorted(range(values.size), key=lambda i: (
-        len(shortest_repr(float(values[i]), dtype)), abs(float(values[i])), float(values[i])))
-
-
 def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
     """GS502 when (almost) every finite input in the operating range gives a non-finite
     forward or gradient: the constructor values, not an input region, are the problem."""
@@ -251,7 +247,7 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
         return None
     kind: Kind = "forward" if fwd_bad.sum() >= grad_bad.sum() else "gradient"
     members = np.flatnonzero(fwd_bad if kind == "forward" else grad_bad)
-    i = int(members[_readable(s.x[members], ctx.dtype)[0]])
+    i = int(members[readable(s.x[members], ctx.dtype)])
     x, fwd, grad = float(s.x[i]), float(s.forward[i]), float(s.gradient[i])
     what = _what(fwd if kind == "forward" else grad)
     msg = (f"{kind} is {what} for {100 * share:.1f}% of the finite inputs with |x| <= "
@@ -300,15 +296,15 @@ def param_findings(p: ProbePlan, s: Sample, inst: Instance, ctx: Context,
             flags[n].append(not bool(np.isfinite(grads[n]).all()))
     findings: list[Finding] = []
     for name in inst.param_names:
-        runs = _runs(flags[name])
-        for r, (b0, b1) in enumerate(runs[:MAX_RANGES]):
+        found = runs(flags[name])
+        for r, (b0, b1) in enumerate(found[:MAX_RANGES]):
             first = _first_bad(probe, p.values[blocks[b0]], name)
             last = _last_bad(probe, p.values[blocks[b1]], name)
             pos_lo = b0 * BLOCK + first  # positions in idx
             pos_hi = b1 * BLOCK + last
             lo_key = _refine(probe, p, idx, pos_lo, -1, name, d)
             hi_key = _refine(probe, p, idx, pos_hi, +1, name, d)
-            extra = len(runs) - MAX_RANGES if r == MAX_RANGES - 1 else 0
+            extra = len(found) - MAX_RANGES if r == MAX_RANGES - 1 else 0
             f = _finding(probe, p, s, idx[pos_lo:pos_hi + 1], lo_key, hi_key, name, ctx, d,
                          extra)
             true = _honest(probe, inst64, (f.range.low, f.range.high, f.example_input),
@@ -358,18 +354,6 @@ def _honest(probe: _ParamProbe, inst64: Instance | None, xs: tuple[float, ...], 
     return true
 
 
-def _runs(flags: list[bool]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    start = None
-    for i, f in enumerate([*flags, False]):
-        if f and start is None:
-            start = i
-        elif not f and start is not None:
-            runs.append((start, i - 1))
-            start = None
-    return runs
-
-
 def _first_bad(probe: _ParamProbe, values: F64, name: str) -> int:
     """Smallest k whose prefix values[:k + 1] is bad (the whole block is)."""
     lo, hi = 0, values.size - 1
@@ -416,8 +400,7 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
     low, high = (float(v) for v in keys_to_values(np.array([lo_key, hi_key]), d))
     values = p.values[members]
     r = ctx.operating_range
-    order = _readable(values, ctx.dtype)
-    inside = [i for i in order if abs(float(values[i])) <= r] or order
+    inside = readable_order(values, ctx.dtype, r)
     ex = int(members[inside[0]])
     grad = float("nan")
     for i in inside[:EXAMPLES]:

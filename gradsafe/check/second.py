@@ -27,11 +27,9 @@ from gradsafe.backends.derivative import derivative, not_twice
 from gradsafe.check.analyse import (
     Counter,
     _boundary,
-    _example,
     bisect_edge,
     classify,
     describe_range,
-    runs_of,
 )
 from gradsafe.check.analyse import Sample as Sample1
 from gradsafe.check.exhaustive import Tick, probe_plan
@@ -47,8 +45,10 @@ from gradsafe.model.types import (
     Target,
     Variant,
 )
+from gradsafe.numerics.examples import readable
 from gradsafe.numerics.floats import F64, DTypeInfo, display, info, keys_to_values, round_to
 from gradsafe.numerics.probes import ProbePlan
+from gradsafe.numerics.runs import runs_of
 
 BoolArray = npt.NDArray[np.bool_]
 MAX_RANGES = 8  # per dtype, as for order 1
@@ -262,7 +262,7 @@ def _finding(plan: ProbePlan, s: Sample2, pool: npt.NDArray[np.int64], lo_key: i
     dtype = d.name
     bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
     low, high = float(bounds[0]), float(bounds[1])
-    ex = int(pool[_example(plan.values[pool], options.operating_range, dtype)])
+    ex = int(pool[readable(plan.values[pool], dtype, options.operating_range)])
     x, first, second = float(plan.values[ex]), float(s.first[ex]), float(s.second[ex])
     r = options.operating_range
     severity: Severity = "info" if info_only else (

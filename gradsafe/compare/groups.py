@@ -41,8 +41,10 @@ from gradsafe.model.types import (
     Target,
     TargetResult,
 )
+from gradsafe.numerics.examples import readable
 from gradsafe.numerics.floats import F64, info, keys_to_values, shortest_repr, values_to_keys
 from gradsafe.numerics.probes import plan
+from gradsafe.numerics.runs import runs
 from gradsafe.run import codec, pool
 
 BoolArray = npt.NDArray[np.bool_]
@@ -271,19 +273,6 @@ def close(a: F64, b: F64, tol: float) -> BoolArray:
     return ok
 
 
-def _runs(mask: BoolArray) -> list[tuple[int, int]]:
-    padded = np.concatenate([[False], mask, [False]])
-    starts = np.flatnonzero(~padded[:-1] & padded[1:])
-    ends = np.flatnonzero(padded[:-1] & ~padded[1:]) - 1
-    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
-
-
-def _readable(x: F64, idx: npt.NDArray[np.int64], dtype: DTypeName) -> int:
-    """The member with the shortest repr (0.0, 1.0 rather than 1.4e-45)."""
-    return int(min(idx.tolist(), key=lambda i: (len(shortest_repr(float(x[i]), dtype)),
-                                                abs(float(x[i])), np.signbit(x[i]))))
-
-
 def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
               dtype: DTypeName) -> list[tuple[int, int, int]]:
     """Windows of gradient disagreement that are kink conventions: (first, last, the point).
@@ -297,10 +286,10 @@ def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
     tol = tolerance(dtype)
     out: list[tuple[int, int, int]] = []
     seen: set[tuple[int, int]] = set()
-    for i, j in _runs(~grad_ok & fwd_ok):
+    for i, j in runs(~grad_ok & fwd_ok):
         if j - i + 1 > MAX_KINK_RUN:
             continue
-        mid = _readable(x, np.arange(i, j + 1), dtype)
+        mid = i + readable(x[i:j + 1], dtype)
         point = 0.0 if abs(x[mid]) < d.tiny else float(x[mid])
         key = values_to_keys(np.array([abs(point)]), d)
         ulp = float(np.diff(keys_to_values(np.array([key[0], key[0] + 1]), d))[0])
@@ -325,7 +314,8 @@ def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
         at = np.flatnonzero((x[wi:wj + 1] == point) & ~np.signbit(x[wi:wj + 1]))
         rep = wi + int(at[0]) if at.size else mid
         if grad_ok[rep]:  # same f'(point): the sides differ on the subnormals around it
-            rep = _readable(x, wi + np.flatnonzero(~grad_ok[wi:wj + 1]), dtype)
+            differ = wi + np.flatnonzero(~grad_ok[wi:wj + 1])
+            rep = int(differ[readable(x[differ], dtype)])
         out.append((wi, wj, rep))
     return out
 
@@ -342,7 +332,7 @@ def difference(x: F64, a: F64, b: F64, bad: BoolArray, within: float,
     pool_ = ~outside if (~outside).any() else np.ones(idx.size, dtype=bool)
     top = diff[pool_].max()
     best = np.flatnonzero(pool_ & (diff == top))
-    k = _readable(x, idx[best], dtype)
+    k = int(idx[best][readable(x[idx[best]], dtype)])
     return Difference(int(idx.size), float(x[idx].min()), float(x[idx].max()), float(x[k]),
                       float(a[k]), float(b[k]), float(top))
 
@@ -415,15 +405,16 @@ def _disagreement(kind: Kind, diff: Difference, mask: BoolArray, x: F64, dtype: 
     def show(v: float) -> str:
         return shortest_repr(v, dtype) if np.isfinite(v) else str(v)
 
-    runs = _runs(mask)
+    found = runs(mask)
     spans = [show(float(x[i])) if i == j else f"{show(float(x[i]))} .. {show(float(x[j]))}"
-             for i, j in runs[:MAX_RUNS_LISTED]]
-    more = f" and {len(runs) - MAX_RUNS_LISTED} more" if len(runs) > MAX_RUNS_LISTED else ""
+             for i, j in found[:MAX_RUNS_LISTED]]
+    more = f" and {len(found) - MAX_RUNS_LISTED} more" if len(found) > MAX_RUNS_LISTED else ""
     what = "forward" if kind == "forward" else "gradient"
     idx = np.flatnonzero(mask)
     # an example away from 0, where kernels' subnormal and signed-zero handling differ
     inside = idx[(np.abs(x[idx]) <= within) & (np.abs(x[idx]) >= info(dtype).tiny)]
-    e = _readable(x, inside if inside.size else idx, dtype)
+    pool = inside if inside.size else idx
+    e = int(pool[readable(x[pool], dtype)])
     scope = f" within ±{within:g}" if abs(diff.at) <= within else ""
     message = (f"{what} differs between {a.label} and {b.label} on {diff.count} of {x.size} "
                f"{dtype} probes (x in {', '.join(spans)}{more}); e.g. at x = {show(x[e])}: "
