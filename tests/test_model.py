@@ -20,8 +20,9 @@ from gradsafe.model.types import (
 
 
 def _finding(severity: Severity) -> Finding:
-    return Finding(BRANCH_LEAK, "gradient", severity, "float32", "torch", 100.0, 100.0,
-                   float("nan"), Range(88.7, 3.4e38), 88.7, None, "a where leaks")
+    return Finding(code=BRANCH_LEAK, kind="gradient", severity=severity, dtype="float32",
+                   framework="torch", example_input=100.0, forward=100.0, gradient=float("nan"),
+                   range=Range(88.7, 3.4e38), boundary=88.7, location=None, message="a where leaks")
 
 
 @pytest.mark.parametrize(("severity", "fail_on"),

@@ -25,7 +25,7 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.model.types import Variant
+from gradsafe.model.types import TargetKind, Variant
 from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
@@ -39,7 +39,7 @@ class TensorFlowBackend(Backend):
         return str(tf.__version__)
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
-        if kind != "layer" and not (isinstance(obj, type) and _is_layer(obj)):
+        if kind != TargetKind.LAYER and not (isinstance(obj, type) and _is_layer(obj)):
             return obj, None
         # A Keras layer casts inputs to its compute dtype (float32 by default), which
         # would hide float16 overflows: build it with the dtype under test.

@@ -267,8 +267,10 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     code = FORWARD_INACCURATE if check == "inaccurate" else classify(kind, s, members, ctx.features)
     message = _message(check, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
-    return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(low, high), boundary, ctx.location, message)
+    return Finding(code=code, kind=kind, severity=severity, dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(low, high), boundary=boundary, location=ctx.location,
+                   message=message)
 
 
 def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:

@@ -225,8 +225,9 @@ class Ctx:
 
 def _finding(ctx: Ctx, code: str, severity: Severity, x: float, fwd: float, grad: float,
              low: float, high: float, message: str) -> Finding:
-    return Finding(code, "gradient", severity, ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(low, high), x, ctx.location, message)
+    return Finding(code=code, kind="gradient", severity=severity, dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(low, high), boundary=x, location=ctx.location, message=message)
 
 
 def _readable(x: F64, candidates: npt.NDArray[np.intp]) -> int:

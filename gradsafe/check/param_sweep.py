@@ -34,6 +34,7 @@ from gradsafe.model.types import (
     Range,
     Severity,
     Target,
+    TargetKind,
     TargetResult,
     Variant,
 )
@@ -99,7 +100,7 @@ def check_variant(backend: Backend, target: Target, options: Options,
     v = target.variant
     assert v is not None
     obj = resolve(target, backend)
-    location = target_location(target) if target.kind != "builtin" else None
+    location = target_location(target) if target.kind != TargetKind.BUILTIN else None
     findings: list[Finding] = []
     notes: list[str] = []
     constants = tuple(sorted({*target.constants, *(
@@ -254,8 +255,9 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
            f"{ctx.operating_range:g} in {ctx.dtype}: {changed(v)} makes the function "
            f"degenerate (at x = {display(x, ctx.dtype)}: forward {display(fwd, ctx.dtype)}, "
            f"gradient {display(grad, ctx.dtype)})")
-    return Finding(DEGENERATE_PARAMETER, kind, "error", ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(-d.max, d.max), x, ctx.location, msg)
+    return Finding(code=DEGENERATE_PARAMETER, kind=kind, severity="error", dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(-d.max, d.max), boundary=x, location=ctx.location, message=msg)
 
 
 class _ParamProbe:
@@ -426,5 +428,6 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
         boundary = high
     elif abs(high) >= d.max and abs(low) < d.max:
         boundary = low
-    return Finding(PARAMETER_GRADIENT, "gradient", severity, ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(low, high), boundary, ctx.location, msg)
+    return Finding(code=PARAMETER_GRADIENT, kind="gradient", severity=severity, dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(low, high), boundary=boundary, location=ctx.location, message=msg)

@@ -213,9 +213,10 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
 def _not_twice(target: Target, framework: str, dtype: DTypeName, location: Location | None,
                why: str) -> Finding:
     mx = info(dtype).max
-    return Finding(NO_GRADIENT, "gradient", "error", dtype, framework, 1.0, float("nan"),
-                   float("nan"), Range(-mx, mx), -mx, location,
-                   f"second derivative unavailable in {dtype}: {why}; training on "
+    return Finding(code=NO_GRADIENT, kind="gradient", severity="error", dtype=dtype,
+                   framework=framework, example_input=1.0, forward=float("nan"),
+                   gradient=float("nan"), range=Range(-mx, mx), boundary=-mx, location=location,
+                   message=f"second derivative unavailable in {dtype}: {why}; training on "
                    "derivatives (u_xx in a physics-informed loss, forces from an energy) "
                    "needs it", order=ORDER)
 
@@ -279,8 +280,9 @@ def _finding(plan: ProbePlan, s: Sample2, pool: npt.NDArray[np.int64], lo_key: i
             f"{display(first, dtype)}, second derivative {_num(second, dtype)}{truth})")
     if extra:
         text += f"; {extra} more bad ranges not listed"
-    return Finding(code, "gradient", severity, dtype, framework, x, float("nan"), second,
-                   Range(low, high), _boundary(low, high, d), location, text, order=ORDER)
+    return Finding(code=code, kind="gradient", severity=severity, dtype=dtype, framework=framework,
+                   example_input=x, forward=float("nan"), gradient=second, range=Range(low, high),
+                   boundary=_boundary(low, high, d), location=location, message=text, order=ORDER)
 
 
 def _with_forward(backend: Backend, fn: Fn, dtype: DTypeName, multiple: int,

@@ -35,6 +35,7 @@ from gradsafe.model.types import (
     Options,
     Range,
     Target,
+    TargetKind,
     TargetResult,
 )
 from gradsafe.numerics.floats import F64, info
@@ -42,11 +43,11 @@ from gradsafe.numerics.floats import F64, info
 
 def resolve(target: Target, backend: Backend | None = None) -> Any:
     reduce = backend.sum_trailing if backend is not None and not _custom(target) else None
-    if target.kind == "builtin":
+    if target.kind == TargetKind.BUILTIN:
         return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce)
     assert target.file is not None
     obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce)
-    if target.kind == "array_api" and backend is not None:
+    if target.kind == TargetKind.ARRAY_API and backend is not None:
         return bind_namespace(obj, backend.array_namespace())
     return obj
 
@@ -259,7 +260,7 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
     if traced is not None:
         traced.obj = calls.bind(traced.obj, target.kind, target.args,
                                 None if _custom(target) else backend.sum_trailing)
-    if traced is not None and target.kind == "array_api":
+    if traced is not None and target.kind == TargetKind.ARRAY_API:
         traced.obj = bind_namespace(traced.obj, backend.array_namespace())
     return locate.refine(backend, target, traced, make, findings)
 
@@ -267,9 +268,10 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
 def no_gradient(target: Target, framework: str, dtype: DTypeName,
                 location: Location | None) -> Finding:
     mx = info(dtype).max
-    return Finding(NO_GRADIENT, "gradient", "error", dtype, framework, 1.0, float("nan"),
-                   float("nan"), Range(-mx, mx), -mx, location,
-                   f"the output does not depend differentiably on the input in {dtype} "
+    return Finding(code=NO_GRADIENT, kind="gradient", severity="error", dtype=dtype,
+                   framework=framework, example_input=1.0, forward=float("nan"),
+                   gradient=float("nan"), range=Range(-mx, mx), boundary=-mx, location=location,
+                   message=f"the output does not depend differentiably on the input in {dtype} "
                    "(the gradient is None: integer/boolean output or a detached graph)")
 
 

@@ -425,10 +425,12 @@ def _disagreement(kind: Kind, diff: Difference, mask: BoolArray, x: F64, dtype: 
     boundary = diff.low if abs(diff.low) <= abs(diff.high) else diff.high
     # like check: an error where inputs live (|x| <= R), a warning only beyond
     inside_r = bool((np.abs(x[idx]) <= within).any())
-    return Finding(FRAMEWORK_DISAGREEMENT, kind, "error" if inside_r else "warning", dtype,
-                   f"{a.label} vs {b.label}", diff.at,
-                   float(va.forward[k]), float(va.gradient[k]), Range(diff.low, diff.high),
-                   boundary, location, message)
+    return Finding(code=FRAMEWORK_DISAGREEMENT, kind=kind,
+                   severity="error" if inside_r else "warning", dtype=dtype,
+                   framework=f"{a.label} vs {b.label}", example_input=diff.at,
+                   forward=float(va.forward[k]), gradient=float(va.gradient[k]),
+                   range=Range(diff.low, diff.high), boundary=boundary, location=location,
+                   message=message)
 
 
 def _convention(k: Kink, xs: dict[DTypeName, F64],
@@ -450,6 +452,7 @@ def _convention(k: Kink, xs: dict[DTypeName, F64],
     at = np.flatnonzero((x == k.x) & (np.signbit(x) == np.signbit(k.x)))
     first = k.gradients[0][0]
     fwd = float(values[first][k.dtype].forward[int(at[0])]) if at.size else float("nan")
-    return Finding(KINK_CONVENTION, "gradient", "info", k.dtype,
-                   " vs ".join(label for label, _ in k.gradients), k.x, fwd,
-                   k.gradients[0][1], Range(k.x, k.x), k.x, location, message)
+    return Finding(code=KINK_CONVENTION, kind="gradient", severity="info", dtype=k.dtype,
+                   framework=" vs ".join(label for label, _ in k.gradients), example_input=k.x,
+                   forward=fwd, gradient=k.gradients[0][1], range=Range(k.x, k.x), boundary=k.x,
+                   location=location, message=message)

@@ -48,7 +48,7 @@ from gradsafe.model.codes import (
     MASK_MULTIPLY,
     NO_GRADIENT,
 )
-from gradsafe.model.types import DTypeName, Finding, Location, Step, Target
+from gradsafe.model.types import DTypeName, Finding, Location, Step, Target, TargetKind
 from gradsafe.numerics.floats import F64, display, info
 
 OUT = "__gradsafe_out__"
@@ -204,7 +204,7 @@ class Traced:
 
 def instrument(target: Target) -> Traced | None:
     """The target's object from an instrumented copy of its file (None: cannot)."""
-    if target.file is None or target.kind == "builtin":
+    if target.file is None or target.kind == TargetKind.BUILTIN:
         return None
     path = str(Path(target.file).resolve())
     try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from gradsafe.discover import selection, variants
 from gradsafe.discover.targets import discover
 from gradsafe.gate import filters
-from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetResult
+from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetKind, TargetResult
 from gradsafe.run import cache, pool, shard
 from gradsafe.run.interrupt import is_partial
 
@@ -33,7 +33,7 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
         if missing:
             errors.append(selection.stopped(t, selection.needs_text(missing)))
             continue
-        if t.kind == "numpy_layer":  # runs in a NumPy-only lane, no ML framework imported
+        if t.kind == TargetKind.NUMPY_LAYER:  # runs in a NumPy-only lane, no ML framework imported
             if options.frameworks is None or "numpy" in options.frameworks:
                 jobs.append(pool.Job(len(jobs), t, "numpy"))
             continue
