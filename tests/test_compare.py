@@ -11,7 +11,8 @@ import jsonschema
 import numpy as np
 from conftest import ROOT, run_cli
 
-from gradsafe.compare.groups import Group, SideData, analyse_group, close, tolerance
+from gradsafe.compare.groups import analyse_group, close, tolerance
+from gradsafe.model.samples import Group, SideData
 from gradsafe.model.types import Options, Side, Target, TargetKind
 
 SCHEMA = json.loads((ROOT / "gradsafe" / "report" / "schema.json").read_text())

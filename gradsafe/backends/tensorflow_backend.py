@@ -105,7 +105,7 @@ class TensorFlowBackend(Backend):
         return super().sweep_masks(fn, dtype, count)
 
     def array_namespace(self) -> Any:
-        from gradsafe.backends.tf_xp import NAMESPACE
+        from gradsafe.backends.tf_xp import NAMESPACE  # imports TensorFlow
 
         return NAMESPACE
 

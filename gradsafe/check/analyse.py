@@ -24,6 +24,7 @@ from gradsafe.numerics.floats import (
     F64,
     I64,
     DTypeInfo,
+    describe_range,
     display,
     info,
     keys_to_values,
@@ -303,15 +304,6 @@ def classify(kind: Kind, s: Sample, members: npt.NDArray[np.int64],
     return BACKWARD_OVERFLOW
 
 
-def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
-    lo, hi = display(low, dtype), display(high, dtype)
-    if low == high:
-        return f"x = {lo}"
-    if abs(high) >= d.max and high > 0 and not np.isinf(low):
-        return f"x >= {lo}"
-    if abs(low) >= d.max and low < 0 and not np.isinf(high):
-        return f"x <= {hi}"
-    return f"{lo} <= x <= {hi}"
 
 
 def _message(check: str, low: float, high: float, d: DTypeInfo, dtype: str, x: float,

@@ -40,6 +40,8 @@ import numpy.typing as npt
 
 from gradsafe.backends.base import Backend, TargetError
 from gradsafe.backends.custom import Adapter, BackwardCall, BackwardError, get_adapter
+from gradsafe.check import function, second
+from gradsafe.check.common import resolve, result, target_location
 from gradsafe.discover.load import one_line
 from gradsafe.model.codes import BACKWARD_CONTRACT, BACKWARD_MUTATES_INPUT, WRONG_CUSTOM_GRADIENT
 from gradsafe.model.types import (
@@ -518,12 +520,10 @@ def check_dtype(adapter: Adapter, shape: Shape, ctx: Ctx,
 
 
 def check_custom(backend: Backend, target: Target, options: Options) -> TargetResult:
-    from gradsafe.check import sweep
-
-    obj = sweep.resolve(target)
+    obj = resolve(target)
     adapter = get_adapter(backend.name, obj, target.kind)
     user = os.path.realpath(target.file) if target.file else None
-    location = rule_location(adapter.rule(), target) or sweep.target_location(target)
+    location = rule_location(adapter.rule(), target) or target_location(target)
     shape = target_shape(adapter)
     findings: list[Finding] = []
     notes: list[str] = []
@@ -540,19 +540,17 @@ def check_custom(backend: Backend, target: Target, options: Options) -> TargetRe
     if shape == "elementwise" and backend.name != "numpy" and not broken:
         # the usual NaN/inf sweep through the framework, which runs the custom backward
         try:  # order 2 of a hand-written gradient: second.check_custom below
-            swept = sweep.check(backend, target, dataclasses.replace(options, order=1))
+            swept = function.check(backend, target, dataclasses.replace(options, order=1))
             findings += swept.findings
             notes += swept.notes
         except Exception as exc:
             notes.append(f"NaN/inf sweep not run: {one_line(exc, user)}")
     if options.order == 2:
-        from gradsafe.check import second
-
         more, extra = second.check_custom(backend, target, obj, options, location,
                                           shape == "elementwise")
         findings += more
         notes += extra
-    return sweep.result(target, backend.name, tuple(findings), tuple(notes), options)
+    return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
 def is_custom(target: Target) -> bool:

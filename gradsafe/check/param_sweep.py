@@ -21,15 +21,28 @@ from typing import Any
 
 import numpy as np
 
-from gradsafe.backends.base import Backend, Instance
-from gradsafe.check.analyse import Context, Counter, Sample, analyse, describe_range
+from gradsafe.backends.base import Backend, Instance, TargetError, cotangent_scale
+from gradsafe.backends.derivative import derivative
+from gradsafe.check import second
+from gradsafe.check.analyse import Context, Counter, Sample, analyse
+from gradsafe.check.common import (
+    explain,
+    grad_reference,
+    no_gradient,
+    qualifying,
+    require_elementwise,
+    require_float,
+    resolve,
+    result,
+    target_location,
+)
 from gradsafe.check.exhaustive import Tick, probe_plan
-from gradsafe.check.sweep import grad_reference
 from gradsafe.model.codes import DEGENERATE_PARAMETER, PARAMETER_GRADIENT
 from gradsafe.model.types import (
     DTypeName,
     Finding,
     Kind,
+    Location,
     Options,
     Range,
     Severity,
@@ -42,6 +55,7 @@ from gradsafe.numerics.examples import readable, readable_order
 from gradsafe.numerics.floats import (
     F64,
     DTypeInfo,
+    describe_range,
     display,
     info,
     keys_to_values,
@@ -86,17 +100,6 @@ class LayoutSampler:
 def check_variant(backend: Backend, target: Target, options: Options,
                   counter: Counter | None = None, tick: Tick | None = None,
                   seen: dict[str, tuple[F64, F64]] | None = None) -> TargetResult:
-    from gradsafe.check.sweep import (
-        explain,
-        no_gradient,
-        qualifying,
-        require_elementwise,
-        require_float,
-        resolve,
-        result,
-        target_location,
-    )
-
     v = target.variant
     assert v is not None
     obj = resolve(target, backend)
@@ -165,12 +168,10 @@ def check_variant(backend: Backend, target: Target, options: Options,
 
     findings = explain(backend, target, obj, findings, make)
     if options.order == 2:  # f'' of this configuration (see second.py)
-        from gradsafe.check import second
-
         more, extra = second.check_order2(backend, target, lambda dt: make(obj, dt), options,
                                           location, counter, tick, constants)
         findings += second.explain2(backend, target, obj, more, make)
-        mixed, extra_mixed = second.check_mixed(backend, target, obj, v, options, location,
+        mixed, extra_mixed = check_mixed(backend, target, obj, v, options, location,
                                                 constants)
         findings += mixed
         notes += extra + extra_mixed
@@ -333,8 +334,6 @@ def _honest(probe: _ParamProbe, inst64: Instance | None, xs: tuple[float, ...], 
     what exceeds the max here exceeds it truly."""
     if inst64 is None or inst64.param_grad is None:
         return None
-    from gradsafe.backends.base import cotangent_scale
-
     n = probe.multiple
     per_input = n * cotangent_scale(n)
     true = float("nan")
@@ -431,3 +430,46 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
     return Finding(code=PARAMETER_GRADIENT, kind="gradient", severity=severity, dtype=ctx.dtype,
                    framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
                    range=Range(low, high), boundary=boundary, location=ctx.location, message=msg)
+
+
+def check_mixed(backend: Backend, target: Target, obj: object, variant: Variant,
+                options: Options, location: Location | None,
+                constants: tuple[float, ...]) -> tuple[list[Finding], list[str]]:
+    """The mixed derivative d/dθ f'(x) of a class's learnable parameters (what training on
+    forces differentiates): GS501 findings at order 2, found like first-order ones
+    (param_findings) with f' in place of f and d/dθ f' in place of d/dθ f."""
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for dtype in options.dtypes:
+        try:
+            inst = backend.build(obj, target.kind, dtype, variant)
+            if inst.mixed_grad is None:
+                continue
+            d = derivative(backend, inst.fn)
+            probes, _ = probe_plan(backend, d, dtype, constants, options, None, inst.multiple)
+            ev = backend.evaluate(d, probes.values, dtype, multiple=inst.multiple)
+            sample = Sample(probes.values, ev.forward, ev.gradient, ev.forward)
+            ctx = Context(dtype, backend.name, options.operating_range, location,
+                          target.features)
+            mixed = dataclasses.replace(inst, fn=d, param_grad=inst.mixed_grad)
+            found = [dataclasses.replace(f, message=_mixed_message(f.message), order=second.ORDER)
+                     for f in param_findings(probes, sample, mixed, ctx)]
+            if found:  # the forward field holds f(x), as in every finding
+                found = second.with_forward(backend, inst.fn, dtype, inst.multiple, found)
+            findings.extend(found)
+        except TargetError:
+            raise
+        except Exception as exc:
+            notes.append(f"order 2: {dtype}: mixed derivative not checked: {second.one_line(exc)}")
+    return findings, notes
+
+
+def _mixed_message(text: str) -> str:
+    """param_findings' words for f and f', said of f' and f''."""
+    for old, new in (("gradient of parameter", "mixed derivative d/dθ f'(x) of parameter"),
+                     ("while the forward and the input gradient are finite",
+                      "while f' and f'' are finite"),
+                     ("the input gradient is", "f'' is"),
+                     ("forward ", "f' "), ("input gradient ", "f'' ")):
+        text = text.replace(old, new)
+    return text

@@ -13,15 +13,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from gradsafe.check.common import target_location
 from gradsafe.discover.targets import builtin_target, discover_file, looks_dotted
 from gradsafe.model.codes import FRAMEWORK_DISAGREEMENT, KINK_CONVENTION
+from gradsafe.model.samples import Group, GroupData, SideData
 from gradsafe.model.types import (
     FRAMEWORKS,
     PORTABLE_KINDS,
@@ -60,29 +61,6 @@ class CompareError(Exception):
 def tolerance(dtype: DTypeName) -> float:
     """Relative tolerance (absolute below 1): a few ulps, as kernels round differently."""
     return ULPS_OF_TOLERANCE[dtype] * info(dtype).eps
-
-
-@dataclass(frozen=True)
-class Group:
-    """Targets compared with each other: one row per pair of sides and dtype."""
-
-    name: str
-    sides: tuple[tuple[Side, Target], ...]
-
-
-@dataclass(frozen=True)
-class SideData:
-    forward: F64
-    gradient: F64  # NaN everywhere when the output is not differentiable
-
-
-@dataclass(frozen=True)
-class GroupData:
-    """The measured values, for plots: inputs per dtype, and per side label and dtype."""
-
-    group: Group
-    xs: dict[DTypeName, F64]
-    values: dict[str, dict[DTypeName, SideData]]
 
 
 def _targets_of(spec: str) -> list[Target]:
@@ -391,7 +369,6 @@ def analyse_group(g: Group, xs: dict[DTypeName, F64], values: dict[str, dict[DTy
 
 
 def _location(g: Group) -> Location | None:
-    from gradsafe.check.sweep import target_location  # pure Python: reads the file's line
 
     for _, t in reversed(g.sides):
         if t.file is not None:

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from gradsafe.backends.base import WIDTH, Backend, Recorder, Tapped
-from gradsafe.check.analyse import describe_range
 from gradsafe.discover.load import namespace_of
 from gradsafe.model.codes import (
     BACKWARD_OVERFLOW,
@@ -49,7 +48,7 @@ from gradsafe.model.codes import (
     NO_GRADIENT,
 )
 from gradsafe.model.types import DTypeName, Finding, Location, Step, Target, TargetKind
-from gradsafe.numerics.floats import F64, display, info
+from gradsafe.numerics.floats import F64, describe_range, display, info
 
 OUT = "__gradsafe_out__"
 ARG = "__gradsafe_arg__"

@@ -11,11 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from gradsafe.check.analyse import describe_range
 from gradsafe.gate.baseline import relative_path
 from gradsafe.model.codes import BY_CODE
 from gradsafe.model.types import Finding, Report, TargetResult
-from gradsafe.numerics.floats import info
+from gradsafe.numerics.floats import describe_range, info
 
 
 def _line(f: Finding) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from gradsafe.compare.groups import GroupData
 from gradsafe.model.codes import FRAMEWORK_DISAGREEMENT
+from gradsafe.model.samples import GroupData
 from gradsafe.model.types import DTypeName, Finding, Report
 from gradsafe.numerics.floats import F64, display, info
 

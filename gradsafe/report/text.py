@@ -12,7 +12,6 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from gradsafe.check.analyse import describe_range
 from gradsafe.model.codes import BY_CODE, FRAMEWORK_DISAGREEMENT, NO_GRADIENT, PARAMETER_GRADIENT
 from gradsafe.model.types import (
     Comparison,
@@ -23,7 +22,7 @@ from gradsafe.model.types import (
     Report,
     TargetResult,
 )
-from gradsafe.numerics.floats import display, info
+from gradsafe.numerics.floats import describe_range, display, info
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from gradsafe.discover import selection, variants
 from gradsafe.discover.targets import discover
 from gradsafe.gate import filters
+from gradsafe.model.samples import Group, GroupData
 from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetKind, TargetResult
 from gradsafe.run import cache, pool, shard
 from gradsafe.run.interrupt import is_partial
-
-if TYPE_CHECKING:
-    from gradsafe.compare.groups import GroupData
 
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
@@ -73,7 +70,8 @@ def check_and_plot(paths: Iterable[str], options: Options,
                    plot_limit: int = 0) -> tuple[Report, list[GroupData], int]:
     """`check`, plus (plot_limit > 0) f and f' of up to plot_limit checked functions on the
     probe plan, sampled by the same workers; and how many functions were not sampled."""
-    from gradsafe.compare.groups import Group, collect, plot_groups, sample_jobs
+    # compare runs on the pool: the one import against the layers (see .importlinter)
+    from gradsafe.compare.groups import collect, plot_groups, sample_jobs
 
     store = cache.Cache(cache.default_dir()) if options.cache else None
     found = store.discover(tuple(paths)) if store else discover(paths)
@@ -107,7 +105,7 @@ def check_and_plot(paths: Iterable[str], options: Options,
 
 def compare(specs: Iterable[str], options: Options) -> tuple[Report, list[GroupData]]:
     """`gradsafe compare`: the report (comparisons) and the measured values (for plots)."""
-    from gradsafe.compare.groups import compare as run
+    from gradsafe.compare.groups import compare as run  # see check_and_plot
 
     return run(specs, options)
 

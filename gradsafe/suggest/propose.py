@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from gradsafe.backends.base import Backend
+from gradsafe.check.common import resolve
+from gradsafe.check.function import check
 from gradsafe.discover.load import register_copy
 from gradsafe.model.codes import ADVICE, REWRITE_CODES
 from gradsafe.model.types import (
@@ -106,8 +108,6 @@ def candidates(source: str, framework: str, target: str
 def forwards(backend: Backend, target: Target, options: Options,
              dtypes: tuple[str, ...]) -> dict[str, tuple[F64, F64]]:
     """Forward values at each dtype's probe plan (dtypes that cannot run are left out)."""
-    from gradsafe.check.sweep import resolve
-
     obj = resolve(target, backend)
     v = target.variant
     constants = target.constants
@@ -142,8 +142,6 @@ def _copy(original: str, source: str) -> str:
 def verify(backend: Backend, target: Target, options: Options, transforms: tuple[str, ...],
            source: str, before: Forwards) -> Verdict:
     """Re-sweep the rewritten copy; its forwards come from that same sweep."""
-    from gradsafe.check.sweep import check
-
     assert target.file is not None
     copy = dataclasses.replace(target, file=_copy(target.file, source))
     after: Forwards = {}
@@ -194,8 +192,6 @@ def at_infinity(backend: Backend, target: Target, options: Options, source: str,
 
 
 def _forward_at(backend: Backend, target: Target, dtype: str, xs: F64) -> F64:
-    from gradsafe.check.sweep import resolve
-
     obj = resolve(target, backend)
     if target.variant is not None:
         inst = backend.build(obj, target.kind, dtype, target.variant)
