@@ -19,10 +19,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from conftest import ROOT, cli_env, run_cli, run_json
 
-from gradsafe.cli import check
+from gradsafe.cli import check, compare, fix, merge
 from gradsafe.gate.config import KEYS
 from gradsafe.model.codes import BY_CODE, CODES
 from gradsafe.report import sarif
@@ -77,13 +78,16 @@ def test_sarif_help_uri_is_the_code_page() -> None:
         assert (DOCS / f"{page}.md").is_file()
 
 
-def test_every_check_option_is_documented() -> None:
-    page = (DOCS / "guide" / "first-check.md").read_text()
-    options = [o for p in check.params for o in (*p.opts, *p.secondary_opts)
+@pytest.mark.parametrize(("command", "page"), [
+    (check, "guide/first-check.md"), (fix, "guide/fix.md"), (compare, "guide/compare.md"),
+    (merge, "scale.md")], ids=["check", "fix", "compare", "merge"])
+def test_every_option_is_documented(command: click.Command, page: str) -> None:
+    text = (DOCS / page).read_text()
+    options = [o for p in command.params for o in (*p.opts, *p.secondary_opts)
                if o.startswith("--")]
-    assert "--dtype" in options and "--exhaustive" in options
-    missing = [o for o in options if f"`{o}" not in page and f" {o}" not in page]
-    assert not missing, f"options of `gradsafe check` missing from first-check.md: {missing}"
+    assert "--output" in options or "--diff" in options
+    missing = [o for o in options if f"`{o}" not in text and f" {o}" not in text]
+    assert not missing, f"options of `gradsafe {command.name}` missing from {page}: {missing}"
 
 
 def test_every_config_key_is_documented() -> None:
