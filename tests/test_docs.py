@@ -208,3 +208,10 @@ def test_readme_is_short_and_links_the_docs() -> None:
         assert (ROOT / page).is_file()
     for code in CODES:
         assert f"[{code.code}](docs/codes/{code.code.lower()}.md)" in text, code.code
+
+
+def test_readme_test_command_is_the_one_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
+    command = command.split(" && ")
+    assert f"```bash\n{' && '.join(command[:3])}\n```" in README.read_text()
