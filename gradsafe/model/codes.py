@@ -61,8 +61,6 @@ TORCH_WHERE_ISSUE = "https://github.com/pytorch/pytorch/issues/68425"
 TF_WHERE_DOCS = "https://www.tensorflow.org/api_docs/python/tf/where"
 
 
-HELP_URI = "https://github.com/gradsafe/gradsafe#codes"
-
 CODES: tuple[Code, ...] = (
     Code(
         BRANCH_LEAK,

@@ -15,19 +15,22 @@ from typing import Any
 
 from gradsafe import __version__
 from gradsafe.gate.baseline import fingerprint, relative_path
-from gradsafe.model.codes import BY_CODE, CODES, HELP_URI
+from gradsafe.model.codes import BY_CODE, CODES
 from gradsafe.model.types import Finding, Report, Suppressed, TargetResult
 from gradsafe.numerics.floats import json_number
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/gradsafe/gradsafe"
+# the documentation site (mkdocs.yml's site_url): each code has its page at codes/<code>/
+DOCS_URL = "https://gradsafe.github.io/gradsafe/"
 FINGERPRINT_KEY = "gradsafe/v1"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _RULE_INDEX = {c.code: i for i, c in enumerate(CODES)}
 
 
 def help_uri(code: str) -> str:
-    return f"{HELP_URI.split('#', 1)[0]}#{code.lower()}"
+    """The code's page on the documentation site (docs/codes/<code>.md)."""
+    return f"{DOCS_URL}codes/{code.lower()}/"
 
 
 def _rules() -> list[dict[str, Any]]:
