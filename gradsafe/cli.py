@@ -376,7 +376,8 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
     array-API) is compared across the frameworks it runs on. Exit code: bit 1 GS401
     differences (at or above --fail-on), bit 2 a side could not be evaluated.
     """
-    from gradsafe.compare.groups import CompareError  # compare's stack: this command only
+    from gradsafe.compare.groups import CompareError  # this command's stack only
+    from gradsafe.compare.groups import compare as run_compare
 
     if len(specs) > 3:
         _fail("compare takes one to three targets (A B [C])")
@@ -387,7 +388,7 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
         _need_matplotlib(plot_file)
     options = _resolve((), None, (), **given).options
     try:
-        report, data = engine.compare(specs, options)
+        report, data = run_compare(specs, options)
     except (CompareError, DiscoveryError) as exc:
         _fail(str(exc))
     colored = _use_color("never" if no_color else color,
