@@ -74,7 +74,7 @@ def check_reduction(backend: Backend, target: Target, options: Options, obj: Any
     from dataclasses import replace
 
     from gradsafe.check import rows
-    from gradsafe.check.sweep import explain, require_float, result, sweep_dtypes
+    from gradsafe.check.common import explain, require_float, result, sweep_dtypes
 
     fn64, _ = backend.instantiate(obj, target.kind, "float64")
     if not separable(backend, fn64):
