@@ -145,7 +145,11 @@ def discover(paths: Iterable[str],
     for item in expand_paths(paths):
         path, name = split_spec(item)
         if Path(path).is_file():
-            found = read(path)
+            # FILE:NAME reads that one definition (a large file's other classes would cost
+            # seconds); everything when it is missing, to list what there is
+            found = discover_file(path, name.split(".")[0]) if name is not None else read(path)
+            if name is not None and not any(t.name == name for t in found):
+                found = read(path)
             if name is not None:
                 picked = [dataclasses.replace(t, explicit=True) for t in found
                           if t.name == name or t.error is not None]
@@ -168,7 +172,8 @@ class _Scope:
     constants: dict[str, ast.expr] = field(default_factory=dict)
 
 
-def discover_file(path: str) -> list[Target]:
+def discover_file(path: str, only: str | None = None) -> list[Target]:
+    """The targets of one file (`only`: the definitions of that top-level name alone)."""
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -194,6 +199,8 @@ def discover_file(path: str) -> list[Target]:
 
     targets = []
     for node in tree.body:
+        if only is not None and only not in _defines(node):
+            continue
         if isinstance(node, ast.FunctionDef) and (pkind := portable_kind(node, scope)) \
                 and node.name not in helpers and decorated_kind(node, scope) is None:
             # one source, every framework: keras.ops under each Keras backend, or an
@@ -240,6 +247,14 @@ def discover_file(path: str) -> list[Target]:
                                   _constants(node, scope), _features(node, scope) | cls.features,
                                   params=cls.params, accepts=accepts, needs=needs))
     return targets
+
+
+def _defines(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, ast.Assign):
+        return {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return set()
 
 
 def _collect(tree: ast.Module) -> _Scope:

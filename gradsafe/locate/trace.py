@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
@@ -38,7 +39,8 @@ import numpy as np
 
 from gradsafe.backends.base import WIDTH, Backend, Recorder, Tapped
 from gradsafe.check.analyse import describe_range
-from gradsafe.discover.load import namespace_of
+from gradsafe.discover.load import load_module, namespace_of
+from gradsafe.discover.reach import parsed, reached
 from gradsafe.model.types import DTypeName, Finding, Location, Step, Target
 from gradsafe.numerics.floats import F64, display, info
 
@@ -193,21 +195,41 @@ class Traced:
 
 
 def instrument(target: Target) -> Traced | None:
-    """The target's object from an instrumented copy of its file (None: cannot)."""
+    """The target's object from an instrumented copy of what it reaches in its file (None:
+    cannot). Only the top-level statements the target names, directly or through them, are
+    instrumented and executed again, over the imported module's own namespace: the cost of
+    a target does not grow with the size of its file. When that fails, the whole file."""
     if target.file is None or target.kind == "builtin":
         return None
     path = str(Path(target.file).resolve())
     try:
         source = Path(path).read_text(encoding="utf-8")
-        tree = ast.parse(source, path)
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        tree = parsed(source, path)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
+    scoped = reached(tree, target.name.split(".")[0])
+    if scoped is not None:
+        try:
+            base = load_module(path).__dict__
+        except Exception:
+            base = None
+        if base is not None:
+            body = [copy.deepcopy(s) for s in scoped]  # the parsed tree is shared
+            found = _run(target, path, source, ast.Module(body=body, type_ignores=[]),
+                         dict(base))
+            if found is not None:
+                return found
+    return _run(target, path, source, ast.parse(source, path), dict(namespace_of(path)))
+
+
+def _run(target: Target, path: str, source: str, tree: ast.Module,
+         ns: dict[str, Any]) -> Traced | None:
     tool = _Instrument(source)
     tree = ast.fix_missing_locations(tool.visit(tree))
     recorder = Recorder()
     try:
-        ns: dict[str, Any] = {**namespace_of(path), "__file__": path,
-                              "__builtins__": builtins, OUT: recorder.out, ARG: recorder.arg}
+        ns.update({"__file__": path, "__builtins__": builtins, OUT: recorder.out,
+                   ARG: recorder.arg})
         exec(compile(tree, path, "exec"), ns)  # the user's own file, as load.py imports it
         obj: Any = ns
         for part in target.name.split("."):
