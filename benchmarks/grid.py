@@ -3,10 +3,10 @@ parametrised activation classes (goal: with / without <= 2.5), and what verifyin
 suggestions costs on failing targets (goal: with / without <= 2.0).
 
 grid     torch's own `torch/nn/modules/activation.py` (the installed copy, imported as
-         torch.nn.modules.activation), its classes with numeric constructor arguments:
-         ELU, CELU, Softplus, LeakyReLU, Hardtanh, Hardshrink, Softshrink, Threshold-free
-         ones are left out (Threshold needs arguments). `gradsafe check` with the default
-         grid and suggestions vs. the same with --no-param-sweep --no-suggest.
+         torch.nn.modules.activation), the seven classes whose numeric constructor
+         arguments all have defaults: ELU, CELU, Softplus, LeakyReLU, Hardtanh, Hardshrink,
+         Softshrink (`--target` each). `gradsafe check` with the default grid and
+         suggestions vs. the same with --no-param-sweep --no-suggest.
 suggest  the failing activations of fixtures/zoo/torch and fixtures/real_cases (naive
          Sigmoid, SiLU, Tanh, Softplus, ELU, Mish, GELU, ... and the formulas of framework
          bug reports), --no-param-sweep: with suggestions (each verified by a re-sweep of the

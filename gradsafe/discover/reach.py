@@ -72,8 +72,8 @@ def reached(tree: ast.Module, head: str) -> list[ast.stmt] | None:
 
 
 @lru_cache(maxsize=8)
-def parsed(source: str, path: str = "<unknown>") -> ast.Module:
+def parsed(source: str) -> ast.Module:
     """The module's tree, parsed once per source: a worker checks several targets and
     configurations of one file, and verifies rewritten copies of it. Shared: callers copy
     the statements they change."""
-    return ast.parse(source, path)
+    return ast.parse(source)
