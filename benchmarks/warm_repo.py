@@ -9,7 +9,8 @@ warm    one changed file in a warm repository vs. the framework import alone  go
         reference is a fresh `python -c "import torch"`, which any check of a torch file
         pays in its worker. Runs alternate, best of --repeat.
 skip    `gradsafe check DIR --no-cache` over 200 real Python files that are not activation
-        code (the first 200 modules of the running Python's standard library, by name):
+        code (the first 200 modules of the running Python's standard library by path, tests
+        left out):
         seconds per file for discovery and skipping, against 50 ms per file.
 
 Run: PYTHONPATH=. python benchmarks/warm_repo.py [--repeat N] [--json PATH]
@@ -53,9 +54,11 @@ def stdlib_files(work: Path, n: int) -> Path:
     dest = work / "stdlib"
     dest.mkdir()
     lib = Path(sysconfig.get_paths()["stdlib"])
-    picked = sorted(p for p in lib.glob("*.py") if not p.name.startswith("_"))[:n]
+    picked = sorted(p for p in lib.rglob("*.py") if not any(
+        "test" in part or part == "site-packages" for part in p.relative_to(lib).parts))[:n]
     for p in picked:
-        shutil.copy(p, dest / p.name)
+        (dest / p.relative_to(lib)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, dest / p.relative_to(lib))
     return dest
 
 

@@ -170,6 +170,15 @@ class _Scope:
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
+    _imports_framework: bool | None = None
+
+    def framework_imports(self) -> bool:
+        """Whether any import names a framework (NumPy included); most files of a code
+        base import none, and then no function of theirs can call one."""
+        if self._imports_framework is None:
+            self._imports_framework = any(framework_of_module(m)
+                                          for m in self.aliases.values())
+        return self._imports_framework
 
 
 def discover_file(path: str, only: str | None = None) -> list[Target]:
@@ -425,6 +434,8 @@ def resolve(name: str, scope: _Scope) -> str:
 
 
 def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]:
+    if not scope.framework_imports():  # frameworks are found through imports alone
+        return ()
     found: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):
