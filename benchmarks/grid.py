@@ -2,11 +2,12 @@
 parametrised activation classes (goal: with / without <= 2.5), and what verifying the
 suggestions costs on failing targets (goal: with / without <= 2.0).
 
-grid     torch's own `torch/nn/modules/activation.py` (the installed copy, imported as
-         torch.nn.modules.activation), the seven classes whose numeric constructor
-         arguments all have defaults: ELU, CELU, Softplus, LeakyReLU, Hardtanh, Hardshrink,
-         Softshrink (`--target` each). `gradsafe check` with the default grid and
-         suggestions vs. the same with --no-param-sweep --no-suggest.
+grid     Keras 3's own activation layers (the installed `keras/src/layers/activations`:
+         Activation, ELU, LeakyReLU, PReLU, ReLU, Softmax; 6 classes, 29 configurations with
+         the automatic grid), on the torch backend (`--framework torch`). `gradsafe check`
+         with the default grid and suggestions vs. the same with --no-param-sweep
+         --no-suggest. (torch's own torch/nn/modules/activation.py is not discoverable: its
+         classes derive from a relatively imported Module.)
 suggest  the failing activations of fixtures/zoo/torch and fixtures/real_cases (naive
          Sigmoid, SiLU, Tanh, Softplus, ELU, Mish, GELU, ... and the formulas of framework
          bug reports), --no-param-sweep: with suggestions (each verified by a re-sweep of the
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import PY, ROOT, env, timed
 
-CLASSES = ("ELU", "CELU", "Softplus", "LeakyReLU", "Hardtanh", "Hardshrink", "Softshrink")
+FILES = ("activation.py", "elu.py", "leaky_relu.py", "prelu.py", "relu.py", "softmax.py")
 GRID_GOAL, SUGGEST_GOAL = 2.5, 2.0
 
 
@@ -49,17 +50,16 @@ def side_by_side(a: list[str], b: list[str], repeat: int) -> tuple[tuple[float, 
 def fig_grid(repeat: int) -> dict[str, object]:
     import importlib.util
 
-    spec = importlib.util.find_spec("torch")
+    spec = importlib.util.find_spec("keras")
     assert spec is not None and spec.origin is not None
-    module = str(Path(spec.origin).parent / "nn" / "modules" / "activation.py")
-    base = [PY, "-m", "gradsafe", "check", module, "--format", "json", "--no-cache"]
-    for c in CLASSES:
-        base += ["--target", c]
+    folder = Path(spec.origin).parent / "src" / "layers" / "activations"
+    base = [PY, "-m", "gradsafe", "check", *(str(folder / f) for f in FILES), "--format",
+            "json", "--no-cache", "--framework", "torch"]
     (w1, c1), (w0, c0) = side_by_side(base, [*base, "--no-param-sweep", "--no-suggest"],
                                       repeat)
     return {"figure": "grid", "with_wall_s": w1, "with_cpu_s": c1, "without_wall_s": w0,
             "without_cpu_s": c0, "ratio_wall": w1 / w0, "ratio_cpu": c1 / c0,
-            "goal": GRID_GOAL, "classes": list(CLASSES)}
+            "goal": GRID_GOAL, "files": list(FILES)}
 
 
 def fig_suggest(repeat: int) -> dict[str, object]:
