@@ -38,10 +38,12 @@ from batch import is_batched, run_batch
 from batch import source as _source
 from conftest import FIXTURES, ROOT, run_json, short
 
+from gradsafe.model.codes import CODES
+
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
 SEVERITIES = ("error", "warning", "info")
 # where-leaks and overflows: gradsafe must offer a verified rewrite for each of them
-FIXABLE = {"GS101", "GS102", "GS201", "GS202", "GS501"}
+FIXABLE = {c.code for c in CODES if c.fixable}
 NUMBERS = ("example_input", "forward", "gradient", "boundary")
 # A golden finding marked {"varies_by_host": "why"} is what a framework kernel's vector path
 # decides (Intel and AMD hosts differ, and so do short tails and full vectors): the result of

@@ -26,7 +26,7 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.model.types import Variant
+from gradsafe.model.types import TargetKind, Variant
 from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16,
@@ -48,7 +48,7 @@ class JaxBackend(Backend):
         return f"device: cuda ({jax.devices()[0].device_kind})"
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
-        if kind == "layer" or keras_layers.is_keras_layer(obj):
+        if kind == TargetKind.LAYER or keras_layers.is_keras_layer(obj):
             with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
                 kl = keras_layers.build(obj, dtype, None,
                                         lambda n: jnp.zeros(n, _DTYPES[dtype]))
@@ -183,12 +183,12 @@ class JaxBackend(Backend):
         ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
         with ctx:
             keras_names: tuple[str, ...] | None = None
-            if kind == "layer" or keras_layers.is_keras_layer(obj):
+            if kind == TargetKind.LAYER or keras_layers.is_keras_layer(obj):
                 call, weights, note, keras_names = _keras(obj, dtype, variant)
-            elif kind == "nnx" or _is_nnx(obj):
+            elif kind == TargetKind.NNX or _is_nnx(obj):
                 call, weights = _nnx(obj, dtype, variant)
                 note = f"flax nnx parameters cast to {dtype}"
-            elif kind == "trax" or hasattr(obj, "forward"):
+            elif kind == TargetKind.TRAX or hasattr(obj, "forward"):
                 call, weights = _trax(obj, dtype, variant)
                 note = f"trax-style weights cast to {dtype}"
             else:

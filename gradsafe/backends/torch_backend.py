@@ -25,7 +25,7 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.model.types import Variant
+from gradsafe.model.types import TargetKind, Variant
 from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -60,20 +60,20 @@ class TorchBackend(Backend):
         return f"device: cuda ({torch.cuda.get_device_name(0)})"
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
-        if kind == "layer" or keras_layers.is_keras_layer(obj):
+        if kind == TargetKind.LAYER or keras_layers.is_keras_layer(obj):
             kl = keras_layers.build(obj, dtype, None, lambda n: torch.zeros(
                 n, dtype=_DTYPES[dtype], device=self.device))
             return kl.call, kl.note
-        if kind == "module":
+        if kind == TargetKind.MODULE:
             module = obj() if isinstance(obj, type) else copy.deepcopy(obj)
             note = cast_note(module, _DTYPES[dtype])
             module = module.to(self.device, _DTYPES[dtype])
             module.eval()
             return module, note
-        if kind == "autograd_function":  # a Function subclass is called through .apply
+        if kind == TargetKind.AUTOGRAD_FUNCTION:  # a Function subclass is called through .apply
             return obj.apply, None
         if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
-            return self.instantiate(obj, "module", dtype)
+            return self.instantiate(obj, TargetKind.MODULE, dtype)
         return obj, None
 
     def rows(self, columns: list[Any]) -> Any:
@@ -191,7 +191,7 @@ class TorchBackend(Backend):
         return masks
 
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
-        if kind == "layer" or keras_layers.is_keras_layer(obj):
+        if kind == TargetKind.LAYER or keras_layers.is_keras_layer(obj):
             return _keras_build(obj, dtype, variant, self.device)
         torch_dtype = _DTYPES[dtype]
         if isinstance(obj, type):

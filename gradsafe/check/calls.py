@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from gradsafe.discover.variants import literal
+from gradsafe.model.types import TargetKind
 
-_METHODS = {"module": "forward", "layer": "call", "nnx": "__call__", "trax": "forward"}
+_METHODS: dict[str, str] = {TargetKind.MODULE: "forward", TargetKind.LAYER: "call",
+                            TargetKind.NNX: "__call__", TargetKind.TRAX: "forward"}
 
 
 def values(args: tuple[tuple[str, str], ...]) -> dict[str, Any]:

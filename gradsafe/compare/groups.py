@@ -13,14 +13,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from gradsafe.check.common import target_location
 from gradsafe.discover.targets import builtin_target, discover_file, looks_dotted
+from gradsafe.model.codes import FRAMEWORK_DISAGREEMENT, KINK_CONVENTION
+from gradsafe.model.samples import Group, GroupData, SideData
 from gradsafe.model.types import (
     FRAMEWORKS,
     PORTABLE_KINDS,
@@ -40,8 +42,10 @@ from gradsafe.model.types import (
     Target,
     TargetResult,
 )
+from gradsafe.numerics.examples import readable
 from gradsafe.numerics.floats import F64, info, keys_to_values, shortest_repr, values_to_keys
 from gradsafe.numerics.probes import plan
+from gradsafe.numerics.runs import runs
 from gradsafe.run import codec, pool
 
 BoolArray = npt.NDArray[np.bool_]
@@ -57,29 +61,6 @@ class CompareError(Exception):
 def tolerance(dtype: DTypeName) -> float:
     """Relative tolerance (absolute below 1): a few ulps, as kernels round differently."""
     return ULPS_OF_TOLERANCE[dtype] * info(dtype).eps
-
-
-@dataclass(frozen=True)
-class Group:
-    """Targets compared with each other: one row per pair of sides and dtype."""
-
-    name: str
-    sides: tuple[tuple[Side, Target], ...]
-
-
-@dataclass(frozen=True)
-class SideData:
-    forward: F64
-    gradient: F64  # NaN everywhere when the output is not differentiable
-
-
-@dataclass(frozen=True)
-class GroupData:
-    """The measured values, for plots: inputs per dtype, and per side label and dtype."""
-
-    group: Group
-    xs: dict[DTypeName, F64]
-    values: dict[str, dict[DTypeName, SideData]]
 
 
 def _targets_of(spec: str) -> list[Target]:
@@ -270,19 +251,6 @@ def close(a: F64, b: F64, tol: float) -> BoolArray:
     return ok
 
 
-def _runs(mask: BoolArray) -> list[tuple[int, int]]:
-    padded = np.concatenate([[False], mask, [False]])
-    starts = np.flatnonzero(~padded[:-1] & padded[1:])
-    ends = np.flatnonzero(padded[:-1] & ~padded[1:]) - 1
-    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
-
-
-def _readable(x: F64, idx: npt.NDArray[np.int64], dtype: DTypeName) -> int:
-    """The member with the shortest repr (0.0, 1.0 rather than 1.4e-45)."""
-    return int(min(idx.tolist(), key=lambda i: (len(shortest_repr(float(x[i]), dtype)),
-                                                abs(float(x[i])), np.signbit(x[i]))))
-
-
 def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
               dtype: DTypeName) -> list[tuple[int, int, int]]:
     """Windows of gradient disagreement that are kink conventions: (first, last, the point).
@@ -296,10 +264,10 @@ def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
     tol = tolerance(dtype)
     out: list[tuple[int, int, int]] = []
     seen: set[tuple[int, int]] = set()
-    for i, j in _runs(~grad_ok & fwd_ok):
+    for i, j in runs(~grad_ok & fwd_ok):
         if j - i + 1 > MAX_KINK_RUN:
             continue
-        mid = _readable(x, np.arange(i, j + 1), dtype)
+        mid = i + readable(x[i:j + 1], dtype)
         point = 0.0 if abs(x[mid]) < d.tiny else float(x[mid])
         key = values_to_keys(np.array([abs(point)]), d)
         ulp = float(np.diff(keys_to_values(np.array([key[0], key[0] + 1]), d))[0])
@@ -324,7 +292,8 @@ def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
         at = np.flatnonzero((x[wi:wj + 1] == point) & ~np.signbit(x[wi:wj + 1]))
         rep = wi + int(at[0]) if at.size else mid
         if grad_ok[rep]:  # same f'(point): the sides differ on the subnormals around it
-            rep = _readable(x, wi + np.flatnonzero(~grad_ok[wi:wj + 1]), dtype)
+            differ = wi + np.flatnonzero(~grad_ok[wi:wj + 1])
+            rep = int(differ[readable(x[differ], dtype)])
         out.append((wi, wj, rep))
     return out
 
@@ -341,7 +310,7 @@ def difference(x: F64, a: F64, b: F64, bad: BoolArray, within: float,
     pool_ = ~outside if (~outside).any() else np.ones(idx.size, dtype=bool)
     top = diff[pool_].max()
     best = np.flatnonzero(pool_ & (diff == top))
-    k = _readable(x, idx[best], dtype)
+    k = int(idx[best][readable(x[idx[best]], dtype)])
     return Difference(int(idx.size), float(x[idx].min()), float(x[idx].max()), float(x[k]),
                       float(a[k]), float(b[k]), float(top))
 
@@ -400,7 +369,6 @@ def analyse_group(g: Group, xs: dict[DTypeName, F64], values: dict[str, dict[DTy
 
 
 def _location(g: Group) -> Location | None:
-    from gradsafe.check.sweep import target_location  # pure Python: reads the file's line
 
     for _, t in reversed(g.sides):
         if t.file is not None:
@@ -414,15 +382,16 @@ def _disagreement(kind: Kind, diff: Difference, mask: BoolArray, x: F64, dtype: 
     def show(v: float) -> str:
         return shortest_repr(v, dtype) if np.isfinite(v) else str(v)
 
-    runs = _runs(mask)
+    found = runs(mask)
     spans = [show(float(x[i])) if i == j else f"{show(float(x[i]))} .. {show(float(x[j]))}"
-             for i, j in runs[:MAX_RUNS_LISTED]]
-    more = f" and {len(runs) - MAX_RUNS_LISTED} more" if len(runs) > MAX_RUNS_LISTED else ""
+             for i, j in found[:MAX_RUNS_LISTED]]
+    more = f" and {len(found) - MAX_RUNS_LISTED} more" if len(found) > MAX_RUNS_LISTED else ""
     what = "forward" if kind == "forward" else "gradient"
     idx = np.flatnonzero(mask)
     # an example away from 0, where kernels' subnormal and signed-zero handling differ
     inside = idx[(np.abs(x[idx]) <= within) & (np.abs(x[idx]) >= info(dtype).tiny)]
-    e = _readable(x, inside if inside.size else idx, dtype)
+    pool = inside if inside.size else idx
+    e = int(pool[readable(x[pool], dtype)])
     scope = f" within ±{within:g}" if abs(diff.at) <= within else ""
     message = (f"{what} differs between {a.label} and {b.label} on {diff.count} of {x.size} "
                f"{dtype} probes (x in {', '.join(spans)}{more}); e.g. at x = {show(x[e])}: "
@@ -433,10 +402,12 @@ def _disagreement(kind: Kind, diff: Difference, mask: BoolArray, x: F64, dtype: 
     boundary = diff.low if abs(diff.low) <= abs(diff.high) else diff.high
     # like check: an error where inputs live (|x| <= R), a warning only beyond
     inside_r = bool((np.abs(x[idx]) <= within).any())
-    return Finding("GS401", kind, "error" if inside_r else "warning", dtype,
-                   f"{a.label} vs {b.label}", diff.at,
-                   float(va.forward[k]), float(va.gradient[k]), Range(diff.low, diff.high),
-                   boundary, location, message)
+    return Finding(code=FRAMEWORK_DISAGREEMENT, kind=kind,
+                   severity="error" if inside_r else "warning", dtype=dtype,
+                   framework=f"{a.label} vs {b.label}", example_input=diff.at,
+                   forward=float(va.forward[k]), gradient=float(va.gradient[k]),
+                   range=Range(diff.low, diff.high), boundary=boundary, location=location,
+                   message=message)
 
 
 def _convention(k: Kink, xs: dict[DTypeName, F64],
@@ -458,6 +429,7 @@ def _convention(k: Kink, xs: dict[DTypeName, F64],
     at = np.flatnonzero((x == k.x) & (np.signbit(x) == np.signbit(k.x)))
     first = k.gradients[0][0]
     fwd = float(values[first][k.dtype].forward[int(at[0])]) if at.size else float("nan")
-    return Finding("GS402", "gradient", "info", k.dtype,
-                   " vs ".join(label for label, _ in k.gradients), k.x, fwd,
-                   k.gradients[0][1], Range(k.x, k.x), k.x, location, message)
+    return Finding(code=KINK_CONVENTION, kind="gradient", severity="info", dtype=k.dtype,
+                   framework=" vs ".join(label for label, _ in k.gradients), example_input=k.x,
+                   forward=fwd, gradient=k.gradients[0][1], range=Range(k.x, k.x), boundary=k.x,
+                   location=location, message=message)

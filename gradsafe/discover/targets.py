@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradsafe.discover.params import builtin_info, class_info
-from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target
+from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target, TargetKind
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
 _ROOTS = {
@@ -47,14 +47,15 @@ def framework_of_module(module: str) -> str | None:
 def builtin_target(dotted: str) -> Target:
     framework = framework_of_module(dotted)
     if framework is None or framework == "numpy" or "." not in dotted:
-        return Target(dotted, None, None, "builtin", (), explicit=True,
+        return Target(dotted, None, None, TargetKind.BUILTIN, (), explicit=True,
                       error=f"'{dotted}' is not a file, directory or dotted name of a "
                             "torch, tensorflow, keras or jax function")
     cls = builtin_info(dotted)  # a framework class: its constructor arguments get swept
     if cls is not None:
-        return Target(dotted, None, None, "builtin", (framework,), features=cls.features,
+        return Target(dotted, None, None, TargetKind.BUILTIN, (framework,), features=cls.features,
                       params=cls.params, explicit=True)
-    return Target(dotted, None, None, "builtin", (framework,), explicit=True, accepts=("**",))
+    return Target(dotted, None, None, TargetKind.BUILTIN, (framework,), explicit=True,
+                  accepts=("**",))
 
 
 def looks_dotted(arg: str) -> bool:
@@ -186,12 +187,12 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return [Target("<module>", path, None, "function", (),
+        return [Target("<module>", path, None, TargetKind.FUNCTION, (),
                        error=f"cannot read file: {exc.__class__.__name__}: {exc}")]
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
-        return [Target("<module>", path, exc.lineno, "function", (),
+        return [Target("<module>", path, exc.lineno, TargetKind.FUNCTION, (),
                        error=f"SyntaxError: {exc.msg} (line {exc.lineno})")]
     scope = _collect(tree)
     # A function that calls no framework API (plain operators) runs on the tensors of the
@@ -214,7 +215,7 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
                 and node.name not in helpers and decorated_kind(node, scope) is None:
             # one source, every framework: keras.ops under each Keras backend, or an
             # array-API function handed each framework's namespace
-            accepts, needs = signature(node.args) if pkind == "keras_ops" else ((), ())
+            accepts, needs = signature(node.args) if pkind == TargetKind.KERAS_OPS else ((), ())
             targets.append(Target(node.name, path, node.lineno, pkind, PORTABLE,
                                   _constants(node, scope), _features(node, scope),
                                   accepts=accepts, needs=needs))
@@ -224,13 +225,13 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
             frameworks = (CUSTOM_KINDS[fkind],) if fkind else inferred(node)
             accepts, needs = signature(node.args)
             needs = () if fkind else needs  # gradcheck binds a custom gradient's extra inputs
-            targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
-                                  _constants(node, scope), _features(node, scope),
+            targets.append(Target(node.name, path, node.lineno, fkind or TargetKind.FUNCTION,
+                                  frameworks, _constants(node, scope), _features(node, scope),
                                   accepts=accepts, needs=needs))
         elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
             name, fn = found
             accepts, needs = signature(fn.args)
-            targets.append(Target(name, path, node.lineno, "function", inferred(fn),
+            targets.append(Target(name, path, node.lineno, TargetKind.FUNCTION, inferred(fn),
                                   _constants(fn, scope), _features(fn, scope),
                                   accepts=accepts, needs=needs))
         elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
@@ -241,13 +242,14 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
             kind = _class_kind(node, scope, set()) or custom_class_kind(node, scope, set())
             if kind is None:
                 continue
-            frameworks = ("tensorflow",) if kind == "layer" else _frameworks(node, scope, set())
-            if kind == "layer" and _keras_only(node, scope):
+            frameworks = (("tensorflow",) if kind == TargetKind.LAYER
+                          else _frameworks(node, scope, set()))
+            if kind == TargetKind.LAYER and _keras_only(node, scope):
                 frameworks = PORTABLE  # keras.ops inside: every Keras backend runs it
-            if kind == "module":
+            if kind == TargetKind.MODULE:
                 frameworks = ("torch",)
             frameworks = (CUSTOM_KINDS[kind],) if kind in CUSTOM_KINDS else frameworks
-            if kind in ("nnx", "trax"):
+            if kind in (TargetKind.NNX, TargetKind.TRAX):
                 frameworks = ("jax",)
             cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
             accepts, needs = call_signature(node, kind, scope)
@@ -314,9 +316,10 @@ def signature(args: ast.arguments, skip: int = 0) -> tuple[tuple[str, ...], tupl
     return tuple(accepts), tuple(needs)
 
 
-_CALL_METHODS = {"module": ("forward", 1), "layer": ("call", 1), "nnx": ("__call__", 1),
-                 "trax": ("forward", 1), "numpy_layer": ("forward", 1),
-                 "autograd_function": ("forward", 1)}
+_CALL_METHODS: dict[str, tuple[str, int]] = {
+    TargetKind.MODULE: ("forward", 1), TargetKind.LAYER: ("call", 1),
+    TargetKind.NNX: ("__call__", 1), TargetKind.TRAX: ("forward", 1),
+    TargetKind.NUMPY_LAYER: ("forward", 1), TargetKind.AUTOGRAD_FUNCTION: ("forward", 1)}
 
 
 def call_signature(node: ast.ClassDef, kind: str, scope: _Scope,
@@ -392,18 +395,18 @@ def _modules_used(node: ast.AST, scope: _Scope, seen: set[str]) -> set[str]:
     return found
 
 
-def portable_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+def portable_kind(node: ast.FunctionDef, scope: _Scope) -> TargetKind | None:
     """"array_api" for `def act(x, xp)`; "keras_ops" for a one-argument function whose only
     framework is Keras 3 (keras.ops, keras.activations), which runs on all three backends."""
     if _namespace_param(node) is not None:
-        return "array_api"
+        return TargetKind.ARRAY_API
     if not _is_target_function(node):
         return None
     ml = {m for m in _modules_used(node, scope, set())
           if framework_of_module(m) not in (None, "numpy")}
     if ml and all(m.split(".", 1)[0] == "keras" for m in ml) \
             and not any(m.startswith(("keras.layers", "keras.Layer")) for m in ml):
-        return "keras_ops"
+        return TargetKind.KERAS_OPS
     return None
 
 
@@ -455,7 +458,7 @@ def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]
     return tuple(sorted(found))
 
 
-def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> TargetKind | None:
     for base in node.bases:
         dotted = _dotted(base)
         if dotted is None:
@@ -468,14 +471,14 @@ def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None
             continue
         full = resolve(dotted, scope)
         if full.startswith("flax.") and full.rsplit(".", 1)[-1] == "Module":
-            return "nnx"
+            return TargetKind.NNX
         if full.startswith("torch.nn.") and full != "torch.nn.functional":
-            return "module"
+            return TargetKind.MODULE
         if "keras" in full and full.rsplit(".", 1)[-1] == "Layer":
-            return "layer"
+            return TargetKind.LAYER
         if full.startswith("trax."):
-            return "trax"
-    return "trax" if is_trax_style(node) else None
+            return TargetKind.TRAX
+    return TargetKind.TRAX if is_trax_style(node) else None
 
 
 def is_trax_style(node: ast.ClassDef) -> bool:
@@ -583,14 +586,16 @@ def _is_mask(node: ast.expr, masks: set[str]) -> bool:
 
 _AUTOGRAD_FUNCTION = {"torch.autograd.Function", "torch.autograd.function.Function",
                       "torch.autograd.function.InplaceFunction"}
-_DECORATORS = {"tensorflow.custom_gradient": "custom_gradient",
-               "tensorflow.python.ops.custom_gradient.custom_gradient": "custom_gradient",
-               "jax.custom_vjp": "custom_vjp", "jax.custom_derivatives.custom_vjp": "custom_vjp",
-               "jax.custom_jvp": "custom_jvp", "jax.custom_derivatives.custom_jvp": "custom_jvp"}
+_DECORATORS = {"tensorflow.custom_gradient": TargetKind.CUSTOM_GRADIENT,
+               "tensorflow.python.ops.custom_gradient.custom_gradient": TargetKind.CUSTOM_GRADIENT,
+               "jax.custom_vjp": TargetKind.CUSTOM_VJP,
+               "jax.custom_derivatives.custom_vjp": TargetKind.CUSTOM_VJP,
+               "jax.custom_jvp": TargetKind.CUSTOM_JVP,
+               "jax.custom_derivatives.custom_jvp": TargetKind.CUSTOM_JVP}
 _RULE_METHODS = {"defvjp", "defjvp", "defjvps"}
 
 
-def _decorator_kind(expr: ast.expr, scope: _Scope) -> str | None:
+def _decorator_kind(expr: ast.expr, scope: _Scope) -> TargetKind | None:
     """`@tf.custom_gradient`, `@jax.custom_vjp`, `@partial(jax.custom_vjp, ...)`."""
     if isinstance(expr, ast.Call):
         head = _dotted(expr.func)
@@ -601,7 +606,7 @@ def _decorator_kind(expr: ast.expr, scope: _Scope) -> str | None:
     return _DECORATORS.get(resolve(dotted, scope)) if dotted else None
 
 
-def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> TargetKind | None:
     for dec in node.decorator_list:
         kind = _decorator_kind(dec, scope)
         if kind:
@@ -609,7 +614,7 @@ def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
     return None
 
 
-def wrapped_custom(node: ast.Assign, scope: _Scope) -> tuple[str, str, ast.AST] | None:
+def wrapped_custom(node: ast.Assign, scope: _Scope) -> tuple[str, TargetKind, ast.AST] | None:
     """`f = jax.custom_vjp(g)` / `f = tf.custom_gradient(g)`: target f, forward g."""
     if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
         return None
@@ -644,7 +649,7 @@ def _methods(node: ast.ClassDef) -> set[str]:
     return {b.name for b in node.body if isinstance(b, ast.FunctionDef)}
 
 
-def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> TargetKind | None:
     """`torch.autograd.Function` subclasses, and duck-typed NumPy layers with
     `forward`/`backward` methods (seed 004)."""
     methods = _methods(node)
@@ -655,12 +660,12 @@ def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str 
         if dotted in scope.classes and dotted not in seen:
             seen.add(dotted)
             inner = custom_class_kind(scope.classes[dotted], scope, seen)
-            if inner == "autograd_function":
+            if inner == TargetKind.AUTOGRAD_FUNCTION:
                 return inner
             methods |= _methods(scope.classes[dotted])
             continue
         if resolve(dotted, scope) in _AUTOGRAD_FUNCTION:
-            return "autograd_function"
+            return TargetKind.AUTOGRAD_FUNCTION
     if {"forward", "backward"} <= methods:
-        return "numpy_layer"
+        return TargetKind.NUMPY_LAYER
     return None

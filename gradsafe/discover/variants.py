@@ -18,13 +18,13 @@ from collections.abc import Iterable
 import numpy as np
 
 from gradsafe.discover.params import COUNT_NAMES
-from gradsafe.model.types import Options, ParamSpec, ParamValue, Target, Variant
+from gradsafe.model.types import Options, ParamSpec, ParamValue, Target, TargetKind, Variant
 
 TINY = 1e-6
 LARGE = 1e3
 MAX_PARAM_SETS = 32  # per class, before modes and layouts multiply them
 MODES = ("train", "eval")
-CLASS_KINDS = ("module", "layer", "nnx", "trax")
+CLASS_KINDS = (TargetKind.MODULE, TargetKind.LAYER, TargetKind.NNX, TargetKind.TRAX)
 HW = (2, 2)  # spatial size of the (N, C, H, W) layout
 
 
@@ -148,8 +148,8 @@ def expand(target: Target, options: Options) -> list[Target]:
         channels = max([int(x) for k, x in param_set.items() if k in COUNT_NAMES
                         and math.isfinite(x)] or [1])
         # torch is channels-first; Keras and JAX/Flax are channels-last by convention
-        spatial = "NCHW" if target.frameworks[:1] == ("torch",) and target.kind != "layer" \
-            else "NHWC"
+        torch_first = target.frameworks[:1] == ("torch",) and target.kind != TargetKind.LAYER
+        spatial = "NCHW" if torch_first else "NHWC"
         layouts = ("NC", spatial) if channels > 1 else ("N",)
         for mode in modes:
             for layout in layouts:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from gradsafe.discover import selection, variants
 from gradsafe.discover.targets import discover
 from gradsafe.gate import filters
-from gradsafe.model.types import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
+from gradsafe.model.samples import Group, GroupData
+from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetKind, TargetResult
 from gradsafe.run import cache, pool, shard
 from gradsafe.run.interrupt import is_partial
-
-if TYPE_CHECKING:
-    from gradsafe.compare.groups import GroupData
 
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
@@ -33,7 +30,7 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
         if missing:
             errors.append(selection.stopped(t, selection.needs_text(missing)))
             continue
-        if t.kind == "numpy_layer":  # runs in a NumPy-only lane, no ML framework imported
+        if t.kind == TargetKind.NUMPY_LAYER:  # runs in a NumPy-only lane, no ML framework imported
             if options.frameworks is None or "numpy" in options.frameworks:
                 jobs.append(pool.Job(len(jobs), t, "numpy"))
             continue
@@ -73,7 +70,8 @@ def check_and_plot(paths: Iterable[str], options: Options,
                    plot_limit: int = 0) -> tuple[Report, list[GroupData], int]:
     """`check`, plus (plot_limit > 0) f and f' of up to plot_limit checked functions on the
     probe plan, sampled by the same workers; and how many functions were not sampled."""
-    from gradsafe.compare.groups import Group, collect, plot_groups, sample_jobs
+    # compare runs on the pool: the one import against the layers (see .importlinter)
+    from gradsafe.compare.groups import collect, plot_groups, sample_jobs
 
     store = cache.Cache(cache.default_dir()) if options.cache else None
     found = store.discover(tuple(paths)) if store else discover(paths)
@@ -107,7 +105,7 @@ def check_and_plot(paths: Iterable[str], options: Options,
 
 def compare(specs: Iterable[str], options: Options) -> tuple[Report, list[GroupData]]:
     """`gradsafe compare`: the report (comparisons) and the measured values (for plots)."""
-    from gradsafe.compare.groups import compare as run
+    from gradsafe.compare.groups import compare as run  # see check_and_plot
 
     return run(specs, options)
 
@@ -144,18 +142,5 @@ def _run_cached(jobs: list[pool.Job], options: Options, store: cache.Cache | Non
 
 
 def exit_code(report: Report) -> int:
-    """Bit 1: findings at or above fail_on. Bit 2: something could not be checked
-    (including a run interrupted with Ctrl-C)."""
-    limit = SEVERITIES.index(report.fail_on)
-    code = 2 if report.partial else 0
-    for t in report.targets:
-        if t.status == "error":
-            code |= 2
-        if any(SEVERITIES.index(f.severity) <= limit for f in t.findings):
-            code |= 1
-    for c in report.comparisons:
-        if c.errors:
-            code |= 2
-        if any(SEVERITIES.index(f.severity) <= limit for f in c.findings):
-            code |= 1
-    return code
+    """See Report.exit_code (kept for the CLI and the testing API)."""
+    return report.exit_code
