@@ -30,3 +30,9 @@ def test_fast_tier_selects_tests_and_leaves_the_rest() -> None:
     last = proc.stdout.strip().splitlines()[-1]
     picked, total = (int(n) for n in last.split(" tests collected")[0].split("/"))
     assert 0 < picked < total, last
+
+
+def test_slow_modules_exist() -> None:
+    from conftest import SLOW_MODULES
+
+    assert all((ROOT / "tests" / f"{m}.py").is_file() for m in SLOW_MODULES), SLOW_MODULES
