@@ -33,8 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # the fast tier (`pytest -m "not slow"`) does not; it keeps the unit tests, test_cli, the lint
 # and docs checks and the ten goldens of test_fixtures.FAST.
 SLOW_MODULES = frozenset({
-    "test_builtins", "test_codebases", "test_compare", "test_fix", "test_float64_rule", "test_order2",
-    "test_params", "test_precommit", "test_report_honesty", "test_rewrite_fix", "test_rows",
+    "test_builtins", "test_codebases", "test_compare", "test_fix", "test_float64_rule",
+    "test_order2", "test_params", "test_precommit", "test_report_honesty", "test_rewrite_fix", "test_rows",
     "test_sample_project", "test_scale"})
 
 
