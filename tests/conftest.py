@@ -34,8 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # and docs checks and the ten goldens of test_fixtures.FAST.
 SLOW_MODULES = frozenset({
     "test_builtins", "test_codebases", "test_compare", "test_fix", "test_float64_rule",
-    "test_order2", "test_params", "test_precommit", "test_report_honesty", "test_rewrite_fix", "test_rows",
-    "test_sample_project", "test_scale"})
+    "test_order2", "test_params", "test_precommit", "test_report_honesty", "test_rewrite_fix",
+    "test_rows", "test_sample_project", "test_scale"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
