@@ -108,6 +108,9 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--domain", "domain", metavar="LOW,HIGH", default=None,
                      help="Inputs the function is meant for (e.g. 0,inf for distances): "
                           "findings outside are not reported."),
+        click.option("--sweep", "sweep", metavar="NAME|all", default=None,
+                     help="The argument to sweep (default: the first); the others are "
+                          "bound with --arg. 'all': each required argument in turn."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -120,7 +123,7 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
              "fail_on": "fail-on", "select": "select", "ignore": "ignore",
              "exclude": "exclude", "timeout": "timeout", "jobs": "jobs", "seed": "seed",
              "baseline_file": "baseline", "arg_specs": "args", "domain": "domain",
-             "order": "order"}
+             "order": "order", "sweep": "sweep"}
     cli = {names[k]: v for k, v in given.items() if v is not None and v != ()}
     if "args" in cli:
         table: dict[str, str] = {}
@@ -376,7 +379,8 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
     array-API) is compared across the frameworks it runs on. Exit code: bit 1 GS401
     differences (at or above --fail-on), bit 2 a side could not be evaluated.
     """
-    from gradsafe.compare.groups import CompareError  # compare's stack: this command only
+    from gradsafe.compare.groups import CompareError  # this command's stack only
+    from gradsafe.compare.groups import compare as run_compare
 
     if len(specs) > 3:
         _fail("compare takes one to three targets (A B [C])")
@@ -387,7 +391,7 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
         _need_matplotlib(plot_file)
     options = _resolve((), None, (), **given).options
     try:
-        report, data = engine.compare(specs, options)
+        report, data = run_compare(specs, options)
     except (CompareError, DiscoveryError) as exc:
         _fail(str(exc))
     colored = _use_color("never" if no_color else color,

@@ -139,9 +139,9 @@ def test_check_plot_writes_a_png(tmp_path: Path) -> None:
 def test_check_plot_draws_classes_as_built_with_their_defaults() -> None:
     """A Module with parameter variants is drawn once, built with its default arguments and
     named like the report's default variant (whose findings get shaded)."""
-    from gradsafe.compare.groups import plot_groups
     from gradsafe.discover import variants
     from gradsafe.discover.targets import discover_file
+    from gradsafe.run.samples import plot_groups
 
     options = Options(dtypes=("float32",))
     found = discover_file(str(ROOT / "fixtures" / "params" / "learnable_elu_torch.py"))

@@ -136,9 +136,10 @@ def _needs_run() -> list[tuple[str, str, str]]:
 def _docs_report() -> tuple[int, dict[str, Any]]:
     files = sorted({f for _, _, f in _needs_run()})
     # classes at their defaults only: the pages' examples are about the default values, and the
-    # grid would multiply the run's time by five
+    # grid would multiply the run's time by five; a generous time limit, since a loaded 2-core
+    # machine can take a minute for one eager JAX target
     return run_json("check", *files, "--dtype", "float32", "--no-param-sweep", "--no-suggest",
-                    "--no-cache")
+                    "--no-cache", "--timeout", "300")
 
 
 def _codes_found(targets: list[dict[str, Any]]) -> set[str]:

@@ -55,6 +55,14 @@ class TensorFlowBackend(Backend):
     def sum_trailing(self, y: Any, ndim: int) -> Any:
         return tf.reduce_sum(tf.cast(y, tf.float64), axis=list(range(ndim, len(y.shape))))
 
+    def per_element(self, fn: Fn) -> Fn:
+        def mapped(x: Any) -> Any:
+            out = tf.vectorized_map(lambda v: tf.reshape(fn(v[None]), []), x,
+                                    fallback_to_while_loop=True)
+            return tf.reshape(out, tf.concat([tf.shape(out), [1] * (len(x.shape) - 1)], 0))
+
+        return mapped
+
     def use_device(self, device: str) -> str | None:
         if device == "cpu":
             return None

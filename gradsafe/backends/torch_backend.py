@@ -85,6 +85,16 @@ class TorchBackend(Backend):
     def sum_trailing(self, y: Any, ndim: int) -> Any:
         return y.to(torch.float64).sum(dim=tuple(range(ndim, y.dim())))
 
+    def per_element(self, fn: Fn) -> Fn:
+        def one(v: Any) -> Any:
+            return fn(v.unsqueeze(0)).reshape(())
+
+        def mapped(x: Any) -> Any:
+            out = torch.func.vmap(one, randomness="same")(x)
+            return out.reshape(tuple(out.shape) + (1,) * (x.dim() - 1))
+
+        return mapped
+
     def array_namespace(self) -> Any:
         try:
             import array_api_compat.torch as xp

@@ -48,10 +48,13 @@ from gradsafe.numerics.floats import F64, info
 
 def resolve(target: Target, backend: Backend | None = None) -> Any:
     reduce = backend.sum_trailing if backend is not None and not _custom(target) else None
+    fill = backend.constant if backend is not None else None
     if target.kind == TargetKind.BUILTIN:
-        return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce)
+        return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce,
+                          target.sweep, fill)
     assert target.file is not None
-    obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce)
+    obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce,
+                     target.sweep, fill)
     if target.kind == TargetKind.ARRAY_API and backend is not None:
         return bind_namespace(obj, backend.array_namespace())
     return obj
@@ -198,7 +201,8 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
     traced = locate.instrument(target)
     if traced is not None:
         traced.obj = calls.bind(traced.obj, target.kind, target.args,
-                                None if _custom(target) else backend.sum_trailing)
+                                None if _custom(target) else backend.sum_trailing,
+                                target.sweep, backend.constant)
     if traced is not None and target.kind == TargetKind.ARRAY_API:
         traced.obj = bind_namespace(traced.obj, backend.array_namespace())
     return locate.refine(backend, target, traced, make, findings)
@@ -217,5 +221,5 @@ def no_gradient(target: Target, framework: str, dtype: DTypeName,
 def result(target: Target, framework: str, findings: tuple[Finding, ...],
            notes: tuple[str, ...], options: Options) -> TargetResult:
     failing = any(f.fails(options.fail_on) for f in findings)
-    return TargetResult(target.name, target.file, target.line, framework,
+    return TargetResult(target.label, target.file, target.line, framework,
                         "fail" if failing else "pass", None, findings, notes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from gradsafe.backends.base import WIDTH, Backend
-from gradsafe.check import rows, second
+from gradsafe.check import reduction, rows, second
 from gradsafe.check.analyse import Counter
 from gradsafe.check.common import (
     Forwards,
@@ -35,6 +35,9 @@ def check(backend: Backend, target: Target, options: Options,
     obj = resolve(target, backend)
     with qualifying(target):
         fn64, _ = backend.instantiate(obj, target.kind, "float64")
+        if reduction.reduces(backend, fn64):  # losses and metrics: one number per batch
+            return reduction.check_reduction(backend, target, options, obj, counter, tick,
+                                             seen)
         if not rows.elementwise(backend, fn64):  # softmax, GLU, normalisations
             res = rows.check_rows(backend, target, options, obj, counter, tick, seen)
             if options.order == 2:  # f'' is swept for elementwise functions only

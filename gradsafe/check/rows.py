@@ -89,9 +89,12 @@ def require_rowwise(backend: Backend, fn64: Fn) -> None:
 
 def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
                counter: Counter | None, tick: Tick | None,
-               seen: dict[str, Any] | None) -> TargetResult:
+               seen: dict[str, Any] | None,
+               wrap: Callable[[Fn], Fn] = lambda fn: fn) -> TargetResult:
+    """`wrap` adapts the built function (a reduction: each row alone, see reduction.py)."""
     def build(dtype: str) -> tuple[Fn, str | None]:
-        return backend.instantiate(obj, target.kind, dtype)
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        return wrap(fn), note
 
     fn64, _ = build("float64")
     require_rowwise(backend, fn64)
@@ -118,7 +121,7 @@ def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
                     keys.add(key)
                     fresh.append(f)
             explained = explain(backend, target, obj, fresh, _maker(
-                backend, target, position, anchor))
+                backend, target, position, anchor, wrap))
             findings.extend(_in_row(f, position, anchor) for f in explained)
     notes.append(f"row-wise: checked in rows of {ROW}, the element at positions 0 and "
                  f"{ROW - 1} swept with the others at 0, equal to it, its negative and "
@@ -126,11 +129,11 @@ def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
     return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
-def _maker(backend: Backend, target: Target, position: int, anchor: Anchor
-           ) -> Callable[[Any, str], tuple[Any, int]]:
+def _maker(backend: Backend, target: Target, position: int, anchor: Anchor,
+           wrap: Callable[[Fn], Fn]) -> Callable[[Any, str], tuple[Any, int]]:
     def make(o: Any, dtype: str) -> tuple[Any, int]:
         fn, _ = backend.instantiate(o, target.kind, dtype)
-        return derive(backend, fn, position, anchor), WIDTH
+        return derive(backend, wrap(fn), position, anchor), WIDTH
 
     return make
 

@@ -171,6 +171,8 @@ class _Scope:
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
+    root: Path | None = None  # the folder above the file's top-level package
+    depth: int = 0  # how many imports away from the file discovery was given
     _imports_framework: bool | None = None
 
     def framework_imports(self) -> bool:
@@ -180,6 +182,56 @@ class _Scope:
             self._imports_framework = any(framework_of_module(m)
                                           for m in self.aliases.values())
         return self._imports_framework
+
+
+_MAX_BASES = 4  # imports followed to find a base class defined in another module
+
+
+def package_of(path: str) -> tuple[Path, str]:
+    """(the folder above the file's top-level package, the file's module name): the
+    folders above it that hold an __init__.py are its packages."""
+    p = Path(path).resolve()
+    parts = [p.stem]  # "__init__" too: a relative import there starts from the package
+    folder = p.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, ".".join(parts)
+
+
+def _module_path(module: str, root: Path) -> Path | None:
+    """A module's file: in the file's own project first, else where the import system
+    finds it (without importing it)."""
+    base = root.joinpath(*module.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    found = module_file(module)
+    return Path(found) if found else None
+
+
+def _external_class(full: str, scope: _Scope) -> tuple[ast.ClassDef, _Scope] | None:
+    """A base class imported from another module of the project (or an installed
+    package), found by parsing that module: `from .base import BaseLoss`."""
+    module, _, name = full.rpartition(".")
+    if not module or scope.root is None or scope.depth >= _MAX_BASES \
+            or framework_of_module(module) is not None:
+        return None
+    path = _module_path(module, scope.root)
+    if path is None:
+        return None
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    other = _collect(tree, module if path.name != "__init__.py" else f"{module}.__init__")
+    other.root, other.depth = scope.root, scope.depth + 1
+    if name in other.classes:
+        return other.classes[name], other
+    if name in other.aliases:  # re-exported: `from .base import BaseLoss` in __init__
+        return _external_class(other.aliases[name], other)
+    return None
 
 
 def discover_file(path: str, only: str | None = None) -> list[Target]:
@@ -194,7 +246,8 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
     except SyntaxError as exc:
         return [Target("<module>", path, exc.lineno, TargetKind.FUNCTION, (),
                        error=f"SyntaxError: {exc.msg} (line {exc.lineno})")]
-    scope = _collect(tree)
+    scope = _collect(tree, package_of(path)[1])
+    scope.root = package_of(path)[0]
     # A function that calls no framework API (plain operators) runs on the tensors of the
     # one framework its file imports, if there is exactly one.
     module_fws = {fw for m in scope.aliases.values()
@@ -227,13 +280,14 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
             needs = () if fkind else needs  # gradcheck binds a custom gradient's extra inputs
             targets.append(Target(node.name, path, node.lineno, fkind or TargetKind.FUNCTION,
                                   frameworks, _constants(node, scope), _features(node, scope),
-                                  accepts=accepts, needs=needs))
+                                  accepts=accepts, needs=needs,
+                                  inputs=() if fkind else inputs_of(node.args)))
         elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
             name, fn = found
             accepts, needs = signature(fn.args)
             targets.append(Target(name, path, node.lineno, TargetKind.FUNCTION, inferred(fn),
                                   _constants(fn, scope), _features(fn, scope),
-                                  accepts=accepts, needs=needs))
+                                  accepts=accepts, needs=needs, inputs=inputs_of(fn.args)))
         elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
             name, akind, inner = wrapped
             targets.append(Target(name, path, node.lineno, akind, (CUSTOM_KINDS[akind],),
@@ -253,10 +307,13 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
                 frameworks = ("jax",)
             cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
             accepts, needs = call_signature(node, kind, scope)
-            needs = () if kind in CUSTOM_KINDS else needs  # gradcheck binds extra inputs
+            custom = kind in CUSTOM_KINDS
+            needs = () if custom else needs  # gradcheck binds extra inputs
+            call = call_arguments(node, kind, scope)
             targets.append(Target(node.name, path, node.lineno, kind, frameworks,
                                   _constants(node, scope), _features(node, scope) | cls.features,
-                                  params=cls.params, accepts=accepts, needs=needs))
+                                  params=cls.params, accepts=accepts, needs=needs,
+                                  inputs=inputs_of(call, 1) if call and not custom else ()))
     return targets
 
 
@@ -268,7 +325,8 @@ def _defines(node: ast.stmt) -> set[str]:
     return set()
 
 
-def _collect(tree: ast.Module) -> _Scope:
+def _collect(tree: ast.Module, module: str = "") -> _Scope:
+    """Names of a file; `module` (its dotted name) resolves relative imports."""
     scope = _Scope()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -281,6 +339,13 @@ def _collect(tree: ast.Module) -> _Scope:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for a in node.names:
                 scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.ImportFrom) and node.level > 0 and module:
+            package = module.rsplit(".", node.level)[0] if module.count(".") >= node.level \
+                else ""
+            source = ".".join(p for p in (package, node.module or "") if p)
+            for a in node.names:
+                if source and a.name != "*":
+                    scope.aliases.setdefault(a.asname or a.name, f"{source}.{a.name}")
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             scope.functions[node.name] = node
@@ -316,27 +381,47 @@ def signature(args: ast.arguments, skip: int = 0) -> tuple[tuple[str, ...], tupl
     return tuple(accepts), tuple(needs)
 
 
+def inputs_of(args: ast.arguments, skip: int = 0) -> tuple[str, ...]:
+    """The required positional parameters, the input first: what --sweep may pick (those
+    with defaults are options such as gamma or reduction, set with --arg)."""
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    return tuple(a.arg for a in positional[skip:required])
+
+
 _CALL_METHODS: dict[str, tuple[str, int]] = {
     TargetKind.MODULE: ("forward", 1), TargetKind.LAYER: ("call", 1),
     TargetKind.NNX: ("__call__", 1), TargetKind.TRAX: ("forward", 1),
     TargetKind.NUMPY_LAYER: ("forward", 1), TargetKind.AUTOGRAD_FUNCTION: ("forward", 1)}
 
 
-def call_signature(node: ast.ClassDef, kind: str, scope: _Scope,
-                   seen: set[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def call_signature(node: ast.ClassDef, kind: str, scope: _Scope
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The parameters of the method that a class target is called through."""
+    args = call_arguments(node, kind, scope)
+    return signature(args, _CALL_METHODS.get(kind, ("forward", 1))[1]) if args else ((), ())
+
+
+def call_arguments(node: ast.ClassDef, kind: str, scope: _Scope,
+                   seen: set[str] | None = None) -> ast.arguments | None:
+    """The arguments of the method that a class target is called through (here or in a
+    base class of the same file)."""
     name, skip = _CALL_METHODS.get(kind, ("forward", 1))
     seen = seen if seen is not None else set()
     for item in node.body:
         if isinstance(item, ast.FunctionDef) and item.name == name \
                 and len(item.args.posonlyargs + item.args.args) > skip:
-            return signature(item.args, skip)
+            return item.args
     for base in node.bases:
         dotted = _dotted(base)
         if dotted in scope.classes and dotted not in seen:
             seen.add(dotted)
-            return call_signature(scope.classes[dotted], kind, scope, seen)
-    return (), ()
+            return call_arguments(scope.classes[dotted], kind, scope, seen)
+        external = _external_class(resolve(dotted, scope), scope) if dotted else None
+        if external is not None and external[0].name not in seen:
+            seen.add(external[0].name)
+            return call_arguments(external[0], kind, external[1], seen)
+    return None
 
 
 def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:
@@ -478,6 +563,12 @@ def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> TargetKind
             return TargetKind.LAYER
         if full.startswith("trax."):
             return TargetKind.TRAX
+        external = _external_class(full, scope)
+        if external is not None and external[0].name not in seen:
+            seen.add(external[0].name)
+            kind = _class_kind(external[0], external[1], seen)
+            if kind:
+                return kind
     return TargetKind.TRAX if is_trax_style(node) else None
 
 

@@ -177,11 +177,17 @@ class Target:
     accepts: tuple[str, ...] = ()  # parameters beyond x ("**": any keyword)
     needs: tuple[str, ...] = ()  # required parameters beyond x (each needs an --arg)
     domain: tuple[float, float] | None = None  # inputs outside are not reported (--domain)
+    inputs: tuple[str, ...] = ()  # required positional parameters, x first (--sweep)
+    sweep: str | None = None  # the parameter swept instead of the first (--sweep NAME)
+    setting: str = ""  # a function's keyword values set by --param: "(radius=0.04)"
 
     @property
     def label(self) -> str:
-        """The name results are reported under (a variant's name carries its values)."""
-        return self.variant.label if self.variant is not None else self.name
+        """The name results are reported under (a variant's name carries its values, a
+        function's its --param keywords; a sweep of another parameter than the first, that
+        parameter's name)."""
+        base = self.variant.label if self.variant is not None else self.name + self.setting
+        return f"{base}[{self.sweep}]" if self.sweep else base
 
     def dialect(self, framework: str) -> str:
         """The names a rewrite of this target is written in: the framework's own, or
@@ -225,6 +231,7 @@ class Options:
     # --arg NAME=LITERAL: call arguments beyond x, as Python literal source
     args: tuple[tuple[str, str], ...] = ()
     domain: tuple[float, float] | None = None  # --domain LOW,HIGH
+    sweep: str | None = None  # --sweep NAME|all: the parameter swept (default: the first)
     # [tool.gradsafe.targets."Name"]: per-target args, params and domain
     per_target: tuple[tuple[str, TargetSettings], ...] = ()
 
@@ -236,6 +243,7 @@ class TargetSettings:
     args: tuple[tuple[str, str], ...] = ()
     params: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
     domain: tuple[float, float] | None = None
+    sweep: str | None = None
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,8 @@ def target(d: dict[str, Any]) -> Target:
                   variant(d.get("variant")),
                   explicit=bool(d.get("explicit", False)), args=_pairs(d.get("args")),
                   accepts=tuple(d.get("accepts", ())), needs=tuple(d.get("needs", ())),
-                  domain=_domain(d.get("domain")))
+                  domain=_domain(d.get("domain")), inputs=tuple(d.get("inputs", ())),
+                  sweep=d.get("sweep"), setting=str(d.get("setting", "")))
 
 
 def options(d: dict[str, Any]) -> Options:
@@ -105,7 +106,7 @@ def options(d: dict[str, Any]) -> Options:
         param_sweep=bool(d.get("param_sweep", True)), suggest=bool(d.get("suggest", True)),
         exhaustive=bool(d.get("exhaustive", False)), device=str(d.get("device", "cpu")),
         args=_pairs(d.get("args")), domain=_domain(d.get("domain")),
-        order=int(d.get("order", 1)))
+        order=int(d.get("order", 1)), sweep=d.get("sweep"))
 
 
 def encode_array(a: F64) -> str:

@@ -11,6 +11,7 @@ from gradsafe.model.samples import Group, GroupData
 from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetKind, TargetResult
 from gradsafe.run import cache, pool, shard
 from gradsafe.run.interrupt import is_partial
+from gradsafe.run.samples import collect, plot_groups, sample_jobs
 
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
@@ -70,13 +71,11 @@ def check_and_plot(paths: Iterable[str], options: Options,
                    plot_limit: int = 0) -> tuple[Report, list[GroupData], int]:
     """`check`, plus (plot_limit > 0) f and f' of up to plot_limit checked functions on the
     probe plan, sampled by the same workers; and how many functions were not sampled."""
-    # compare runs on the pool: the one import against the layers (see .importlinter)
-    from gradsafe.compare.groups import collect, plot_groups, sample_jobs
-
     store = cache.Cache(cache.default_dir()) if options.cache else None
     found = store.discover(tuple(paths)) if store else discover(paths)
     targets = [t for t in found if not filters.excluded(t, options)]
     targets = [selection.bind(t, options) for t in selection.pick(targets, options)]
+    targets = [s for t in targets for s in selection.sweeps(t, options)]
     variants.check_param_names(targets, options)
     if options.shard is not None:
         targets = shard.select(targets, options.shard)
@@ -102,12 +101,6 @@ def check_and_plot(paths: Iterable[str], options: Options,
                     shard=options.shard, order=options.order)
     return report, samples, left_out
 
-
-def compare(specs: Iterable[str], options: Options) -> tuple[Report, list[GroupData]]:
-    """`gradsafe compare`: the report (comparisons) and the measured values (for plots)."""
-    from gradsafe.compare.groups import compare as run  # see check_and_plot
-
-    return run(specs, options)
 
 
 def _run_cached(jobs: list[pool.Job], options: Options, store: cache.Cache | None,

@@ -32,6 +32,7 @@ from gradsafe.suggest.rewrite.expm1 import Expm1
 from gradsafe.suggest.rewrite.guard_where import GuardWhere
 from gradsafe.suggest.rewrite.hypot import Hypot
 from gradsafe.suggest.rewrite.log1p import Log1p
+from gradsafe.suggest.rewrite.log_cosh import LogCosh
 from gradsafe.suggest.rewrite.log_quotient import LogQuotient
 from gradsafe.suggest.rewrite.log_sigmoid import LogSigmoid
 from gradsafe.suggest.rewrite.log_softmax import LogSoftmax
@@ -47,10 +48,11 @@ from gradsafe.suggest.rewrite.tanh import Tanh
 
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
-    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero, LogQuotient)}
+    Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero, LogQuotient,
+    LogCosh)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
-FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
-                             "log1p", "expm1", "saturate", "hypot", "divide_first",
+FORMULAS: tuple[str, ...] = ("log_cosh", "tanh", "sigmoid", "log_sigmoid", "log_softmax",
+                             "softplus", "log1p", "expm1", "saturate", "hypot", "divide_first",
                              "log_quotient")
 
 
