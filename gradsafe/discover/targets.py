@@ -146,7 +146,11 @@ def discover(paths: Iterable[str],
     for item in expand_paths(paths):
         path, name = split_spec(item)
         if Path(path).is_file():
-            found = read(path)
+            # FILE:NAME reads that one definition (a large file's other classes would cost
+            # seconds); everything when it is missing, to list what there is
+            found = discover_file(path, name.split(".")[0]) if name is not None else read(path)
+            if name is not None and not any(t.name == name for t in found):
+                found = read(path)
             if name is not None:
                 picked = [dataclasses.replace(t, explicit=True) for t in found
                           if t.name == name or t.error is not None]
@@ -169,6 +173,15 @@ class _Scope:
     constants: dict[str, ast.expr] = field(default_factory=dict)
     root: Path | None = None  # the folder above the file's top-level package
     depth: int = 0  # how many imports away from the file discovery was given
+    _imports_framework: bool | None = None
+
+    def framework_imports(self) -> bool:
+        """Whether any import names a framework (NumPy included); most files of a code
+        base import none, and then no function of theirs can call one."""
+        if self._imports_framework is None:
+            self._imports_framework = any(framework_of_module(m)
+                                          for m in self.aliases.values())
+        return self._imports_framework
 
 
 _MAX_BASES = 4  # imports followed to find a base class defined in another module
@@ -221,7 +234,8 @@ def _external_class(full: str, scope: _Scope) -> tuple[ast.ClassDef, _Scope] | N
     return None
 
 
-def discover_file(path: str) -> list[Target]:
+def discover_file(path: str, only: str | None = None) -> list[Target]:
+    """The targets of one file (`only`: the definitions of that top-level name alone)."""
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -248,6 +262,8 @@ def discover_file(path: str) -> list[Target]:
 
     targets = []
     for node in tree.body:
+        if only is not None and only not in _defines(node):
+            continue
         if isinstance(node, ast.FunctionDef) and (pkind := portable_kind(node, scope)) \
                 and node.name not in helpers and decorated_kind(node, scope) is None:
             # one source, every framework: keras.ops under each Keras backend, or an
@@ -299,6 +315,14 @@ def discover_file(path: str) -> list[Target]:
                                   params=cls.params, accepts=accepts, needs=needs,
                                   inputs=inputs_of(call, 1) if call and not custom else ()))
     return targets
+
+
+def _defines(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, ast.Assign):
+        return {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return set()
 
 
 def _collect(tree: ast.Module, module: str = "") -> _Scope:
@@ -498,6 +522,8 @@ def resolve(name: str, scope: _Scope) -> str:
 
 
 def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]:
+    if not scope.framework_imports():  # frameworks are found through imports alone
+        return ()
     found: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):

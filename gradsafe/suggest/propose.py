@@ -134,7 +134,7 @@ def _copy(original: str, source: str) -> str:
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     path = _tmpdir() / f"{Path(original).stem}_{digest}.py"
     if not path.exists():
-        path.write_text(source, encoding="utf-8")
+        path.write_text(rewrite.importable(source), encoding="utf-8")
     register_copy(str(path), original)  # imported into the original's package
     return str(path)
 
