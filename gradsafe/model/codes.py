@@ -119,7 +119,7 @@ CODES: tuple[Code, ...] = (
             "log1p, log_softmax, log_sigmoid), clamp the argument of exp/pow, or define a "
             "custom gradient"),
         rewrites=("softplus", "sigmoid", "log_sigmoid", "log_softmax", "tanh", "saturate",
-                  "log_quotient", "sinc"),
+                  "log_quotient", "sinc", "log_cosh"),
         fixable=True,
     ),
     Code(
@@ -184,7 +184,7 @@ CODES: tuple[Code, ...] = (
             "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
             "log1p, log_softmax), or clamp the argument of exp/pow"),
         rewrites=("tanh", "softplus", "sigmoid", "log_sigmoid", "log_softmax", "saturate",
-                  "divide_first", "hypot"),
+                  "divide_first", "hypot", "log_cosh"),
         fixable=True,
     ),
     Code(

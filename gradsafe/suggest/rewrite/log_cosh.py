@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Rewrite, code, number, strip_parens
 
 LOG2 = "0.6931471805599453"
@@ -17,6 +18,7 @@ LOG2 = "0.6931471805599453"
 
 class LogCosh(Rewrite):
     name = "log_cosh"
+    fixes = frozenset({BACKWARD_OVERFLOW, FORWARD_OVERFLOW})
     title = "use |u| + softplus(-2|u|) - log 2 for log(cosh(u))"
 
     def _exp_of(self, node: cst.BaseExpression) -> str | None:
