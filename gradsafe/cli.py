@@ -24,9 +24,10 @@ from gradsafe.model.codes import CODES, Code, lookup
 from gradsafe.model.types import SEVERITIES, Report
 from gradsafe.report import Format, renderer
 from gradsafe.run import devices, engine, shard
+from gradsafe.run.cache import forget_sources
 
 if TYPE_CHECKING:
-    from gradsafe.compare.groups import GroupData
+    from gradsafe.model.samples import GroupData
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -107,6 +108,9 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--domain", "domain", metavar="LOW,HIGH", default=None,
                      help="Inputs the function is meant for (e.g. 0,inf for distances): "
                           "findings outside are not reported."),
+        click.option("--sweep", "sweep", metavar="NAME|all", default=None,
+                     help="The argument to sweep (default: the first); the others are "
+                          "bound with --arg. 'all': each required argument in turn."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -119,7 +123,7 @@ def _resolve(paths: tuple[str, ...], config_file: str | None, targets: tuple[str
              "fail_on": "fail-on", "select": "select", "ignore": "ignore",
              "exclude": "exclude", "timeout": "timeout", "jobs": "jobs", "seed": "seed",
              "baseline_file": "baseline", "arg_specs": "args", "domain": "domain",
-             "order": "order"}
+             "order": "order", "sweep": "sweep"}
     cli = {names[k]: v for k, v in given.items() if v is not None and v != ()}
     if "args" in cli:
         table: dict[str, str] = {}
@@ -250,7 +254,7 @@ def check(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, .
     colored = _use_color("never" if no_color else color,
                          output is None and sys.stdout.isatty())
     if Format(fmt) is Format.TEXT:
-        from gradsafe.report.text import render as render_text
+        from gradsafe.report.text import render as render_text  # rich: text output only
 
         text = render_text(report, colored, quiet=quiet, verbose=verbose,
                            show_suppressed=show_suppressed)
@@ -295,7 +299,7 @@ def fix(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...
     for check: of the analysis with --diff, of the check after writing with --write; 2 when
     a file could not be written.
     """
-    from gradsafe import fix as fixing
+    from gradsafe import fix as fixing  # libcst (~0.1 s): `gradsafe fix` only
 
     resolved = _resolve(paths, config_file, targets, **given)
     try:
@@ -334,11 +338,9 @@ def fix(paths: tuple[str, ...], config_file: str | None, targets: tuple[str, ...
         click.echo(f"gradsafe: rewrote {', '.join(p.applied)} in {_shown(p.path)}", err=True)
     if not changes:
         click.echo("gradsafe: no verified rewrite to apply", err=True)
-    from gradsafe.run.cache import forget_sources
-
     forget_sources()
     after = engine.check(options.paths, replace(options, suggest=False))
-    from gradsafe.report.text import render as render_text
+    from gradsafe.report.text import render as render_text  # rich: text output only
 
     click.echo(render_text(after, False, quiet=False), nl=False)
     sys.exit(engine.exit_code(after) | failed)
@@ -377,7 +379,8 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
     array-API) is compared across the frameworks it runs on. Exit code: bit 1 GS401
     differences (at or above --fail-on), bit 2 a side could not be evaluated.
     """
-    from gradsafe.compare.groups import CompareError
+    from gradsafe.compare.groups import CompareError  # this command's stack only
+    from gradsafe.compare.groups import compare as run_compare
 
     if len(specs) > 3:
         _fail("compare takes one to three targets (A B [C])")
@@ -388,21 +391,21 @@ def compare(specs: tuple[str, ...], fmt: str, output: str | None, plot_file: str
         _need_matplotlib(plot_file)
     options = _resolve((), None, (), **given).options
     try:
-        report, data = engine.compare(specs, options)
+        report, data = run_compare(specs, options)
     except (CompareError, DiscoveryError) as exc:
         _fail(str(exc))
     colored = _use_color("never" if no_color else color,
                          output is None and sys.stdout.isatty())
     if fmt == "json":
-        from gradsafe.report.json_report import render as render_json
+        from gradsafe.report.json_report import render as render_json  # as renderer() does
 
         text = render_json(report)
     else:
-        from gradsafe.report.text import render as render_text
+        from gradsafe.report.text import render as render_text  # rich: text output only
 
         text = render_text(report, colored)
     if plot_file:
-        from gradsafe.report.plot import plot_comparisons
+        from gradsafe.report.plot import plot_comparisons  # matplotlib: --plot only
 
         _write_plot(plot_file, lambda path: plot_comparisons(report, data, path))
     if output:
@@ -419,7 +422,7 @@ PLOT_TARGETS = 6
 
 
 def _plot_check(path: str, report: Report, data: list[GroupData], left_out: int) -> None:
-    from gradsafe.report.plot import plot_check
+    from gradsafe.report.plot import plot_check  # matplotlib: --plot only
 
     if not any(gd.values for gd in data):
         click.echo(f"gradsafe: nothing to plot in {path} (no function could be evaluated)",

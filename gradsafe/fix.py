@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradsafe.discover.targets import discover_file
+from gradsafe.discover.targets import discover_file, expand_paths, split_spec
 from gradsafe.model.types import Report, Suggestion, Target
 from gradsafe.suggest import rewrite
 
@@ -45,11 +45,9 @@ def digest(data: bytes) -> str:
 
 def snapshot(paths: Iterable[str]) -> dict[str, bytes]:
     """The bytes of every file about to be analysed, keyed by its resolved path."""
-    from gradsafe.discover.targets import expand_paths
-
     out: dict[str, bytes] = {}
     for item in expand_paths(paths):
-        p = Path(item)
+        p = Path(split_spec(item)[0])  # FILE:NAME is FILE
         if p.is_file():
             out[str(p.resolve())] = p.read_bytes()
     return out

@@ -78,6 +78,6 @@ def assert_grad_safe(fn: Any, frameworks: str | Sequence[str] | None = None,
     __tracebackhide__ = True  # pytest shows the caller's line, not this function's body
     report = check_object(fn, frameworks, dtypes, range, fail_on, timeout, seed)
     if engine.exit_code(report) != 0:
-        from gradsafe.report.text import render
+        from gradsafe.report.text import render  # rich, only when there is a failure
 
         raise AssertionError("\n" + render(report, False, verbose=True))

@@ -29,6 +29,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_SHARED_OWNER] = True
 
 
+# Modules that run the CLI end to end over many files or frameworks: the full suite runs them,
+# the fast tier (`pytest -m "not slow"`) does not; it keeps the unit tests, test_cli, the lint
+# and docs checks and the ten goldens of test_fixtures.FAST.
+SLOW_MODULES = frozenset({
+    "test_builtins", "test_codebases", "test_compare", "test_fix", "test_float64_rule",
+    "test_order2", "test_params", "test_precommit", "test_report_honesty", "test_rewrite_fix",
+    "test_rows", "test_sample_project", "test_scale"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(os.environ.get("GRADSAFE_CACHE_DIR", ""), ignore_errors=True)
     if config.stash.get(_SHARED_OWNER, False):

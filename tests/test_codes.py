@@ -17,7 +17,9 @@ from conftest import FIXTURES, ROOT
 
 from gradsafe.cli import explain_text
 from gradsafe.locate.trace import CODES_LOCATED
-from gradsafe.model.codes import BY_CODE, CODES, TORCH_WHERE_ISSUE
+from gradsafe.model import codes as table
+from gradsafe.model.codes import ADVICE, BY_CODE, CODES, REWRITE_CODES, TORCH_WHERE_ISSUE
+from gradsafe.suggest.rewrite import TRANSFORMS
 
 # codes `gradsafe check` cannot produce on a fixture: the comparison of ports (issue 8)
 NOT_FROM_CHECK = {"GS401", "GS402"}
@@ -41,12 +43,40 @@ def test_codes_are_unique_and_well_formed() -> None:
     assert codes == sorted(codes)
 
 
+def test_named_constants_are_the_table() -> None:
+    """Every code has one upper-case name in codes.py, and every such name is a code."""
+    named = {v: k for k, v in vars(table).items()
+             if k.isupper() and isinstance(v, str) and re.fullmatch(r"GS\d{3}", v)}
+    assert sorted(named) == [c.code for c in CODES]
+    for code, name in named.items():
+        assert name == BY_CODE[code].name.replace("-", "_").upper()
+
+
+def test_every_codes_rewrites_exist_and_fix_it() -> None:
+    for c in CODES:
+        for name in c.rewrites:
+            assert name in TRANSFORMS, (c.code, name)
+            assert c.code in TRANSFORMS[name].fixes, (c.code, name)
+        # a code rewrites may fix gets advice for when none verifies, and vice versa
+        assert bool(c.rewrites) == bool(c.advice) == (c.code in ADVICE), c.code
+        assert not c.fixable or c.rewrites, c.code
+
+
+def test_every_rewrites_codes_exist_and_list_it() -> None:
+    for name, t in TRANSFORMS.items():
+        assert t.name == name and t.fixes, name
+        for code in t.fixes:
+            assert code in BY_CODE, (name, code)
+            assert name in BY_CODE[code].rewrites, (name, code)
+    assert REWRITE_CODES == {code for t in TRANSFORMS.values() for code in t.fixes}
+
+
 @pytest.mark.parametrize("code", [c.code for c in CODES])
 def test_every_code_is_documented(code: str) -> None:
     c = BY_CODE[code]
     assert c.summary and len(c.explanation) > 60 and c.before and c.after
-    readme = (ROOT / "README.md").read_text()
-    assert f"| {code} | {c.name} |" in readme, f"{code} is missing from the README's table"
+    table = (ROOT / "docs" / "codes" / "index.md").read_text()
+    assert f"| [{code}]({code.lower()}.md) | {c.name} |" in table, f"{code} not in docs/codes"
     text = explain_text(c)
     assert text.startswith(f"{code} {c.name}\n") and c.explanation.split()[0] in text
 

@@ -11,8 +11,9 @@ import jsonschema
 import numpy as np
 from conftest import ROOT, run_cli
 
-from gradsafe.compare.groups import Group, SideData, analyse_group, close, tolerance
-from gradsafe.model.types import Options, Side, Target
+from gradsafe.compare.groups import analyse_group, close, tolerance
+from gradsafe.model.samples import Group, SideData
+from gradsafe.model.types import Options, Side, Target, TargetKind
 
 SCHEMA = json.loads((ROOT / "gradsafe" / "report" / "schema.json").read_text())
 KINKS = [f"fixtures/compare/kinks_{fw}.py" for fw in ("torch", "jax", "tf")]
@@ -21,7 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _group(*labels: str) -> Group:
     return Group("f", tuple((Side(fw, "f", None, None, fw, "function"),
-                             Target("f", None, None, "function", (fw,))) for fw in labels))
+                             Target("f", None, None, TargetKind.FUNCTION, (fw,))) for fw in labels))
 
 
 def test_analysis_separates_kink_conventions_from_disagreements() -> None:
@@ -138,9 +139,9 @@ def test_check_plot_writes_a_png(tmp_path: Path) -> None:
 def test_check_plot_draws_classes_as_built_with_their_defaults() -> None:
     """A Module with parameter variants is drawn once, built with its default arguments and
     named like the report's default variant (whose findings get shaded)."""
-    from gradsafe.compare.groups import plot_groups
     from gradsafe.discover import variants
     from gradsafe.discover.targets import discover_file
+    from gradsafe.run.samples import plot_groups
 
     options = Options(dtypes=("float32",))
     found = discover_file(str(ROOT / "fixtures" / "params" / "learnable_elu_torch.py"))

@@ -94,8 +94,10 @@ def test_killed_writer_never_leaves_half_a_file(tmp_path: Path) -> None:
 
 
 def _finding(s: Suggestion | None, code: str = "GS101") -> Finding:
-    return Finding(code, "gradient", "error", "float32", "torch", 100.0, 100.0, float("nan"),
-                   Range(88.7, 3e38), 88.7, Location("x.py", 5, 1, 5, 4), "leak", s)
+    return Finding(code=code, kind="gradient", severity="error", dtype="float32", framework="torch",
+                   example_input=100.0, forward=100.0, gradient=float("nan"),
+                   range=Range(88.7, 3e38), boundary=88.7, location=Location("x.py", 5, 1, 5, 4),
+                   message="leak", suggestion=s)
 
 
 def _report(*targets: TargetResult) -> Report:

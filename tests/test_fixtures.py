@@ -38,10 +38,12 @@ from batch import is_batched, run_batch
 from batch import source as _source
 from conftest import FIXTURES, ROOT, run_json, short
 
+from gradsafe.model.codes import CODES
+
 CASES = sorted(p for p in FIXTURES.rglob("*.expected.json"))
 SEVERITIES = ("error", "warning", "info")
 # where-leaks and overflows: gradsafe must offer a verified rewrite for each of them
-FIXABLE = {"GS101", "GS102", "GS201", "GS202", "GS501"}
+FIXABLE = {c.code for c in CODES if c.fixable}
 NUMBERS = ("example_input", "forward", "gradient", "boundary")
 # A golden finding marked {"varies_by_host": "why"} is what a framework kernel's vector path
 # decides (Intel and AMD hosts differ, and so do short tails and full vectors): the result of
@@ -159,7 +161,28 @@ def test_host_marks_are_narrow() -> None:
         assert f["range"][0] in ("inf", "-inf") and f[HOST].strip(), (name, f)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[str(p.relative_to(FIXTURES)) for p in CASES])
+# The goldens of the fast tier (`pytest -m "not slow"`): one case per stage and framework
+# that a change is likely to break (a where-leak with its rewrite in torch and JAX, TensorFlow,
+# located causes, a hand-written backward, a constructor grid, the float64 rule, bad input,
+# order 2). Every other golden is marked slow; the full suite runs them all.
+FAST = {"seed000/elu_where_torch", "seed000/elu_where_jax", "where_elu/elu_tf",
+        "causes/gradient_torch", "custom_grad/torch_custom", "params/grid_torch",
+        "float64_rule/domain_torch", "errors/syntax_error", "errors/import_error",
+        "order2/torch_once"}
+
+
+def _tier(case: Path) -> Any:
+    rel = str(case.relative_to(FIXTURES)).removesuffix(".expected.json")
+    return pytest.param(case, id=str(case.relative_to(FIXTURES)),
+                        marks=() if rel in FAST else pytest.mark.slow)
+
+
+def test_fast_goldens_exist() -> None:
+    names = {str(c.relative_to(FIXTURES)).removesuffix(".expected.json") for c in CASES}
+    assert FAST <= names, sorted(FAST - names)
+
+
+@pytest.mark.parametrize("case", [_tier(c) for c in CASES])
 def test_fixture(case: Path) -> None:
     exp = _expected(case)
     args = tuple(exp.get("args", []))

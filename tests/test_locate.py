@@ -8,7 +8,15 @@ import textwrap
 from pathlib import Path
 
 from gradsafe.locate.trace import instrument
-from gradsafe.model.types import Finding, Location, Range, Report, Target, TargetResult
+from gradsafe.model.types import (
+    Finding,
+    Location,
+    Range,
+    Report,
+    Target,
+    TargetKind,
+    TargetResult,
+)
 from gradsafe.report.text import render, underline
 
 SOURCE = textwrap.dedent('''\
@@ -39,7 +47,7 @@ class _Value(float):
 def test_every_operation_in_a_function_becomes_a_site(tmp_path: Path) -> None:
     path = tmp_path / "act.py"
     path.write_text(SOURCE)
-    traced = instrument(Target("act", str(path), 4, "function", ("torch",)))
+    traced = instrument(Target("act", str(path), 4, TargetKind.FUNCTION, ("torch",)))
     assert traced is not None
     sites = {(s.name, s.line, s.col, s.end_col) for s in traced.sites}
     # module-level code (abs(-2.0)) is left alone; positions are 1-based, end exclusive
@@ -55,9 +63,9 @@ def test_every_operation_in_a_function_becomes_a_site(tmp_path: Path) -> None:
 def test_a_file_that_does_not_parse_is_not_instrumented(tmp_path: Path) -> None:
     path = tmp_path / "bad.py"
     path.write_text("def act(x):\n    return x +\n")
-    assert instrument(Target("act", str(path), 1, "function", ("torch",))) is None
-    assert instrument(Target("torch.nn.functional.elu", None, None, "builtin", ("torch",))) \
-        is None
+    assert instrument(Target("act", str(path), 1, TargetKind.FUNCTION, ("torch",))) is None
+    assert instrument(Target("torch.nn.functional.elu", None, None, TargetKind.BUILTIN,
+                             ("torch",))) is None
 
 
 def test_text_report_underlines_the_culprit(tmp_path: Path) -> None:
@@ -69,9 +77,10 @@ def test_text_report_underlines_the_culprit(tmp_path: Path) -> None:
     assert lines[0].endswith("5 | return torch.where(x > 0, x, torch.exp(x) - 1)")
     caret = lines[1]
     assert caret.index("^") == lines[0].index("torch.exp") and caret.count("^") == 12
-    finding = Finding("GS101", "gradient", "error", "float32", "torch", 89.0, 89.0,
-                      float("nan"), Range(88.72284, 3.4028235e38), 88.72284, loc,
-                      "`torch.exp(x)` on line 5 overflows for x >= 88.72284 in float32.")
+    finding = Finding(code="GS101", kind="gradient", severity="error", dtype="float32",
+                      framework="torch", example_input=89.0, forward=89.0, gradient=float("nan"),
+                      range=Range(88.72284, 3.4028235e38), boundary=88.72284, location=loc,
+                      message="`torch.exp(x)` on line 5 overflows for x >= 88.72284 in float32.")
     report = Report((TargetResult("elu", str(path), 4, "torch", "fail", None, (finding,)),),
                     ("float32",), 1e4, "error")
     text = render(report)

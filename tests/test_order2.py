@@ -62,9 +62,11 @@ def test_default_order_reports_no_second_derivative() -> None:
 
 
 def _finding(order: int) -> Finding:
-    return Finding("GS102", "gradient", "error", "float32", "torch", 89.0, 89.0,
-                   float("nan"), Range(88.72284362792969, 3.4028234663852886e+38),
-                   88.72284362792969, None, "second derivative is NaN", order=order)
+    return Finding(code="GS102", kind="gradient", severity="error", dtype="float32",
+                   framework="torch", example_input=89.0, forward=89.0, gradient=float("nan"),
+                   range=Range(88.72284362792969, 3.4028234663852886e+38),
+                   boundary=88.72284362792969, location=None, message="second derivative is NaN",
+                   order=order)
 
 
 def test_order_in_json_sarif_and_baseline() -> None:

@@ -23,7 +23,7 @@ from conftest import ROOT, cli_env, run_cli
 from gradsafe.backends.base import Backend, Evaluation, Fn
 from gradsafe.check import exhaustive
 from gradsafe.check.analyse import Context, Sample, analyse
-from gradsafe.model.types import Options, Target, TargetResult
+from gradsafe.model.types import Options, Target, TargetKind, TargetResult
 from gradsafe.numerics.floats import F64, info, values_to_keys
 from gradsafe.numerics.probes import plan
 from gradsafe.report.json_report import SCHEMA_PATH, render
@@ -60,7 +60,7 @@ def test_report_order_does_not_depend_on_the_number_of_workers(tmp_path: Path) -
 # --- cache --------------------------------------------------------------------------------
 
 def _target(file: str, name: str = "elu") -> Target:
-    return Target(name, file, 3, "function", ("torch",), (1.0,))
+    return Target(name, file, 3, TargetKind.FUNCTION, ("torch",), (1.0,))
 
 
 def test_cache_key_follows_source_options_and_versions(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_jax_compiled_programs_are_kept_beside_the_cache(tmp_path: Path,
 
 def test_shards_partition_by_file() -> None:
     targets = [_target(f"f{i % 5}.py", f"t{i}") for i in range(12)] + [
-        Target("torch.nn.functional.elu", None, None, "builtin", ("torch",))]
+        Target("torch.nn.functional.elu", None, None, TargetKind.BUILTIN, ("torch",))]
     shards = [shard.select(targets, (i, 3)) for i in (1, 2, 3)]
     assert sorted((t.name for s in shards for t in s), key=str) == sorted(
         (t.name for t in targets), key=str)

@@ -85,9 +85,10 @@ def test_culprit_line_comment_and_stale_def_line_comment(tmp_path: Path) -> None
                    "    e = torch.exp(x) - 1  # gradsafe: ignore[GS101]\n"
                    "    return torch.where(x > 0, x, e)\n")
     culprit = Location(str(src), 5, 9, 5, 21)
-    finding = Finding("GS101", "gradient", "error", "float32", "torch", 89.0, 89.0,
-                      float("nan"), Range(88.72284, 3.4028235e38), 88.72284, culprit,
-                      "gradient is NaN for x >= 88.72284 in float32")
+    finding = Finding(code="GS101", kind="gradient", severity="error", dtype="float32",
+                      framework="torch", example_input=89.0, forward=89.0, gradient=float("nan"),
+                      range=Range(88.72284, 3.4028235e38), boundary=88.72284, location=culprit,
+                      message="gradient is NaN for x >= 88.72284 in float32")
     result = TargetResult("elu", str(src), 4, "torch", "fail", None, (finding,))
     out = apply([result], Options(root=str(tmp_path)))
     assert out.results[0].findings == () and out.results[0].status == "pass"

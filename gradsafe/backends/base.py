@@ -29,6 +29,14 @@ class TargetError(Exception):
     """The target broke its contract (raised, returned None, wrong shape...)."""
 
 
+class ShapeError(TargetError):
+    """The output's shape is not the input's (a reduction returns one number)."""
+
+    def __init__(self, message: str, shape: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.shape = shape
+
+
 class NotATarget(TargetError):
     """Before any sweep: the object is not an elementwise or row-wise float function as it
     stands (raises on a float vector, returns something else, mixes elements). Skipped
@@ -138,6 +146,12 @@ class Backend(ABC):
         """The array-API namespace handed to `def act(x, xp)` targets."""
         raise TargetError(f"{self.name} has no array-API namespace")
 
+    def per_element(self, fn: Fn) -> Fn:
+        """x (n, ...) -> (n, ...1): fn called on each leading slice alone, as a batch of one
+        (x[i:i+1]), in one vectorized call (vmap): a reduction (a loss's mean) gives the
+        term of each element or row, with its own forward and gradient."""
+        raise TargetError(f"{self.name} cannot map a function over elements")
+
     def build(self, obj: Any, kind: str, dtype: str, variant: Variant) -> Instance:
         """One configuration of a class (constructor values, mode, seed, input layout)."""
         raise TargetError(f"{self.name} cannot check a '{kind}' target with parameters")
@@ -198,8 +212,8 @@ def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object) 
     if y is None:
         raise TargetError("returned None instead of a tensor")
     if tuple(y_shape) != tuple(x_shape):
-        raise TargetError(f"returned shape {tuple(y_shape)} for an input of shape "
-                          f"{tuple(x_shape)} (expected an elementwise function)")
+        raise ShapeError(f"returned shape {tuple(y_shape)} for an input of shape "
+                          f"{tuple(x_shape)} (expected an elementwise function)", tuple(y_shape))
 
 
 # padded flat inputs -> gradient of each learnable parameter (flattened), computed with a

@@ -14,6 +14,7 @@ import numpy as np
 
 from gradsafe.backends.base import TargetError
 from gradsafe.backends.custom import Adapter, BackwardCall, BackwardError, shape_problem, unpack
+from gradsafe.model.types import TargetKind
 from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16,
@@ -36,9 +37,9 @@ class CustomDerivative(Adapter):
 
     def __init__(self, fn: Any, kind: str) -> None:
         self.fn, self.kind = fn, kind
-        attrs = ("fwd", "bwd") if kind == "custom_vjp" else ("jvp",)
+        attrs = ("fwd", "bwd") if kind == TargetKind.CUSTOM_VJP else ("jvp",)
         if not all(getattr(fn, a, None) is not None for a in (*attrs, "fun")):
-            rule = "defvjp(fwd, bwd)" if kind == "custom_vjp" else "defjvp(jvp)"
+            rule = "defvjp(fwd, bwd)" if kind == TargetKind.CUSTOM_VJP else "defjvp(jvp)"
             raise TargetError(f"the {kind} function has no rule: call {rule}")
 
     def forward64(self, x: F64, labels: F64 | None = None) -> F64:
@@ -49,7 +50,7 @@ class CustomDerivative(Adapter):
                  labels: F64 | None = None) -> BackwardCall:
         with _x64(dtype):
             xj = jnp.asarray(x, dtype=_DTYPES[dtype])
-            if self.kind == "custom_vjp":
+            if self.kind == TargetKind.CUSTOM_VJP:
                 return self._vjp(xj, cotangent)
             return self._jvp(xj, cotangent)
 
@@ -110,7 +111,7 @@ class CustomDerivative(Adapter):
             return _np(g)
 
     def rule(self) -> Callable[..., Any] | None:
-        fn: Callable[..., Any] = self.fn.bwd if self.kind == "custom_vjp" else self.fn.jvp
+        fn: Callable[..., Any] = self.fn.bwd if self.kind == TargetKind.CUSTOM_VJP else self.fn.jvp
         return fn
 
 

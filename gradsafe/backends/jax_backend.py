@@ -26,7 +26,7 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.model.types import Variant
+from gradsafe.model.types import TargetKind, Variant
 from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16,
@@ -48,7 +48,7 @@ class JaxBackend(Backend):
         return f"device: cuda ({jax.devices()[0].device_kind})"
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
-        if kind == "layer" or keras_layers.is_keras_layer(obj):
+        if kind == TargetKind.LAYER or keras_layers.is_keras_layer(obj):
             with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
                 kl = keras_layers.build(obj, dtype, None,
                                         lambda n: jnp.zeros(n, _DTYPES[dtype]))
@@ -66,6 +66,13 @@ class JaxBackend(Backend):
     def sum_trailing(self, y: Any, ndim: int) -> Any:
         wide = jnp.result_type(float)  # float64 under x64 (the float64 sweep), else float32
         return jnp.sum(y.astype(wide), axis=tuple(range(ndim, y.ndim)))
+
+    def per_element(self, fn: Fn) -> Fn:
+        def mapped(x: Any) -> Any:
+            out = jax.vmap(lambda v: jnp.reshape(fn(v[None]), ()))(x)
+            return out.reshape(out.shape + (1,) * (x.ndim - 1))
+
+        return mapped
 
     def array_namespace(self) -> Any:
         return jnp  # jax.numpy implements the array API standard itself
@@ -183,12 +190,15 @@ class JaxBackend(Backend):
         ctx = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
         with ctx:
             keras_names: tuple[str, ...] | None = None
-            if kind == "layer" or keras_layers.is_keras_layer(obj):
+            if kind == TargetKind.LAYER or keras_layers.is_keras_layer(obj):
                 call, weights, note, keras_names = _keras(obj, dtype, variant)
-            elif kind == "nnx" or _is_nnx(obj):
+            elif _is_linen(obj):  # discovery calls every flax Module "nnx"
+                call, weights = _linen(obj, dtype, variant)
+                note = f"flax linen parameters (init with PRNGKey(0)) cast to {dtype}"
+            elif kind == TargetKind.NNX or _is_nnx(obj):
                 call, weights = _nnx(obj, dtype, variant)
                 note = f"flax nnx parameters cast to {dtype}"
-            elif kind == "trax" or hasattr(obj, "forward"):
+            elif kind == TargetKind.TRAX or hasattr(obj, "forward"):
                 call, weights = _trax(obj, dtype, variant)
                 note = f"trax-style weights cast to {dtype}"
             else:
@@ -260,6 +270,27 @@ def _keras(obj: Any, dtype: str, variant: Variant
 def _is_nnx(obj: Any) -> bool:
     return any(c.__name__ == "Module" and c.__module__.startswith("flax.nnx")
                for c in getattr(obj, "__mro__", ()))
+
+
+def _is_linen(obj: Any) -> bool:
+    return any(c.__name__ == "Module" and c.__module__.startswith("flax.linen")
+               for c in getattr(obj, "__mro__", type(obj).__mro__))
+
+
+def _linen(obj: Any, dtype: str, variant: Variant) -> tuple[Any, Any]:
+    """A Flax linen module: `init` with a fixed key on a vector of the sweep's layout, then
+    `apply` as a pure function of its "params" collection (the other collections, such
+    as batch statistics, are passed as initialised)."""
+    module = obj(**dict(variant.params)) if isinstance(obj, type) else obj
+    x0 = jnp.zeros(layout_shape(variant, layout_multiple(variant)), _DTYPES[dtype])
+    key = jax.random.PRNGKey(variant.seed if variant.seed is not None else 0)
+    variables = dict(module.init(key, x0))
+    params = _cast(variables.pop("params", {}), dtype)
+
+    def call(p: Any, x: Any) -> Any:
+        return module.apply({"params": p, **variables}, x)
+
+    return call, params
 
 
 def _ctor_params(cls: type) -> set[str]:

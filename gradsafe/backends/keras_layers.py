@@ -39,10 +39,19 @@ def _takes(obj: Any, name: str) -> bool:
                                  for p in params.values())
 
 
+def construct(obj: Any, dtype: str, kwargs: dict[str, Any]) -> tuple[Any, str]:
+    """The layer with the dtype under test, and a note saying which dtype policy it has. A
+    Keras layer casts inputs to its compute dtype (float32 by default), which would hide
+    float16 overflows; one that takes no dtype argument keeps the default policy. The one
+    dtype-policy rule of every backend (TensorFlow's too)."""
+    if _takes(obj, "dtype"):
+        return obj(dtype=dtype, **kwargs), f"keras dtype policy {dtype}"
+    return obj(**kwargs), "keras default dtype policy (the layer takes no dtype argument)"
+
+
 def build(obj: Any, dtype: str, variant: Variant | None, zeros: Callable[[int], Any]
           ) -> KerasLayer:
-    """The layer with the dtype under test (a Keras layer casts inputs to its compute dtype,
-    float32 by default, which would hide float16 overflows), built by one call on zeros."""
+    """The layer with the dtype under test (see construct), built by one call on zeros."""
     import keras
 
     v = variant or Variant()
@@ -50,11 +59,7 @@ def build(obj: Any, dtype: str, variant: Variant | None, zeros: Callable[[int], 
         keras.utils.set_random_seed(v.seed)
     kwargs = dict(v.params)
     if isinstance(obj, type):
-        if _takes(obj, "dtype"):
-            layer, note = obj(dtype=dtype, **kwargs), f"keras dtype policy {dtype}"
-        else:
-            layer = obj(**kwargs)
-            note = "keras default dtype policy (the layer takes no dtype argument)"
+        layer, note = construct(obj, dtype, kwargs)
     else:
         layer, note = obj, "keras layer instance as given"
     kw: dict[str, Any] = {}

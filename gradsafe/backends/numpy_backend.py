@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from gradsafe.backends.base import Backend, Evaluation, Fn, TargetError, check_output
+from gradsafe.model.types import TargetKind
 from gradsafe.numerics.floats import F64
 
 DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
@@ -41,7 +42,7 @@ class NumpyBackend(Backend):
         return str(np.__version__)
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
-        if kind == "numpy_layer":
+        if kind == TargetKind.NUMPY_LAYER:
             return _Layer(obj), None
         return obj, None
 

@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 
+from gradsafe.backends import keras_layers
 from gradsafe.backends.base import (
     Backend,
     Evaluation,
@@ -25,7 +26,7 @@ from gradsafe.backends.base import (
     layout_multiple,
     layout_shape,
 )
-from gradsafe.model.types import Variant
+from gradsafe.model.types import TargetKind, Variant
 from gradsafe.numerics.floats import F64
 
 _DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16,
@@ -39,19 +40,9 @@ class TensorFlowBackend(Backend):
         return str(tf.__version__)
 
     def instantiate(self, obj: Any, kind: str, dtype: str) -> tuple[Fn, str | None]:
-        if kind != "layer" and not (isinstance(obj, type) and _is_layer(obj)):
+        if kind != TargetKind.LAYER and not (isinstance(obj, type) and _is_layer(obj)):
             return obj, None
-        # A Keras layer casts inputs to its compute dtype (float32 by default), which
-        # would hide float16 overflows: build it with the dtype under test.
-        try:
-            params = inspect.signature(obj).parameters
-            takes_dtype = "dtype" in params or any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        except (TypeError, ValueError):
-            takes_dtype = False
-        if takes_dtype:
-            return obj(dtype=dtype), f"keras dtype policy {dtype}"
-        return obj(), "keras default dtype policy (the layer takes no dtype argument)"
+        return keras_layers.construct(obj, dtype, {})
 
     def rows(self, columns: list[Any]) -> Any:
         return tf.stack(columns, axis=-1)
@@ -63,6 +54,14 @@ class TensorFlowBackend(Backend):
 
     def sum_trailing(self, y: Any, ndim: int) -> Any:
         return tf.reduce_sum(tf.cast(y, tf.float64), axis=list(range(ndim, len(y.shape))))
+
+    def per_element(self, fn: Fn) -> Fn:
+        def mapped(x: Any) -> Any:
+            out = tf.vectorized_map(lambda v: tf.reshape(fn(v[None]), []), x,
+                                    fallback_to_while_loop=True)
+            return tf.reshape(out, tf.concat([tf.shape(out), [1] * (len(x.shape) - 1)], 0))
+
+        return mapped
 
     def use_device(self, device: str) -> str | None:
         if device == "cpu":
@@ -105,7 +104,7 @@ class TensorFlowBackend(Backend):
         return super().sweep_masks(fn, dtype, count)
 
     def array_namespace(self) -> Any:
-        from gradsafe.backends.tf_xp import NAMESPACE
+        from gradsafe.backends.tf_xp import NAMESPACE  # imports TensorFlow
 
         return NAMESPACE
 
@@ -182,17 +181,7 @@ class TensorFlowBackend(Backend):
         kwargs = dict(variant.params)
         note = None
         if isinstance(obj, type):
-            try:
-                params = inspect.signature(obj).parameters
-                takes_dtype = "dtype" in params or any(
-                    p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-            except (TypeError, ValueError):
-                takes_dtype = False
-            if takes_dtype:
-                layer, note = obj(dtype=dtype, **kwargs), f"keras dtype policy {dtype}"
-            else:
-                layer = obj(**kwargs)
-                note = "keras default dtype policy (the layer takes no dtype argument)"
+            layer, note = keras_layers.construct(obj, dtype, kwargs)
         else:
             layer = obj
         try:

@@ -10,11 +10,21 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gradsafe.model.codes import (
+    BACKWARD_OVERFLOW,
+    BRANCH_LEAK,
+    FORWARD_INACCURATE,
+    FORWARD_OVERFLOW,
+    INFINITE_DERIVATIVE,
+    MASK_MULTIPLY,
+)
 from gradsafe.model.types import DTypeName, Finding, Kind, Location, Range, Severity
+from gradsafe.numerics.examples import readable
 from gradsafe.numerics.floats import (
     F64,
     I64,
     DTypeInfo,
+    describe_range,
     display,
     info,
     keys_to_values,
@@ -22,6 +32,7 @@ from gradsafe.numerics.floats import (
     shortest_repr,
 )
 from gradsafe.numerics.probes import ProbePlan
+from gradsafe.numerics.runs import runs_of
 
 BoolArray = npt.NDArray[np.bool_]
 MAX_RANGES = 8  # per kind and dtype; more are summarised in the message of the last one
@@ -180,18 +191,6 @@ def analyse(plan: ProbePlan, sample: Sample, probe: Probe, ctx: Context,
     return findings
 
 
-def runs_of(bad: BoolArray, considered: BoolArray) -> list[tuple[int, int]]:
-    """Index ranges [lo, hi] of consecutive bad probes among the considered ones."""
-    idx = np.flatnonzero(considered)
-    flags = bad[idx]
-    if not flags.any():
-        return []
-    padded = np.concatenate([[False], flags, [False]])
-    starts = np.flatnonzero(~padded[:-1] & padded[1:])
-    ends = np.flatnonzero(padded[:-1] & ~padded[1:]) - 1
-    return [(int(idx[s]), int(idx[e])) for s, e in zip(starts, ends, strict=True)]
-
-
 def _edge(plan: ProbePlan, i: int, step: int, finite: BoolArray, probe: Probe, d: DTypeInfo,
           kind: str, counter: Counter) -> int:
     """Exact key of the outermost bad value of the run ending at probe i in direction step,
@@ -254,7 +253,7 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     proven = members[masks[check]]  # the example comes from where float64 is finite
     members = members[masks[found_by or check]]
     pool = proven if proven.size else members
-    ex = _example(plan.values[pool], ctx.operating_range, plan.dtype)
+    ex = readable(plan.values[pool], plan.dtype, ctx.operating_range)
     ex_idx = int(pool[ex])
     x = float(plan.values[ex_idx])
     fwd = float(s.forward[ex_idx])
@@ -266,43 +265,19 @@ def _finding(plan: ProbePlan, s: Sample, lo: int, hi: int, lo_key: int, hi_key: 
     else:
         severity = "error" if low <= r and high >= -r else "warning"
     boundary = _boundary(low, high, d)
-    code = "GS203" if check == "inaccurate" else classify(kind, s, members, ctx.features)
+    code = FORWARD_INACCURATE if check == "inaccurate" else classify(kind, s, members, ctx.features)
     message = _message(check, low, high, d, plan.dtype, x, fwd, grad,
                        float(s.reference[ex_idx]), extra)
-    return Finding(code, kind, severity, ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(low, high), boundary, ctx.location, message)
+    return Finding(code=code, kind=kind, severity=severity, dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(low, high), boundary=boundary, location=ctx.location,
+                   message=message)
 
 
 def _take(s: Sample, idx: npt.NDArray[np.int64]) -> Sample:
     return Sample(s.x[idx], s.forward[idx], None if s.gradient is None else s.gradient[idx],
                   s.reference[idx], s.exact,
                   None if s.grad_reference is None else s.grad_reference[idx])
-
-
-def _example(values: F64, r: float, dtype: str) -> int:
-    """A readable bad input: inside the operating range if possible, short, small."""
-    inside = np.flatnonzero(np.abs(values) <= r)
-    pool = inside if inside.size else np.arange(values.size)
-    # Branch and bound on (repr length, |x|, x): visit candidates in order of a cheap lower
-    # bound of their repr length and stop once no later one can beat the best, instead of
-    # formatting tens of thousands of values (16-bit ranges hold that many).
-    v = values[pool]
-    mag = np.abs(v)
-    with np.errstate(divide="ignore"):
-        int_digits = np.where(mag >= 1, np.floor(np.log10(np.maximum(mag, 1))) + 1, 1)
-    # "d.0" needs int_digits + 2 characters, scientific "d.0e+XX" at least 7; plus a sign
-    bound = np.minimum(int_digits + 2, 7) + (np.signbit(v)).astype(np.int64)
-    order = np.lexsort((v, mag, bound))
-    best: tuple[float, float, float] | None = None
-    best_i = int(pool[order[0]])
-    for j in order.tolist():
-        x = float(v[j])
-        if best is not None and (float(bound[j]), abs(x), x) > best:
-            break
-        key = (float(len(shortest_repr(x, dtype))), abs(x), x)
-        if best is None or key < best:
-            best, best_i = key, int(pool[j])
-    return best_i
 
 
 def _boundary(low: float, high: float, d: DTypeInfo) -> float:
@@ -320,24 +295,15 @@ def classify(kind: Kind, s: Sample, members: npt.NDArray[np.int64],
     """A first cause from the values and the source's shape; `locate` refines it."""
     if kind == "forward":
         nan = np.isnan(s.forward[members]).any()
-        return "GS202" if nan and "mask_multiply" in features else "GS201"
+        return MASK_MULTIPLY if nan and "mask_multiply" in features else FORWARD_OVERFLOW
     if "where" in features:
-        return "GS101"
+        return BRANCH_LEAK
     grads = s.gradient[members] if s.gradient is not None else np.array([np.nan])
     if np.isinf(grads).all() and members.size <= 4:
-        return "GS103"
-    return "GS102"
+        return INFINITE_DERIVATIVE
+    return BACKWARD_OVERFLOW
 
 
-def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
-    lo, hi = display(low, dtype), display(high, dtype)
-    if low == high:
-        return f"x = {lo}"
-    if abs(high) >= d.max and high > 0 and not np.isinf(low):
-        return f"x >= {lo}"
-    if abs(low) >= d.max and low < 0 and not np.isinf(high):
-        return f"x <= {hi}"
-    return f"{lo} <= x <= {hi}"
 
 
 def _message(check: str, low: float, high: float, d: DTypeInfo, dtype: str, x: float,

@@ -3,17 +3,26 @@
 Functions get them as keywords; classes are subclassed so that the method the framework
 calls (forward, call, __call__) receives them, which keeps construction, modes, parameters
 and dtype policies exactly as for a class without arguments.
+
+With --sweep NAME the swept tensor is passed as NAME (by keyword) and the first parameter
+is one of the bound ones. A number bound to a parameter that must be a tensor (annotated
+as one, or rejected as a Python scalar on the first call) becomes a tensor like the swept
+one, filled with the number: same shape and dtype, so shape checks such as
+`_check_same_shape(preds, target)` pass.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from gradsafe.discover.variants import literal
+from gradsafe.model.types import TargetKind
 
-_METHODS = {"module": "forward", "layer": "call", "nnx": "__call__", "trax": "forward"}
+_METHODS: dict[str, str] = {TargetKind.MODULE: "forward", TargetKind.LAYER: "call",
+                            TargetKind.NNX: "__call__", TargetKind.TRAX: "forward"}
 
 
 def values(args: tuple[tuple[str, str], ...]) -> dict[str, Any]:
@@ -22,6 +31,87 @@ def values(args: tuple[tuple[str, str], ...]) -> dict[str, Any]:
 
 
 Reduce = Callable[[Any, int], Any]  # Backend.sum_trailing
+Fill = Callable[[Any, float], Any]  # Backend.constant: a tensor like x holding a value
+_TENSOR_WORDS = ("Tensor", "Array", "ndarray")  # annotations that ask for a tensor
+
+
+def _annotated_tensors(fn: Any, names: set[str]) -> set[str]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return set()
+    out = set()
+    for name in names:
+        p = params.get(name)
+        note = "" if p is None or p.annotation is inspect.Parameter.empty else str(p.annotation)
+        if any(w in note for w in _TENSOR_WORDS):
+            out.add(name)
+    return out
+
+
+def _optional(fn: Any, given: dict[str, Any]) -> inspect.Signature | None:
+    """fn's signature with the bound parameters optional: Keras binds a layer's call
+    arguments by signature before calling it, and would ask for them."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    params = [p.replace(default=given[p.name])
+              if p.name in given and p.default is inspect.Parameter.empty else p
+              for p in sig.parameters.values()]
+    # a required parameter may not follow one with a default: those after the first
+    # optional one become keyword-only
+    out: list[inspect.Parameter] = []
+    optional = False
+    for p in params:
+        positional = p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        if positional and p.default is not inspect.Parameter.empty:
+            optional = True
+        elif positional and optional:
+            p = p.replace(kind=p.KEYWORD_ONLY)
+        out.append(p)
+    try:
+        return sig.replace(parameters=out)
+    except ValueError:
+        return None
+
+
+class _Caller:
+    """Calls the target with the swept tensor and the bound values, numbers turned into
+    tensors where the target needs them (decided on the first call, then kept)."""
+
+    def __init__(self, fn: Any, given: dict[str, Any], sweep: str | None,
+                 fill: Fill | None) -> None:
+        self.given, self.sweep, self.fill = given, sweep, fill
+        self.numbers = {k for k, v in given.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        annotated = _annotated_tensors(fn, self.numbers) if fill is not None else set()
+        # None: undecided (no annotation says so; try the numbers as given first)
+        self.tensors: set[str] | None = annotated or (None if self.numbers else set())
+
+    def __call__(self, call: Callable[..., Any], x: Any, rest: tuple[Any, ...],
+                 kw: dict[str, Any]) -> Any:
+        if self.tensors is not None or self.fill is None:
+            return self._with(call, x, rest, kw, self.tensors or set())
+        try:
+            y = self._with(call, x, rest, kw, set())
+        except Exception:
+            y = self._with(call, x, rest, kw, self.numbers)
+            self.tensors = set(self.numbers)
+            return y
+        self.tensors = set()
+        return y
+
+    def _with(self, call: Callable[..., Any], x: Any, rest: tuple[Any, ...],
+              kw: dict[str, Any], tensors: set[str]) -> Any:
+        values = dict(self.given)
+        for k in tensors:
+            assert self.fill is not None
+            values[k] = self.fill(x, float(self.given[k]))
+        values.update(kw)
+        if self.sweep is not None:
+            return call(*rest, **{self.sweep: x}, **values)
+        return call(x, *rest, **values)
 
 
 def _per_element(y: Any, x: Any, reduce: Reduce | None) -> Any:
@@ -36,30 +126,38 @@ def _per_element(y: Any, x: Any, reduce: Reduce | None) -> Any:
 
 
 def bind(obj: Any, kind: str, args: tuple[tuple[str, str], ...],
-         reduce: Reduce | None = None) -> Any:
+         reduce: Reduce | None = None, sweep: str | None = None,
+         fill: Fill | None = None) -> Any:
     """`obj` called with the target's extra arguments; with `reduce`, outputs that add
-    trailing axes per element become one value per element."""
-    if not args and reduce is None:
+    trailing axes per element become one value per element; with `sweep`, x is passed as
+    that parameter; with `fill`, numbers become tensors like x where needed."""
+    if not args and reduce is None and sweep is None:
         return obj
     given = values(args)
     if isinstance(obj, type):
-        if not args and kind not in _METHODS:
+        if not args and sweep is None and kind not in _METHODS:
             return obj
         method = _METHODS.get(kind) or next(
             (m for m in ("forward", "call", "__call__") if m in vars(obj)), "__call__")
         inner = getattr(obj, method)
+        caller = _Caller(inner, given, sweep, fill)
 
         @functools.wraps(inner)  # frameworks read the signature (Keras: training, mask)
         def call(self: Any, x: Any, *rest: Any, **kw: Any) -> Any:
-            return _per_element(inner(self, x, *rest, **{**given, **kw}), x, reduce)
+            return _per_element(caller(functools.partial(inner, self), x, rest, kw), x,
+                                reduce)
+
+        call.__signature__ = _optional(inner, given)  # type: ignore[attr-defined]
 
         return type(obj.__name__, (obj,), {method: call, "__module__": obj.__module__,
                                            "__qualname__": obj.__qualname__})
     if not callable(obj):
         return obj
 
+    caller = _Caller(obj, given, sweep, fill)
+
     @functools.wraps(obj)
     def bound(x: Any, *rest: Any, **kw: Any) -> Any:
-        return _per_element(obj(x, *rest, **{**given, **kw}), x, reduce)
+        return _per_element(caller(obj, x, rest, kw), x, reduce)
 
     return bound

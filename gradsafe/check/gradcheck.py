@@ -40,7 +40,10 @@ import numpy.typing as npt
 
 from gradsafe.backends.base import Backend, TargetError
 from gradsafe.backends.custom import Adapter, BackwardCall, BackwardError, get_adapter
+from gradsafe.check import function, second
+from gradsafe.check.common import resolve, result, target_location
 from gradsafe.discover.load import one_line
+from gradsafe.model.codes import BACKWARD_CONTRACT, BACKWARD_MUTATES_INPUT, WRONG_CUSTOM_GRADIENT
 from gradsafe.model.types import (
     CUSTOM_KINDS,
     DTypeName,
@@ -224,8 +227,9 @@ class Ctx:
 
 def _finding(ctx: Ctx, code: str, severity: Severity, x: float, fwd: float, grad: float,
              low: float, high: float, message: str) -> Finding:
-    return Finding(code, "gradient", severity, ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(low, high), x, ctx.location, message)
+    return Finding(code=code, kind="gradient", severity=severity, dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(low, high), boundary=x, location=ctx.location, message=message)
 
 
 def _readable(x: F64, candidates: npt.NDArray[np.intp]) -> int:
@@ -256,7 +260,7 @@ def _contract_findings(ctx: Ctx, call: BackwardCall, x: F64, incoming: F64) -> l
         j = _readable(flat_x, changed)
         xj, fj, gj = at(j)
         out.append(_finding(
-            ctx, "GS302", "error", xj, fj, gj, float(flat_x[changed].min()),
+            ctx, BACKWARD_MUTATES_INPUT, "error", xj, fj, gj, float(flat_x[changed].min()),
             float(flat_x[changed].max()),
             f"backward changes its incoming gradient in place in {ctx.dtype}: "
             f"{changed.size} of {before.size} elements were overwritten (at x = "
@@ -266,10 +270,10 @@ def _contract_findings(ctx: Ctx, call: BackwardCall, x: F64, incoming: F64) -> l
     i = int(np.argmin(np.abs(flat_x - 1.0)))
     xi, fi, gi = at(i)
     if call.problem:
-        out.append(_finding(ctx, "GS303", "error", xi, fi, gi, xi, xi,
+        out.append(_finding(ctx, BACKWARD_CONTRACT, "error", xi, fi, gi, xi, xi,
                             f"{call.problem} in {ctx.dtype}"))
     elif call.grad_dtype is not None and call.grad_dtype != ctx.dtype:
-        out.append(_finding(ctx, "GS303", "warning", xi, fi, gi, xi, xi,
+        out.append(_finding(ctx, BACKWARD_CONTRACT, "warning", xi, fi, gi, xi, xi,
                             f"backward returned a {call.grad_dtype} gradient for a "
                             f"{ctx.dtype} input"))
     return out
@@ -280,7 +284,7 @@ def _before_forward(ctx: Ctx, adapter: Adapter, x: F64, v: F64) -> list[Finding]
     if exc is None or "forward" in str(exc).lower():
         return []
     x0 = float(x.ravel()[int(np.argmin(np.abs(x.ravel() - 1.0)))])
-    return [_finding(ctx, "GS303", "warning", x0, float("nan"), float("nan"), x0, x0,
+    return [_finding(ctx, BACKWARD_CONTRACT, "warning", x0, float("nan"), float("nan"), x0, x0,
                      f"backward needs forward to run first and does not say so: on a new "
                      f"object it raises {one_line(exc, ctx.user_file)}; raise a clear error "
                      "(\"call forward() before backward()\") instead")]
@@ -332,7 +336,7 @@ def _gs301(ctx: Ctx, cmp: Comparison, fwd: F64, raw: F64 | None, context: str) -
            f"points in {d}; largest error at x = {display(x, d)}{context}: backward gives "
            f"{display(g, d)}, numeric derivative {shortest_repr(ref, 'float64')}{ad} "
            f"(relative error {err}){_diagnosis(cmp, raw, tolerance(d))}")
-    return _finding(ctx, "GS301", severity, x, float(fwd[i]), g, float(xs.min()),
+    return _finding(ctx, WRONG_CUSTOM_GRADIENT, severity, x, float(fwd[i]), g, float(xs.min()),
                     float(xs.max()), msg)
 
 
@@ -510,18 +514,16 @@ def check_dtype(adapter: Adapter, shape: Shape, ctx: Ctx,
         return check_loss(adapter, ctx, rows, options.seed)
     except BackwardError as exc:
         cause = exc.__cause__ or exc
-        return [_finding(ctx, "GS303", "error", 1.0, float("nan"), float("nan"), 1.0, 1.0,
+        return [_finding(ctx, BACKWARD_CONTRACT, "error", 1.0, float("nan"), float("nan"), 1.0, 1.0,
                          f"backward raised {one_line(cause, ctx.user_file)} in "
                          f"{ctx.dtype}")], None
 
 
 def check_custom(backend: Backend, target: Target, options: Options) -> TargetResult:
-    from gradsafe.check import sweep
-
-    obj = sweep.resolve(target)
+    obj = resolve(target)
     adapter = get_adapter(backend.name, obj, target.kind)
     user = os.path.realpath(target.file) if target.file else None
-    location = rule_location(adapter.rule(), target) or sweep.target_location(target)
+    location = rule_location(adapter.rule(), target) or target_location(target)
     shape = target_shape(adapter)
     findings: list[Finding] = []
     notes: list[str] = []
@@ -534,23 +536,21 @@ def check_custom(backend: Backend, target: Target, options: Options) -> TargetRe
         findings += found
         if note:
             notes.append(note)
-    broken = any(f.code == "GS303" and f.severity == "error" for f in findings)
+    broken = any(f.code == BACKWARD_CONTRACT and f.severity == "error" for f in findings)
     if shape == "elementwise" and backend.name != "numpy" and not broken:
         # the usual NaN/inf sweep through the framework, which runs the custom backward
         try:  # order 2 of a hand-written gradient: second.check_custom below
-            swept = sweep.check(backend, target, dataclasses.replace(options, order=1))
+            swept = function.check(backend, target, dataclasses.replace(options, order=1))
             findings += swept.findings
             notes += swept.notes
         except Exception as exc:
             notes.append(f"NaN/inf sweep not run: {one_line(exc, user)}")
     if options.order == 2:
-        from gradsafe.check import second
-
         more, extra = second.check_custom(backend, target, obj, options, location,
                                           shape == "elementwise")
         findings += more
         notes += extra
-    return sweep.result(target, backend.name, tuple(findings), tuple(notes), options)
+    return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
 def is_custom(target: Target) -> bool:

@@ -23,10 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from gradsafe.backends.base import Backend, Instance
-from gradsafe.check.analyse import Context, Counter, Sample, analyse, describe_range
+from gradsafe.backends.base import Backend, Instance, TargetError, cotangent_scale
+from gradsafe.backends.derivative import derivative
+from gradsafe.check import cast, second
+from gradsafe.check.analyse import Context, Counter, Sample, analyse
+from gradsafe.check.common import (
+    explain,
+    grad_reference,
+    no_gradient,
+    qualifying,
+    require_elementwise,
+    require_float,
+    resolve,
+    result,
+    target_location,
+)
 from gradsafe.check.exhaustive import Tick, probe_plan
-from gradsafe.check.sweep import grad_reference
+from gradsafe.model.codes import DEGENERATE_PARAMETER, PARAMETER_GRADIENT
 from gradsafe.model.types import (
     DTypeName,
     Finding,
@@ -36,19 +49,22 @@ from gradsafe.model.types import (
     Range,
     Severity,
     Target,
+    TargetKind,
     TargetResult,
     Variant,
 )
+from gradsafe.numerics.examples import readable, readable_order
 from gradsafe.numerics.floats import (
     F64,
     DTypeInfo,
+    describe_range,
     display,
     info,
     keys_to_values,
     round_to,
-    shortest_repr,
 )
 from gradsafe.numerics.probes import ProbePlan
+from gradsafe.numerics.runs import runs
 
 DEGENERATE = 0.99  # share of finite inputs in the operating range that must be non-finite
 BLOCK = 512
@@ -87,21 +103,10 @@ def check_variant(backend: Backend, target: Target, options: Options,
                   counter: Counter | None = None, tick: Tick | None = None,
                   seen: dict[str, tuple[F64, F64, F64 | None]] | None = None
                   ) -> TargetResult:
-    from gradsafe.check.sweep import (
-        explain,
-        no_gradient,
-        qualifying,
-        require_elementwise,
-        require_float,
-        resolve,
-        result,
-        target_location,
-    )
-
     v = target.variant
     assert v is not None
     obj = resolve(target, backend)
-    location = target_location(target) if target.kind != "builtin" else None
+    location = target_location(target) if target.kind != TargetKind.BUILTIN else None
     findings: list[Finding] = []
     notes: list[str] = []
     constants = tuple(sorted({*target.constants, *(
@@ -167,16 +172,12 @@ def check_variant(backend: Backend, target: Target, options: Options,
 
     findings = explain(backend, target, obj, findings, make)
     if any("module cast with" in n for n in notes):  # the cast's share, see cast.py
-        from gradsafe.check.cast import attribute
-
-        findings = attribute(backend, target, obj, findings, v)
+        findings = cast.attribute(backend, target, obj, findings, v)
     if options.order == 2:  # f'' of this configuration (see second.py)
-        from gradsafe.check import second
-
         more, extra = second.check_order2(backend, target, lambda dt: make(obj, dt), options,
                                           location, counter, tick, constants)
         findings += second.explain2(backend, target, obj, more, make)
-        mixed, extra_mixed = second.check_mixed(backend, target, obj, v, options, location,
+        mixed, extra_mixed = check_mixed(backend, target, obj, v, options, location,
                                                 constants)
         findings += mixed
         notes += extra + extra_mixed
@@ -237,11 +238,6 @@ def _what(v: float) -> str:
     return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
-def _readable(values: F64, dtype: str) -> list[int]:
-    return sorted(range(values.size), key=lambda i: (
-        len(shortest_repr(float(values[i]), dtype)), abs(float(values[i])), float(values[i])))
-
-
 def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
     """GS502 when (almost) every finite input in the operating range gives a non-finite
     forward or gradient: the constructor values, not an input region, are the problem."""
@@ -264,15 +260,16 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
         # like any other (GS101, fixed by the double where on beta): analyse classifies it
         return None
     members = np.flatnonzero(fwd_bad if kind == "forward" else grad_bad)
-    i = int(members[_readable(s.x[members], ctx.dtype)[0]])
+    i = int(members[readable(s.x[members], ctx.dtype)])
     x, fwd, grad = float(s.x[i]), float(s.forward[i]), float(s.gradient[i])
     what = _what(fwd if kind == "forward" else grad)
     msg = (f"{kind} is {what} for {100 * share:.1f}% of the finite inputs with |x| <= "
            f"{ctx.operating_range:g} in {ctx.dtype}: {changed(v)} makes the function "
            f"degenerate (at x = {display(x, ctx.dtype)}: forward {display(fwd, ctx.dtype)}, "
            f"gradient {display(grad, ctx.dtype)})")
-    return Finding("GS502", kind, "error", ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(-d.max, d.max), x, ctx.location, msg)
+    return Finding(code=DEGENERATE_PARAMETER, kind=kind, severity="error", dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(-d.max, d.max), boundary=x, location=ctx.location, message=msg)
 
 
 def selects_on(location: Location | None, v: Variant) -> bool:
@@ -343,15 +340,15 @@ def param_findings(p: ProbePlan, s: Sample, inst: Instance, ctx: Context,
             flags[n].append(not bool(np.isfinite(grads[n]).all()))
     findings: list[Finding] = []
     for name in inst.param_names:
-        runs = _runs(flags[name])
-        for r, (b0, b1) in enumerate(runs[:MAX_RANGES]):
+        found = runs(flags[name])
+        for r, (b0, b1) in enumerate(found[:MAX_RANGES]):
             first = _first_bad(probe, p.values[blocks[b0]], name)
             last = _last_bad(probe, p.values[blocks[b1]], name)
             pos_lo = b0 * BLOCK + first  # positions in idx
             pos_hi = b1 * BLOCK + last
             lo_key = _refine(probe, p, idx, pos_lo, -1, name, d)
             hi_key = _refine(probe, p, idx, pos_hi, +1, name, d)
-            extra = len(runs) - MAX_RANGES if r == MAX_RANGES - 1 else 0
+            extra = len(found) - MAX_RANGES if r == MAX_RANGES - 1 else 0
             f = _finding(probe, p, s, idx[pos_lo:pos_hi + 1], lo_key, hi_key, name, ctx, d,
                          extra)
             true = _honest(probe, inst64, (f.range.low, f.range.high, f.example_input),
@@ -378,8 +375,6 @@ def _honest(probe: _ParamProbe, inst64: Instance | None, xs: tuple[float, ...], 
     what exceeds the max here exceeds it truly."""
     if inst64 is None or inst64.param_grad is None:
         return None
-    from gradsafe.backends.base import cotangent_scale
-
     n = probe.multiple
     per_input = n * cotangent_scale(n)
     true = float("nan")
@@ -399,18 +394,6 @@ def _honest(probe: _ParamProbe, inst64: Instance | None, xs: tuple[float, ...], 
             return None
         true = float(ref[bad][0]) if x == xs[-1] else true
     return true
-
-
-def _runs(flags: list[bool]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    start = None
-    for i, f in enumerate([*flags, False]):
-        if f and start is None:
-            start = i
-        elif not f and start is not None:
-            runs.append((start, i - 1))
-            start = None
-    return runs
 
 
 def _first_bad(probe: _ParamProbe, values: F64, name: str) -> int:
@@ -459,8 +442,7 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
     low, high = (float(v) for v in keys_to_values(np.array([lo_key, hi_key]), d))
     values = p.values[members]
     r = ctx.operating_range
-    order = _readable(values, ctx.dtype)
-    inside = [i for i in order if abs(float(values[i])) <= r] or order
+    inside = readable_order(values, ctx.dtype, r)
     ex = int(members[inside[0]])
     grad = float("nan")
     for i in inside[:EXAMPLES]:
@@ -486,5 +468,49 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
         boundary = high
     elif abs(high) >= d.max and abs(low) < d.max:
         boundary = low
-    return Finding("GS501", "gradient", severity, ctx.dtype, ctx.framework, x, fwd, grad,
-                   Range(low, high), boundary, ctx.location, msg)
+    return Finding(code=PARAMETER_GRADIENT, kind="gradient", severity=severity, dtype=ctx.dtype,
+                   framework=ctx.framework, example_input=x, forward=fwd, gradient=grad,
+                   range=Range(low, high), boundary=boundary, location=ctx.location, message=msg)
+
+
+def check_mixed(backend: Backend, target: Target, obj: object, variant: Variant,
+                options: Options, location: Location | None,
+                constants: tuple[float, ...]) -> tuple[list[Finding], list[str]]:
+    """The mixed derivative d/dθ f'(x) of a class's learnable parameters (what training on
+    forces differentiates): GS501 findings at order 2, found like first-order ones
+    (param_findings) with f' in place of f and d/dθ f' in place of d/dθ f."""
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for dtype in options.dtypes:
+        try:
+            inst = backend.build(obj, target.kind, dtype, variant)
+            if inst.mixed_grad is None:
+                continue
+            d = derivative(backend, inst.fn)
+            probes, _ = probe_plan(backend, d, dtype, constants, options, None, inst.multiple)
+            ev = backend.evaluate(d, probes.values, dtype, multiple=inst.multiple)
+            sample = Sample(probes.values, ev.forward, ev.gradient, ev.forward)
+            ctx = Context(dtype, backend.name, options.operating_range, location,
+                          target.features)
+            mixed = dataclasses.replace(inst, fn=d, param_grad=inst.mixed_grad)
+            found = [dataclasses.replace(f, message=_mixed_message(f.message), order=second.ORDER)
+                     for f in param_findings(probes, sample, mixed, ctx)]
+            if found:  # the forward field holds f(x), as in every finding
+                found = second.with_forward(backend, inst.fn, dtype, inst.multiple, found)
+            findings.extend(found)
+        except TargetError:
+            raise
+        except Exception as exc:
+            notes.append(f"order 2: {dtype}: mixed derivative not checked: {second.one_line(exc)}")
+    return findings, notes
+
+
+def _mixed_message(text: str) -> str:
+    """param_findings' words for f and f', said of f' and f''."""
+    for old, new in (("gradient of parameter", "mixed derivative d/dθ f'(x) of parameter"),
+                     ("while the forward and the input gradient are finite",
+                      "while f' and f'' are finite"),
+                     ("the input gradient is", "f'' is"),
+                     ("forward ", "f' "), ("input gradient ", "f'' ")):
+        text = text.replace(old, new)
+    return text

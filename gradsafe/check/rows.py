@@ -16,8 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gradsafe.backends.base import WIDTH, Backend, Fn, NotATarget
+import numpy as np
+
+from gradsafe.backends.base import WIDTH, Backend, Fn, NotATarget, TargetError
 from gradsafe.check.analyse import Counter
+from gradsafe.check.common import (
+    explain,
+    require_elementwise,
+    require_float,
+    result,
+    sweep_dtypes,
+)
 from gradsafe.check.exhaustive import Tick
 from gradsafe.model.types import Finding, Options, Target, TargetResult
 
@@ -70,8 +79,6 @@ def derive(backend: Backend, fn: Fn, position: int, anchor: Anchor | None) -> Fn
 def require_rowwise(backend: Backend, fn64: Fn) -> None:
     """Rows must not mix: with the rest of each row fixed, changing one row's element may
     change that row's output only."""
-    from gradsafe.check.sweep import require_elementwise
-
     try:
         require_elementwise(backend, derive(backend, fn64, 0, None))
     except NotATarget as exc:
@@ -82,11 +89,12 @@ def require_rowwise(backend: Backend, fn64: Fn) -> None:
 
 def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
                counter: Counter | None, tick: Tick | None,
-               seen: dict[str, Any] | None) -> TargetResult:
-    from gradsafe.check.sweep import explain, require_float, result, sweep_dtypes
-
+               seen: dict[str, Any] | None,
+               wrap: Callable[[Fn], Fn] = lambda fn: fn) -> TargetResult:
+    """`wrap` adapts the built function (a reduction: each row alone, see reduction.py)."""
     def build(dtype: str) -> tuple[Fn, str | None]:
-        return backend.instantiate(obj, target.kind, dtype)
+        fn, note = backend.instantiate(obj, target.kind, dtype)
+        return wrap(fn), note
 
     fn64, _ = build("float64")
     require_rowwise(backend, fn64)
@@ -113,7 +121,7 @@ def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
                     keys.add(key)
                     fresh.append(f)
             explained = explain(backend, target, obj, fresh, _maker(
-                backend, target, position, anchor))
+                backend, target, position, anchor, wrap))
             findings.extend(_in_row(f, position, anchor) for f in explained)
     notes.append(f"row-wise: checked in rows of {ROW}, the element at positions 0 and "
                  f"{ROW - 1} swept with the others at 0, equal to it, its negative and "
@@ -121,11 +129,11 @@ def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
     return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
-def _maker(backend: Backend, target: Target, position: int, anchor: Anchor
-           ) -> Callable[[Any, str], tuple[Any, int]]:
+def _maker(backend: Backend, target: Target, position: int, anchor: Anchor,
+           wrap: Callable[[Fn], Fn]) -> Callable[[Any, str], tuple[Any, int]]:
     def make(o: Any, dtype: str) -> tuple[Any, int]:
         fn, _ = backend.instantiate(o, target.kind, dtype)
-        return derive(backend, fn, position, anchor), WIDTH
+        return derive(backend, wrap(fn), position, anchor), WIDTH
 
     return make
 
@@ -133,3 +141,27 @@ def _maker(backend: Backend, target: Target, position: int, anchor: Anchor
 def _in_row(f: Finding, position: int, anchor: Anchor) -> Finding:
     where = f" [row-wise: x is element {position} of a row of {ROW}, {anchor.words}]"
     return dataclasses.replace(f, message=f.message + where)
+
+
+def elementwise(backend: Backend, fn: Fn, multiple: int = WIDTH) -> bool:
+    """Output i depends on input i alone, on vectors and on rows alike (Keras's sparsemax
+    returns zeros for every 1-D vector, which would pass the vector test: on rows of 4 it
+    is a real sparsemax, and differs from itself on a vector)."""
+    try:
+        require_elementwise(backend, fn, multiple)
+    except NotATarget:  # mixes elements
+        return False
+    except TargetError as exc:
+        if "returned shape" in str(exc):  # changes the shape (GLU halves the last axis)
+            return False
+        raise
+    x = np.linspace(-2.0, 2.0, 8)
+    try:  # rows [x, 0, 0, 0]: an elementwise function gives f(x) in the first column
+        in_rows = backend.evaluate(derive(backend, fn, 0, ANCHORS[0]), x, "float64",
+                                   grad=False, multiple=multiple).forward
+    except Exception:  # a function of vectors only: judged on vectors
+        return True
+    flat = backend.evaluate(fn, x, "float64", grad=False, multiple=multiple).forward
+    with np.errstate(invalid="ignore"):
+        same = np.isclose(in_rows, flat, rtol=1e-9, atol=1e-12, equal_nan=True)
+    return bool(np.all(same))

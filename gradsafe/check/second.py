@@ -27,14 +27,13 @@ from gradsafe.backends.derivative import derivative, not_twice
 from gradsafe.check.analyse import (
     Counter,
     _boundary,
-    _example,
     bisect_edge,
     classify,
-    describe_range,
-    runs_of,
 )
 from gradsafe.check.analyse import Sample as Sample1
+from gradsafe.check.common import explain
 from gradsafe.check.exhaustive import Tick, probe_plan
+from gradsafe.model.codes import NO_GRADIENT
 from gradsafe.model.types import (
     CUSTOM_KINDS,
     DTypeName,
@@ -44,10 +43,19 @@ from gradsafe.model.types import (
     Range,
     Severity,
     Target,
-    Variant,
 )
-from gradsafe.numerics.floats import F64, DTypeInfo, display, info, keys_to_values, round_to
+from gradsafe.numerics.examples import readable
+from gradsafe.numerics.floats import (
+    F64,
+    DTypeInfo,
+    describe_range,
+    display,
+    info,
+    keys_to_values,
+    round_to,
+)
 from gradsafe.numerics.probes import ProbePlan
+from gradsafe.numerics.runs import runs_of
 
 BoolArray = npt.NDArray[np.bool_]
 MAX_RANGES = 8  # per dtype, as for order 1
@@ -155,7 +163,7 @@ def check_order2(backend: Backend, target: Target, build: Build, options: Option
             found = analyse2(probes, sample, probe, dtype, backend.name, options, location,
                              target.features, counter)
             if found:
-                found = _with_forward(backend, fn, dtype, multiple, found)
+                found = with_forward(backend, fn, dtype, multiple, found)
             findings.extend(found)
         except Exception as exc:
             if isinstance(exc, TargetError) and not not_twice(exc):
@@ -165,7 +173,7 @@ def check_order2(backend: Backend, target: Target, build: Build, options: Option
                                            _reason(exc)))
             else:
                 notes.append(f"order 2: {dtype}: second derivative not checked: "
-                             f"{_one_line(exc)}")
+                             f"{one_line(exc)}")
     return findings, notes
 
 
@@ -194,7 +202,7 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    text = _one_line(exc).split(" See https://")[0]  # JAX appends a link to its docs
+    text = one_line(exc).split(" See https://")[0]  # JAX appends a link to its docs
     if "once_differentiable" in text.lower():
         return ("its hand-written backward is marked @once_differentiable, so differentiating "
                 f"f' raises ({text})")
@@ -204,7 +212,7 @@ def _reason(exc: BaseException) -> str:
     return f"differentiating f' raises ({text})"
 
 
-def _one_line(exc: BaseException, limit: int = 240) -> str:
+def one_line(exc: BaseException, limit: int = 240) -> str:
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -212,9 +220,10 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
 def _not_twice(target: Target, framework: str, dtype: DTypeName, location: Location | None,
                why: str) -> Finding:
     mx = info(dtype).max
-    return Finding("GS104", "gradient", "error", dtype, framework, 1.0, float("nan"),
-                   float("nan"), Range(-mx, mx), -mx, location,
-                   f"second derivative unavailable in {dtype}: {why}; training on "
+    return Finding(code=NO_GRADIENT, kind="gradient", severity="error", dtype=dtype,
+                   framework=framework, example_input=1.0, forward=float("nan"),
+                   gradient=float("nan"), range=Range(-mx, mx), boundary=-mx, location=location,
+                   message=f"second derivative unavailable in {dtype}: {why}; training on "
                    "derivatives (u_xx in a physics-informed loss, forces from an energy) "
                    "needs it", order=ORDER)
 
@@ -261,7 +270,7 @@ def _finding(plan: ProbePlan, s: Sample2, pool: npt.NDArray[np.int64], lo_key: i
     dtype = d.name
     bounds = keys_to_values(np.array([lo_key, hi_key], dtype=np.int64), d)
     low, high = float(bounds[0]), float(bounds[1])
-    ex = int(pool[_example(plan.values[pool], options.operating_range, dtype)])
+    ex = int(pool[readable(plan.values[pool], dtype, options.operating_range)])
     x, first, second = float(plan.values[ex]), float(s.first[ex]), float(s.second[ex])
     r = options.operating_range
     severity: Severity = "info" if info_only else (
@@ -278,11 +287,12 @@ def _finding(plan: ProbePlan, s: Sample2, pool: npt.NDArray[np.int64], lo_key: i
             f"{display(first, dtype)}, second derivative {_num(second, dtype)}{truth})")
     if extra:
         text += f"; {extra} more bad ranges not listed"
-    return Finding(code, "gradient", severity, dtype, framework, x, float("nan"), second,
-                   Range(low, high), _boundary(low, high, d), location, text, order=ORDER)
+    return Finding(code=code, kind="gradient", severity=severity, dtype=dtype, framework=framework,
+                   example_input=x, forward=float("nan"), gradient=second, range=Range(low, high),
+                   boundary=_boundary(low, high, d), location=location, message=text, order=ORDER)
 
 
-def _with_forward(backend: Backend, fn: Fn, dtype: DTypeName, multiple: int,
+def with_forward(backend: Backend, fn: Fn, dtype: DTypeName, multiple: int,
                   found: list[Finding]) -> list[Finding]:
     """The forward value f(x) at each finding's example input (one short evaluation)."""
     xs = np.array([f.example_input for f in found], dtype=np.float64)
@@ -310,9 +320,7 @@ def explain2(backend: Backend, target: Target, obj: object, findings: list[Findi
     """Locate second-order findings: the target's operations are traced while the
     framework differentiates f', so the culprit is the operation whose double backward
     turned a finite cotangent into NaN/inf (see locate.py)."""
-    from gradsafe.check.sweep import explain
-
-    located = [f for f in findings if f.code != "GS104"]
+    located = [f for f in findings if f.code != NO_GRADIENT]
     if not located:
         return findings
 
@@ -323,7 +331,7 @@ def explain2(backend: Backend, target: Target, obj: object, findings: list[Findi
         return derivative(backend, backend.instantiate(o, target.kind, dt)[0]), WIDTH
 
     done = iter(explain(backend, target, obj, located, make))
-    return [f if f.code == "GS104" else _traced(f, next(done)) for f in findings]
+    return [f if f.code == NO_GRADIENT else _traced(f, next(done)) for f in findings]
 
 
 def _traced(before: Finding, after: Finding) -> Finding:
@@ -357,49 +365,3 @@ def check_custom(backend: Backend, target: Target, obj: object, options: Options
     found, notes = check_order2(backend, plain, plain_build(backend, obj, target.kind),
                                 options, location)
     return explain2(backend, plain, obj, found), notes
-
-
-def check_mixed(backend: Backend, target: Target, obj: object, variant: Variant,
-                options: Options, location: Location | None,
-                constants: tuple[float, ...]) -> tuple[list[Finding], list[str]]:
-    """The mixed derivative d/dθ f'(x) of a class's learnable parameters (what training on
-    forces differentiates): GS501 findings at order 2, found like first-order ones
-    (param_sweep.param_findings) with f' in place of f and d/dθ f' in place of d/dθ f."""
-    from gradsafe.check.analyse import Context
-    from gradsafe.check.param_sweep import param_findings
-
-    findings: list[Finding] = []
-    notes: list[str] = []
-    for dtype in options.dtypes:
-        try:
-            inst = backend.build(obj, target.kind, dtype, variant)
-            if inst.mixed_grad is None:
-                continue
-            d = derivative(backend, inst.fn)
-            probes, _ = probe_plan(backend, d, dtype, constants, options, None, inst.multiple)
-            ev = backend.evaluate(d, probes.values, dtype, multiple=inst.multiple)
-            sample = Sample1(probes.values, ev.forward, ev.gradient, ev.forward)
-            ctx = Context(dtype, backend.name, options.operating_range, location,
-                          target.features)
-            mixed = dataclasses.replace(inst, fn=d, param_grad=inst.mixed_grad)
-            found = [dataclasses.replace(f, message=_mixed_message(f.message), order=ORDER)
-                     for f in param_findings(probes, sample, mixed, ctx)]
-            if found:  # the forward field holds f(x), as in every finding
-                found = _with_forward(backend, inst.fn, dtype, inst.multiple, found)
-            findings.extend(found)
-        except TargetError:
-            raise
-        except Exception as exc:
-            notes.append(f"order 2: {dtype}: mixed derivative not checked: {_one_line(exc)}")
-    return findings, notes
-
-
-def _mixed_message(text: str) -> str:
-    """param_findings' words for f and f', said of f' and f''."""
-    for old, new in (("gradient of parameter", "mixed derivative d/dθ f'(x) of parameter"),
-                     ("while the forward and the input gradient are finite",
-                      "while f' and f'' are finite"),
-                     ("the input gradient is", "f'' is"),
-                     ("forward ", "f' "), ("input gradient ", "f'' ")):
-        text = text.replace(old, new)
-    return text

@@ -10,17 +10,18 @@ that table is measured, none is written down here. The frameworks run in workers
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from gradsafe.check.common import target_location
 from gradsafe.discover.targets import builtin_target, discover_file, looks_dotted
+from gradsafe.model.codes import FRAMEWORK_DISAGREEMENT, KINK_CONVENTION
+from gradsafe.model.samples import Group, GroupData, SideData
 from gradsafe.model.types import (
     FRAMEWORKS,
     PORTABLE_KINDS,
@@ -38,11 +39,11 @@ from gradsafe.model.types import (
     RowStatus,
     Side,
     Target,
-    TargetResult,
 )
+from gradsafe.numerics.examples import readable
 from gradsafe.numerics.floats import F64, info, keys_to_values, shortest_repr, values_to_keys
-from gradsafe.numerics.probes import plan
-from gradsafe.run import codec, pool
+from gradsafe.numerics.runs import runs
+from gradsafe.run import samples
 
 BoolArray = npt.NDArray[np.bool_]
 ULPS_OF_TOLERANCE = {"float16": 8, "bfloat16": 8, "float32": 64, "float64": 1024}
@@ -57,29 +58,6 @@ class CompareError(Exception):
 def tolerance(dtype: DTypeName) -> float:
     """Relative tolerance (absolute below 1): a few ulps, as kernels round differently."""
     return ULPS_OF_TOLERANCE[dtype] * info(dtype).eps
-
-
-@dataclass(frozen=True)
-class Group:
-    """Targets compared with each other: one row per pair of sides and dtype."""
-
-    name: str
-    sides: tuple[tuple[Side, Target], ...]
-
-
-@dataclass(frozen=True)
-class SideData:
-    forward: F64
-    gradient: F64  # NaN everywhere when the output is not differentiable
-
-
-@dataclass(frozen=True)
-class GroupData:
-    """The measured values, for plots: inputs per dtype, and per side label and dtype."""
-
-    group: Group
-    xs: dict[DTypeName, F64]
-    values: dict[str, dict[DTypeName, SideData]]
 
 
 def _targets_of(spec: str) -> list[Target]:
@@ -158,102 +136,14 @@ def groups(specs: Iterable[str], options: Options) -> list[Group]:
     return out
 
 
-def probes(dtype: DTypeName, constants: Iterable[float], options: Options) -> F64:
-    """The check's probe plan, finite values only (all 65,536 for 16-bit dtypes)."""
-    values = plan(dtype, tuple(constants), options.operating_range, options.seed).values
-    finite: F64 = values[np.isfinite(values)]
-    return finite
-
-
-def sample_jobs(gs: list[Group], options: Options, first: int = 0
-                ) -> tuple[list[pool.Job], list[dict[DTypeName, F64]]]:
-    """Worker requests for every side of every group, numbered from `first`: the same
-    probes for all sides of a group (the check's plan with the constants of all of them)."""
-    jobs: list[pool.Job] = []
-    xs_of: list[dict[DTypeName, F64]] = []
-    for g in gs:
-        constants = sorted({c for _, t in g.sides for c in t.constants})
-        xs = {d: probes(d, constants, options) for d in options.dtypes}
-        xs_of.append(xs)
-        request = {"op": "sample", "xs": {d: codec.encode_array(v) for d, v in xs.items()}}
-        for side, t in g.sides:
-            jobs.append(pool.Job(first + len(jobs),
-                                 dataclasses.replace(t, constants=tuple(constants)),
-                                 side.framework, extra=request))
-    return jobs, xs_of
-
-
-def collect(gs: list[Group], xs_of: list[dict[DTypeName, F64]],
-            raw: dict[int, dict[str, object]], failed: dict[int, TargetResult], first: int = 0
-            ) -> list[tuple[GroupData, tuple[tuple[str, str], ...]]]:
-    """The workers' replies to `sample_jobs`, and why a side could not be evaluated."""
-    out: list[tuple[GroupData, tuple[tuple[str, str], ...]]] = []
-    index = first
-    for g, xs in zip(gs, xs_of, strict=True):
-        values: dict[str, dict[DTypeName, SideData]] = {}
-        errors: list[tuple[str, str]] = []
-        for side, _ in g.sides:
-            reply = raw.get(index)
-            err = failed[index].error if index in failed else None
-            index += 1
-            if reply is not None and reply.get("error") is None:
-                values[side.label] = _decode(reply, xs)
-            else:
-                errors.append((side.label, str(err or (reply or {}).get("error"))))
-        out.append((GroupData(g, xs, values), tuple(errors)))
-    return out
-
-
-def sample_groups(gs: list[Group], options: Options
-                  ) -> list[tuple[GroupData, tuple[tuple[str, str], ...]]]:
-    jobs, xs_of = sample_jobs(gs, options)
-    raw: dict[int, dict[str, object]] = {}
-    failed, _ = pool.run(jobs, options, None, None, raw)
-    return collect(gs, xs_of, raw, failed)
-
-
 def compare(specs: Iterable[str], options: Options) -> tuple[Report, list[GroupData]]:
     gs = groups(specs, options)
-    sampled = sample_groups(gs, options)
+    sampled = samples.sample_groups(gs, options)
     comparisons = [analyse_group(gd.group, gd.xs, gd.values, errors, options)
                    for gd, errors in sampled]
     report = Report((), options.dtypes, options.operating_range, options.fail_on,
                     comparisons=tuple(comparisons))
     return report, [gd for gd, _ in sampled]
-
-
-def plot_groups(targets: Iterable[Target], options: Options, limit: int
-                ) -> tuple[list[Group], int]:
-    """For `check --plot`: each function to check, on each framework it is checked on
-    (classes with parameter variants are left out); at most `limit`, and how many were
-    left out."""
-    gs: list[Group] = []
-    seen: set[tuple[str, str | None]] = set()
-    for t in targets:
-        fws = [fw for fw in FRAMEWORKS if fw in t.frameworks and
-               (options.frameworks is None or fw in options.frameworks)]
-        if not fws or t.error is not None or (t.name, t.file) in seen:
-            continue
-        seen.add((t.name, t.file))
-        # a class is drawn as built with its defaults: its first variant, named as the
-        # report names that variant; the sample itself builds it with defaults
-        name = t.variant.label if t.variant is not None and t.variant.label else t.name
-        base = dataclasses.replace(t, variant=None)
-        gs.append(Group(name, tuple((Side(fw, name, t.file, t.line, fw, t.kind), base)
-                                    for fw in fws)))
-    return gs[:limit], max(0, len(gs) - limit)
-
-
-def _decode(reply: dict[str, object], xs: dict[DTypeName, F64]) -> dict[DTypeName, SideData]:
-    samples = reply["samples"]
-    assert isinstance(samples, dict)
-    out: dict[DTypeName, SideData] = {}
-    for d, x in xs.items():
-        s = samples[d]
-        g = s["gradient"]
-        out[d] = SideData(codec.decode_array(s["forward"]),
-                          codec.decode_array(g) if g is not None else np.full(x.size, np.nan))
-    return out
 
 
 # --- analysis (pure NumPy) ------------------------------------------------------------------
@@ -270,19 +160,6 @@ def close(a: F64, b: F64, tol: float) -> BoolArray:
     return ok
 
 
-def _runs(mask: BoolArray) -> list[tuple[int, int]]:
-    padded = np.concatenate([[False], mask, [False]])
-    starts = np.flatnonzero(~padded[:-1] & padded[1:])
-    ends = np.flatnonzero(padded[:-1] & ~padded[1:]) - 1
-    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
-
-
-def _readable(x: F64, idx: npt.NDArray[np.int64], dtype: DTypeName) -> int:
-    """The member with the shortest repr (0.0, 1.0 rather than 1.4e-45)."""
-    return int(min(idx.tolist(), key=lambda i: (len(shortest_repr(float(x[i]), dtype)),
-                                                abs(float(x[i])), np.signbit(x[i]))))
-
-
 def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
               dtype: DTypeName) -> list[tuple[int, int, int]]:
     """Windows of gradient disagreement that are kink conventions: (first, last, the point).
@@ -296,10 +173,10 @@ def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
     tol = tolerance(dtype)
     out: list[tuple[int, int, int]] = []
     seen: set[tuple[int, int]] = set()
-    for i, j in _runs(~grad_ok & fwd_ok):
+    for i, j in runs(~grad_ok & fwd_ok):
         if j - i + 1 > MAX_KINK_RUN:
             continue
-        mid = _readable(x, np.arange(i, j + 1), dtype)
+        mid = i + readable(x[i:j + 1], dtype)
         point = 0.0 if abs(x[mid]) < d.tiny else float(x[mid])
         key = values_to_keys(np.array([abs(point)]), d)
         ulp = float(np.diff(keys_to_values(np.array([key[0], key[0] + 1]), d))[0])
@@ -324,7 +201,8 @@ def kink_runs(x: F64, ga: F64, gb: F64, grad_ok: BoolArray, fwd_ok: BoolArray,
         at = np.flatnonzero((x[wi:wj + 1] == point) & ~np.signbit(x[wi:wj + 1]))
         rep = wi + int(at[0]) if at.size else mid
         if grad_ok[rep]:  # same f'(point): the sides differ on the subnormals around it
-            rep = _readable(x, wi + np.flatnonzero(~grad_ok[wi:wj + 1]), dtype)
+            differ = wi + np.flatnonzero(~grad_ok[wi:wj + 1])
+            rep = int(differ[readable(x[differ], dtype)])
         out.append((wi, wj, rep))
     return out
 
@@ -341,7 +219,7 @@ def difference(x: F64, a: F64, b: F64, bad: BoolArray, within: float,
     pool_ = ~outside if (~outside).any() else np.ones(idx.size, dtype=bool)
     top = diff[pool_].max()
     best = np.flatnonzero(pool_ & (diff == top))
-    k = _readable(x, idx[best], dtype)
+    k = int(idx[best][readable(x[idx[best]], dtype)])
     return Difference(int(idx.size), float(x[idx].min()), float(x[idx].max()), float(x[k]),
                       float(a[k]), float(b[k]), float(top))
 
@@ -400,7 +278,6 @@ def analyse_group(g: Group, xs: dict[DTypeName, F64], values: dict[str, dict[DTy
 
 
 def _location(g: Group) -> Location | None:
-    from gradsafe.check.sweep import target_location  # pure Python: reads the file's line
 
     for _, t in reversed(g.sides):
         if t.file is not None:
@@ -414,15 +291,16 @@ def _disagreement(kind: Kind, diff: Difference, mask: BoolArray, x: F64, dtype: 
     def show(v: float) -> str:
         return shortest_repr(v, dtype) if np.isfinite(v) else str(v)
 
-    runs = _runs(mask)
+    found = runs(mask)
     spans = [show(float(x[i])) if i == j else f"{show(float(x[i]))} .. {show(float(x[j]))}"
-             for i, j in runs[:MAX_RUNS_LISTED]]
-    more = f" and {len(runs) - MAX_RUNS_LISTED} more" if len(runs) > MAX_RUNS_LISTED else ""
+             for i, j in found[:MAX_RUNS_LISTED]]
+    more = f" and {len(found) - MAX_RUNS_LISTED} more" if len(found) > MAX_RUNS_LISTED else ""
     what = "forward" if kind == "forward" else "gradient"
     idx = np.flatnonzero(mask)
     # an example away from 0, where kernels' subnormal and signed-zero handling differ
     inside = idx[(np.abs(x[idx]) <= within) & (np.abs(x[idx]) >= info(dtype).tiny)]
-    e = _readable(x, inside if inside.size else idx, dtype)
+    pool = inside if inside.size else idx
+    e = int(pool[readable(x[pool], dtype)])
     scope = f" within ±{within:g}" if abs(diff.at) <= within else ""
     message = (f"{what} differs between {a.label} and {b.label} on {diff.count} of {x.size} "
                f"{dtype} probes (x in {', '.join(spans)}{more}); e.g. at x = {show(x[e])}: "
@@ -433,10 +311,12 @@ def _disagreement(kind: Kind, diff: Difference, mask: BoolArray, x: F64, dtype: 
     boundary = diff.low if abs(diff.low) <= abs(diff.high) else diff.high
     # like check: an error where inputs live (|x| <= R), a warning only beyond
     inside_r = bool((np.abs(x[idx]) <= within).any())
-    return Finding("GS401", kind, "error" if inside_r else "warning", dtype,
-                   f"{a.label} vs {b.label}", diff.at,
-                   float(va.forward[k]), float(va.gradient[k]), Range(diff.low, diff.high),
-                   boundary, location, message)
+    return Finding(code=FRAMEWORK_DISAGREEMENT, kind=kind,
+                   severity="error" if inside_r else "warning", dtype=dtype,
+                   framework=f"{a.label} vs {b.label}", example_input=diff.at,
+                   forward=float(va.forward[k]), gradient=float(va.gradient[k]),
+                   range=Range(diff.low, diff.high), boundary=boundary, location=location,
+                   message=message)
 
 
 def _convention(k: Kink, xs: dict[DTypeName, F64],
@@ -458,6 +338,7 @@ def _convention(k: Kink, xs: dict[DTypeName, F64],
     at = np.flatnonzero((x == k.x) & (np.signbit(x) == np.signbit(k.x)))
     first = k.gradients[0][0]
     fwd = float(values[first][k.dtype].forward[int(at[0])]) if at.size else float("nan")
-    return Finding("GS402", "gradient", "info", k.dtype,
-                   " vs ".join(label for label, _ in k.gradients), k.x, fwd,
-                   k.gradients[0][1], Range(k.x, k.x), k.x, location, message)
+    return Finding(code=KINK_CONVENTION, kind="gradient", severity="info", dtype=k.dtype,
+                   framework=" vs ".join(label for label, _ in k.gradients), example_input=k.x,
+                   forward=fwd, gradient=k.gradients[0][1], range=Range(k.x, k.x), boundary=k.x,
+                   location=location, message=message)

@@ -253,6 +253,17 @@ def _imports(tree: ast.Module, module: str, path: Path | None) -> dict[str, str]
     return names
 
 
+@cache
+def _framework_names(module: str, path: Path) -> tuple[dict[str, str],
+                                                       dict[str, ast.ClassDef]]:
+    """A framework file's imports and classes, read once per process: every class of a file
+    with many modules reaches torch.nn.Module, whose file is large."""
+    tree = _parse(path)
+    assert tree is not None
+    return _imports(tree, module, path), {n.name: n for n in tree.body
+                                          if isinstance(n, ast.ClassDef)}
+
+
 def _walk_bases(cls: ast.ClassDef, local: dict[str, ast.ClassDef],
                 resolve: Callable[[str], str], depth: int) -> Iterator[ast.ClassDef]:
     """The class, then its bases (local classes first, then framework classes), depth-first."""
@@ -274,8 +285,7 @@ def _walk_bases(cls: ast.ClassDef, local: dict[str, ast.ClassDef],
         ftree = _parse(fpath) if fpath else None
         if ftree is None:
             continue
-        fnames = _imports(ftree, fmodule, fpath)
-        flocal = {n.name: n for n in ftree.body if isinstance(n, ast.ClassDef)}
+        fnames, flocal = _framework_names(fmodule, fpath)
 
         def fresolve(name: str, fnames: dict[str, str] = fnames, fmodule: str = fmodule,
                      flocal: dict[str, ast.ClassDef] = flocal) -> str:

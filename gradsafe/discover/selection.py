@@ -48,14 +48,40 @@ def pick(targets: list[Target], options: Options) -> list[Target]:
 
 
 def bind(target: Target, options: Options) -> Target:
-    """Attach the call arguments (--arg, then per-target config), the domain and the
-    per-target parameter values."""
+    """Attach the call arguments (--arg, then per-target config), the domain, the swept
+    parameter and the per-target parameter values."""
     own = settings(target, options)
     args = {k: v for k, v in options.args
-            if k in target.accepts or "**" in target.accepts}
+            if k in target.accepts or k in target.inputs or "**" in target.accepts}
     args.update(own.args)
     domain = own.domain or options.domain
-    return dataclasses.replace(target, args=tuple(sorted(args.items())), domain=domain)
+    bound = dataclasses.replace(target, args=tuple(sorted(args.items())), domain=domain)
+    sweep = own.sweep or options.sweep
+    # the first parameter is swept by default; another only where the target has it
+    return swept(bound, sweep if sweep in target.inputs[1:] or sweep in target.accepts
+                 else None)
+
+
+def swept(target: Target, name: str | None) -> Target:
+    """The target with `name` swept (None: the first parameter); the swept parameter's own
+    value, if one was given, is not passed."""
+    name = None if name == "**" or (target.inputs and name == target.inputs[0]) else name
+    drop = name if name is not None else (target.inputs[0] if target.inputs else None)
+    return dataclasses.replace(target, sweep=name,
+                               args=tuple((k, v) for k, v in target.args if k != drop))
+
+
+def sweeps(target: Target, options: Options) -> list[Target]:
+    """--sweep all: the target once per required positional parameter (its tensor
+    inputs), each swept in turn with the others at their given values."""
+    if (settings(target, options).sweep or options.sweep) != "all" or len(target.inputs) < 2:
+        return [target]
+    given = tuple(sorted({**dict(target.args), **{k: v for k, v in options.args
+                                                   if k == target.inputs[0]},
+                          **{k: v for k, v in settings(target, options).args
+                             if k == target.inputs[0]}}.items()))
+    full = dataclasses.replace(target, args=given)
+    return [target, *(swept(full, name) for name in target.inputs[1:])]
 
 
 def options_for(target: Target, options: Options) -> Options:
@@ -69,8 +95,13 @@ def options_for(target: Target, options: Options) -> Options:
 
 
 def missing_args(target: Target) -> tuple[str, ...]:
+    """Required parameters without a value: those beyond x, and the first parameter
+    itself when another one is swept."""
     given = {k for k, _ in target.args}
-    return tuple(n for n in target.needs if n not in given)
+    needs = target.needs
+    if target.sweep is not None and target.inputs:
+        needs = (target.inputs[0], *(n for n in needs if n != target.sweep))
+    return tuple(n for n in needs if n not in given)
 
 
 def needs_text(names: Iterable[str]) -> str:

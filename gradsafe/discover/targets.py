@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradsafe.discover.params import builtin_info, class_info
-from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target
+from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target, TargetKind
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
 _ROOTS = {
@@ -47,14 +47,15 @@ def framework_of_module(module: str) -> str | None:
 def builtin_target(dotted: str) -> Target:
     framework = framework_of_module(dotted)
     if framework is None or framework == "numpy" or "." not in dotted:
-        return Target(dotted, None, None, "builtin", (), explicit=True,
+        return Target(dotted, None, None, TargetKind.BUILTIN, (), explicit=True,
                       error=f"'{dotted}' is not a file, directory or dotted name of a "
                             "torch, tensorflow, keras or jax function")
     cls = builtin_info(dotted)  # a framework class: its constructor arguments get swept
     if cls is not None:
-        return Target(dotted, None, None, "builtin", (framework,), features=cls.features,
+        return Target(dotted, None, None, TargetKind.BUILTIN, (framework,), features=cls.features,
                       params=cls.params, explicit=True)
-    return Target(dotted, None, None, "builtin", (framework,), explicit=True, accepts=("**",))
+    return Target(dotted, None, None, TargetKind.BUILTIN, (framework,), explicit=True,
+                  accepts=("**",))
 
 
 def looks_dotted(arg: str) -> bool:
@@ -145,7 +146,11 @@ def discover(paths: Iterable[str],
     for item in expand_paths(paths):
         path, name = split_spec(item)
         if Path(path).is_file():
-            found = read(path)
+            # FILE:NAME reads that one definition (a large file's other classes would cost
+            # seconds); everything when it is missing, to list what there is
+            found = discover_file(path, name.split(".")[0]) if name is not None else read(path)
+            if name is not None and not any(t.name == name for t in found):
+                found = read(path)
             if name is not None:
                 picked = [dataclasses.replace(t, explicit=True) for t in found
                           if t.name == name or t.error is not None]
@@ -166,20 +171,83 @@ class _Scope:
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
+    root: Path | None = None  # the folder above the file's top-level package
+    depth: int = 0  # how many imports away from the file discovery was given
+    _imports_framework: bool | None = None
+
+    def framework_imports(self) -> bool:
+        """Whether any import names a framework (NumPy included); most files of a code
+        base import none, and then no function of theirs can call one."""
+        if self._imports_framework is None:
+            self._imports_framework = any(framework_of_module(m)
+                                          for m in self.aliases.values())
+        return self._imports_framework
 
 
-def discover_file(path: str) -> list[Target]:
+_MAX_BASES = 4  # imports followed to find a base class defined in another module
+
+
+def package_of(path: str) -> tuple[Path, str]:
+    """(the folder above the file's top-level package, the file's module name): the
+    folders above it that hold an __init__.py are its packages."""
+    p = Path(path).resolve()
+    parts = [p.stem]  # "__init__" too: a relative import there starts from the package
+    folder = p.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, ".".join(parts)
+
+
+def _module_path(module: str, root: Path) -> Path | None:
+    """A module's file: in the file's own project first, else where the import system
+    finds it (without importing it)."""
+    base = root.joinpath(*module.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    found = module_file(module)
+    return Path(found) if found else None
+
+
+def _external_class(full: str, scope: _Scope) -> tuple[ast.ClassDef, _Scope] | None:
+    """A base class imported from another module of the project (or an installed
+    package), found by parsing that module: `from .base import BaseLoss`."""
+    module, _, name = full.rpartition(".")
+    if not module or scope.root is None or scope.depth >= _MAX_BASES \
+            or framework_of_module(module) is not None:
+        return None
+    path = _module_path(module, scope.root)
+    if path is None:
+        return None
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    other = _collect(tree, module if path.name != "__init__.py" else f"{module}.__init__")
+    other.root, other.depth = scope.root, scope.depth + 1
+    if name in other.classes:
+        return other.classes[name], other
+    if name in other.aliases:  # re-exported: `from .base import BaseLoss` in __init__
+        return _external_class(other.aliases[name], other)
+    return None
+
+
+def discover_file(path: str, only: str | None = None) -> list[Target]:
+    """The targets of one file (`only`: the definitions of that top-level name alone)."""
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return [Target("<module>", path, None, "function", (),
+        return [Target("<module>", path, None, TargetKind.FUNCTION, (),
                        error=f"cannot read file: {exc.__class__.__name__}: {exc}")]
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
-        return [Target("<module>", path, exc.lineno, "function", (),
+        return [Target("<module>", path, exc.lineno, TargetKind.FUNCTION, (),
                        error=f"SyntaxError: {exc.msg} (line {exc.lineno})")]
-    scope = _collect(tree)
+    scope = _collect(tree, package_of(path)[1])
+    scope.root = package_of(path)[0]
     # A function that calls no framework API (plain operators) runs on the tensors of the
     # one framework its file imports, if there is exactly one.
     module_fws = {fw for m in scope.aliases.values()
@@ -194,11 +262,13 @@ def discover_file(path: str) -> list[Target]:
 
     targets = []
     for node in tree.body:
+        if only is not None and only not in _defines(node):
+            continue
         if isinstance(node, ast.FunctionDef) and (pkind := portable_kind(node, scope)) \
                 and node.name not in helpers and decorated_kind(node, scope) is None:
             # one source, every framework: keras.ops under each Keras backend, or an
             # array-API function handed each framework's namespace
-            accepts, needs = signature(node.args) if pkind == "keras_ops" else ((), ())
+            accepts, needs = signature(node.args) if pkind == TargetKind.KERAS_OPS else ((), ())
             targets.append(Target(node.name, path, node.lineno, pkind, PORTABLE,
                                   _constants(node, scope), _features(node, scope),
                                   accepts=accepts, needs=needs))
@@ -208,15 +278,16 @@ def discover_file(path: str) -> list[Target]:
             frameworks = (CUSTOM_KINDS[fkind],) if fkind else inferred(node)
             accepts, needs = signature(node.args)
             needs = () if fkind else needs  # gradcheck binds a custom gradient's extra inputs
-            targets.append(Target(node.name, path, node.lineno, fkind or "function", frameworks,
-                                  _constants(node, scope), _features(node, scope),
-                                  accepts=accepts, needs=needs))
+            targets.append(Target(node.name, path, node.lineno, fkind or TargetKind.FUNCTION,
+                                  frameworks, _constants(node, scope), _features(node, scope),
+                                  accepts=accepts, needs=needs,
+                                  inputs=() if fkind else inputs_of(node.args)))
         elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):
             name, fn = found
             accepts, needs = signature(fn.args)
-            targets.append(Target(name, path, node.lineno, "function", inferred(fn),
+            targets.append(Target(name, path, node.lineno, TargetKind.FUNCTION, inferred(fn),
                                   _constants(fn, scope), _features(fn, scope),
-                                  accepts=accepts, needs=needs))
+                                  accepts=accepts, needs=needs, inputs=inputs_of(fn.args)))
         elif isinstance(node, ast.Assign) and (wrapped := wrapped_custom(node, scope)):
             name, akind, inner = wrapped
             targets.append(Target(name, path, node.lineno, akind, (CUSTOM_KINDS[akind],),
@@ -225,24 +296,37 @@ def discover_file(path: str) -> list[Target]:
             kind = _class_kind(node, scope, set()) or custom_class_kind(node, scope, set())
             if kind is None:
                 continue
-            frameworks = ("tensorflow",) if kind == "layer" else _frameworks(node, scope, set())
-            if kind == "layer" and _keras_only(node, scope):
+            frameworks = (("tensorflow",) if kind == TargetKind.LAYER
+                          else _frameworks(node, scope, set()))
+            if kind == TargetKind.LAYER and _keras_only(node, scope):
                 frameworks = PORTABLE  # keras.ops inside: every Keras backend runs it
-            if kind == "module":
+            if kind == TargetKind.MODULE:
                 frameworks = ("torch",)
             frameworks = (CUSTOM_KINDS[kind],) if kind in CUSTOM_KINDS else frameworks
-            if kind in ("nnx", "trax"):
+            if kind in (TargetKind.NNX, TargetKind.TRAX):
                 frameworks = ("jax",)
             cls = class_info(node, scope.classes, lambda d: resolve(d, scope))
             accepts, needs = call_signature(node, kind, scope)
-            needs = () if kind in CUSTOM_KINDS else needs  # gradcheck binds extra inputs
+            custom = kind in CUSTOM_KINDS
+            needs = () if custom else needs  # gradcheck binds extra inputs
+            call = call_arguments(node, kind, scope)
             targets.append(Target(node.name, path, node.lineno, kind, frameworks,
                                   _constants(node, scope), _features(node, scope) | cls.features,
-                                  params=cls.params, accepts=accepts, needs=needs))
+                                  params=cls.params, accepts=accepts, needs=needs,
+                                  inputs=inputs_of(call, 1) if call and not custom else ()))
     return targets
 
 
-def _collect(tree: ast.Module) -> _Scope:
+def _defines(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, ast.Assign):
+        return {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return set()
+
+
+def _collect(tree: ast.Module, module: str = "") -> _Scope:
+    """Names of a file; `module` (its dotted name) resolves relative imports."""
     scope = _Scope()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -255,6 +339,13 @@ def _collect(tree: ast.Module) -> _Scope:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for a in node.names:
                 scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.ImportFrom) and node.level > 0 and module:
+            package = module.rsplit(".", node.level)[0] if module.count(".") >= node.level \
+                else ""
+            source = ".".join(p for p in (package, node.module or "") if p)
+            for a in node.names:
+                if source and a.name != "*":
+                    scope.aliases.setdefault(a.asname or a.name, f"{source}.{a.name}")
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             scope.functions[node.name] = node
@@ -290,26 +381,47 @@ def signature(args: ast.arguments, skip: int = 0) -> tuple[tuple[str, ...], tupl
     return tuple(accepts), tuple(needs)
 
 
-_CALL_METHODS = {"module": ("forward", 1), "layer": ("call", 1), "nnx": ("__call__", 1),
-                 "trax": ("forward", 1), "numpy_layer": ("forward", 1),
-                 "autograd_function": ("forward", 1)}
+def inputs_of(args: ast.arguments, skip: int = 0) -> tuple[str, ...]:
+    """The required positional parameters, the input first: what --sweep may pick (those
+    with defaults are options such as gamma or reduction, set with --arg)."""
+    positional = args.posonlyargs + args.args
+    required = len(positional) - len(args.defaults)
+    return tuple(a.arg for a in positional[skip:required])
 
 
-def call_signature(node: ast.ClassDef, kind: str, scope: _Scope,
-                   seen: set[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+_CALL_METHODS: dict[str, tuple[str, int]] = {
+    TargetKind.MODULE: ("forward", 1), TargetKind.LAYER: ("call", 1),
+    TargetKind.NNX: ("__call__", 1), TargetKind.TRAX: ("forward", 1),
+    TargetKind.NUMPY_LAYER: ("forward", 1), TargetKind.AUTOGRAD_FUNCTION: ("forward", 1)}
+
+
+def call_signature(node: ast.ClassDef, kind: str, scope: _Scope
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The parameters of the method that a class target is called through."""
+    args = call_arguments(node, kind, scope)
+    return signature(args, _CALL_METHODS.get(kind, ("forward", 1))[1]) if args else ((), ())
+
+
+def call_arguments(node: ast.ClassDef, kind: str, scope: _Scope,
+                   seen: set[str] | None = None) -> ast.arguments | None:
+    """The arguments of the method that a class target is called through (here or in a
+    base class of the same file)."""
     name, skip = _CALL_METHODS.get(kind, ("forward", 1))
     seen = seen if seen is not None else set()
     for item in node.body:
         if isinstance(item, ast.FunctionDef) and item.name == name \
                 and len(item.args.posonlyargs + item.args.args) > skip:
-            return signature(item.args, skip)
+            return item.args
     for base in node.bases:
         dotted = _dotted(base)
         if dotted in scope.classes and dotted not in seen:
             seen.add(dotted)
-            return call_signature(scope.classes[dotted], kind, scope, seen)
-    return (), ()
+            return call_arguments(scope.classes[dotted], kind, scope, seen)
+        external = _external_class(resolve(dotted, scope), scope) if dotted else None
+        if external is not None and external[0].name not in seen:
+            seen.add(external[0].name)
+            return call_arguments(external[0], kind, external[1], seen)
+    return None
 
 
 def _target_lambda(node: ast.Assign) -> tuple[str, ast.Lambda] | None:
@@ -368,18 +480,18 @@ def _modules_used(node: ast.AST, scope: _Scope, seen: set[str]) -> set[str]:
     return found
 
 
-def portable_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+def portable_kind(node: ast.FunctionDef, scope: _Scope) -> TargetKind | None:
     """"array_api" for `def act(x, xp)`; "keras_ops" for a one-argument function whose only
     framework is Keras 3 (keras.ops, keras.activations), which runs on all three backends."""
     if _namespace_param(node) is not None:
-        return "array_api"
+        return TargetKind.ARRAY_API
     if not _is_target_function(node):
         return None
     ml = {m for m in _modules_used(node, scope, set())
           if framework_of_module(m) not in (None, "numpy")}
     if ml and all(m.split(".", 1)[0] == "keras" for m in ml) \
             and not any(m.startswith(("keras.layers", "keras.Layer")) for m in ml):
-        return "keras_ops"
+        return TargetKind.KERAS_OPS
     return None
 
 
@@ -410,6 +522,8 @@ def resolve(name: str, scope: _Scope) -> str:
 
 
 def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]:
+    if not scope.framework_imports():  # frameworks are found through imports alone
+        return ()
     found: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):
@@ -429,7 +543,7 @@ def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]
     return tuple(sorted(found))
 
 
-def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> TargetKind | None:
     for base in node.bases:
         dotted = _dotted(base)
         if dotted is None:
@@ -442,14 +556,20 @@ def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None
             continue
         full = resolve(dotted, scope)
         if full.startswith("flax.") and full.rsplit(".", 1)[-1] == "Module":
-            return "nnx"
+            return TargetKind.NNX
         if full.startswith("torch.nn.") and full != "torch.nn.functional":
-            return "module"
+            return TargetKind.MODULE
         if "keras" in full and full.rsplit(".", 1)[-1] == "Layer":
-            return "layer"
+            return TargetKind.LAYER
         if full.startswith("trax."):
-            return "trax"
-    return "trax" if is_trax_style(node) else None
+            return TargetKind.TRAX
+        external = _external_class(full, scope)
+        if external is not None and external[0].name not in seen:
+            seen.add(external[0].name)
+            kind = _class_kind(external[0], external[1], seen)
+            if kind:
+                return kind
+    return TargetKind.TRAX if is_trax_style(node) else None
 
 
 def is_trax_style(node: ast.ClassDef) -> bool:
@@ -557,14 +677,16 @@ def _is_mask(node: ast.expr, masks: set[str]) -> bool:
 
 _AUTOGRAD_FUNCTION = {"torch.autograd.Function", "torch.autograd.function.Function",
                       "torch.autograd.function.InplaceFunction"}
-_DECORATORS = {"tensorflow.custom_gradient": "custom_gradient",
-               "tensorflow.python.ops.custom_gradient.custom_gradient": "custom_gradient",
-               "jax.custom_vjp": "custom_vjp", "jax.custom_derivatives.custom_vjp": "custom_vjp",
-               "jax.custom_jvp": "custom_jvp", "jax.custom_derivatives.custom_jvp": "custom_jvp"}
+_DECORATORS = {"tensorflow.custom_gradient": TargetKind.CUSTOM_GRADIENT,
+               "tensorflow.python.ops.custom_gradient.custom_gradient": TargetKind.CUSTOM_GRADIENT,
+               "jax.custom_vjp": TargetKind.CUSTOM_VJP,
+               "jax.custom_derivatives.custom_vjp": TargetKind.CUSTOM_VJP,
+               "jax.custom_jvp": TargetKind.CUSTOM_JVP,
+               "jax.custom_derivatives.custom_jvp": TargetKind.CUSTOM_JVP}
 _RULE_METHODS = {"defvjp", "defjvp", "defjvps"}
 
 
-def _decorator_kind(expr: ast.expr, scope: _Scope) -> str | None:
+def _decorator_kind(expr: ast.expr, scope: _Scope) -> TargetKind | None:
     """`@tf.custom_gradient`, `@jax.custom_vjp`, `@partial(jax.custom_vjp, ...)`."""
     if isinstance(expr, ast.Call):
         head = _dotted(expr.func)
@@ -575,7 +697,7 @@ def _decorator_kind(expr: ast.expr, scope: _Scope) -> str | None:
     return _DECORATORS.get(resolve(dotted, scope)) if dotted else None
 
 
-def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
+def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> TargetKind | None:
     for dec in node.decorator_list:
         kind = _decorator_kind(dec, scope)
         if kind:
@@ -583,7 +705,7 @@ def decorated_kind(node: ast.FunctionDef, scope: _Scope) -> str | None:
     return None
 
 
-def wrapped_custom(node: ast.Assign, scope: _Scope) -> tuple[str, str, ast.AST] | None:
+def wrapped_custom(node: ast.Assign, scope: _Scope) -> tuple[str, TargetKind, ast.AST] | None:
     """`f = jax.custom_vjp(g)` / `f = tf.custom_gradient(g)`: target f, forward g."""
     if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
         return None
@@ -618,7 +740,7 @@ def _methods(node: ast.ClassDef) -> set[str]:
     return {b.name for b in node.body if isinstance(b, ast.FunctionDef)}
 
 
-def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str | None:
+def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> TargetKind | None:
     """`torch.autograd.Function` subclasses, and duck-typed NumPy layers with
     `forward`/`backward` methods (seed 004)."""
     methods = _methods(node)
@@ -629,12 +751,12 @@ def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> str 
         if dotted in scope.classes and dotted not in seen:
             seen.add(dotted)
             inner = custom_class_kind(scope.classes[dotted], scope, seen)
-            if inner == "autograd_function":
+            if inner == TargetKind.AUTOGRAD_FUNCTION:
                 return inner
             methods |= _methods(scope.classes[dotted])
             continue
         if resolve(dotted, scope) in _AUTOGRAD_FUNCTION:
-            return "autograd_function"
+            return TargetKind.AUTOGRAD_FUNCTION
     if {"forward", "backward"} <= methods:
-        return "numpy_layer"
+        return TargetKind.NUMPY_LAYER
     return None

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import itertools
 import math
 from collections.abc import Iterable
 
 import numpy as np
 
 from gradsafe.discover.params import COUNT_NAMES
-from gradsafe.model.types import Options, ParamSpec, ParamValue, Target, Variant
+from gradsafe.model.types import Options, ParamSpec, ParamValue, Target, TargetKind, Variant
 
 TINY = 1e-6
 LARGE = 1e3
 MAX_PARAM_SETS = 32  # per class, before modes and layouts multiply them
 MODES = ("train", "eval")
-CLASS_KINDS = ("module", "layer", "nnx", "trax")
+CLASS_KINDS = (TargetKind.MODULE, TargetKind.LAYER, TargetKind.NNX, TargetKind.TRAX)
 HW = (2, 2)  # spatial size of the (N, C, H, W) layout
 
 
@@ -92,18 +93,46 @@ def label(name: str, specs: tuple[ParamSpec, ...], v: Variant) -> str:
     return text + (f"[{', '.join(extra)}]" if extra else "")
 
 
+def keywords(target: Target) -> tuple[str, ...]:
+    """A function's arguments with defaults (`radius=1.0`): --param sets them."""
+    if target.kind in CLASS_KINDS or "class" in target.features:
+        return ()
+    return tuple(a for a in target.accepts
+                 if a != "**" and a not in target.inputs and a not in target.needs)
+
+
+def function_settings(target: Target, options: Options) -> list[Target]:
+    bound = {k for k, _ in target.args}
+    chosen = [(name, values) for name, values in options.param_values
+              if name in keywords(target) and name not in bound]
+    if not chosen:
+        return [target]
+    out = []
+    for combo in itertools.product(*(_unique(list(v)) for _, v in chosen)):
+        pairs = [(name, repr(v)) for (name, _), v in zip(chosen, combo, strict=True)]
+        out.append(dataclasses.replace(
+            target, args=tuple(sorted((*target.args, *pairs))),
+            setting="(" + ", ".join(f"{n}={v}" for n, v in pairs) + ")"))
+    return out
+
+
 def check_param_names(targets: list[Target], options: Options) -> None:
-    known = {p.name for t in targets for p in t.params}
+    known = {p.name for t in targets for p in t.params} | {
+        k for t in targets for k in keywords(t)}
     for name, _ in options.param_values:
         if name not in known:
             hint = f" (known: {', '.join(sorted(known))})" if known else ""
             raise VariantError(f"--param {name}: no checked class has a numeric constructor "
-                               f"argument named '{name}'{hint}")
+                               f"argument named '{name}', nor a function a keyword argument"
+                               f"{hint}")
 
 
 def expand(target: Target, options: Options) -> list[Target]:
-    """One target per checked configuration; functions pass through unchanged."""
+    """One target per checked configuration; functions once per combination of the values
+    --param gives their keyword arguments (those --arg does not set)."""
     is_class = target.kind in CLASS_KINDS or "class" in target.features
+    if not is_class and target.error is None:
+        return function_settings(target, options)
     if not is_class or target.error is not None:
         return [target]
     given = dict(options.param_values)
@@ -148,8 +177,8 @@ def expand(target: Target, options: Options) -> list[Target]:
         channels = max([int(x) for k, x in param_set.items() if k in COUNT_NAMES
                         and math.isfinite(x)] or [1])
         # torch is channels-first; Keras and JAX/Flax are channels-last by convention
-        spatial = "NCHW" if target.frameworks[:1] == ("torch",) and target.kind != "layer" \
-            else "NHWC"
+        torch_first = target.frameworks[:1] == ("torch",) and target.kind != TargetKind.LAYER
+        spatial = "NCHW" if torch_first else "NHWC"
         layouts = ("NC", spatial) if channels > 1 else ("N",)
         for mode in modes:
             for layout in layouts:

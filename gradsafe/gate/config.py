@@ -148,6 +148,13 @@ def _string(value: Any, key: str) -> str:
     return value
 
 
+def _sweep(value: Any, key: str) -> str:
+    """A parameter name, or `all`."""
+    if not isinstance(value, str) or not value.isidentifier():
+        raise ConfigError(f"{key}: expected a parameter name or 'all', got {json.dumps(value)}")
+    return value
+
+
 def _patterns(value: Any, key: str) -> tuple[str, ...]:
     return tuple(_strings(value, key))
 
@@ -216,22 +223,23 @@ def _param_values(value: Any, key: str) -> tuple[tuple[str, tuple[ParamValue, ..
 
 
 def _targets(value: Any, key: str) -> tuple[tuple[str, TargetSettings], ...]:
-    """[tool.gradsafe.targets."Name"]: args, params and domain of one target."""
+    """[tool.gradsafe.targets."Name"]: args, params, domain and sweep of one target."""
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key}: expected a table of target names")
     out = []
     for name, table in sorted(value.items()):
         where = f"{key}.{name}"
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{where}: expected a table with args, params or domain")
-        unknown = set(table) - {"args", "params", "domain"}
+            raise ConfigError(f"{where}: expected a table with args, params, domain or sweep")
+        unknown = set(table) - {"args", "params", "domain", "sweep"}
         if unknown:
             raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}' "
-                              "(use args, params or domain)")
+                              "(use args, params, domain or sweep)")
         out.append((str(name), TargetSettings(
             _args(table.get("args", {}), f"{where}.args"),
             _param_values(table.get("params", {}), f"{where}.params"),
-            domain(table["domain"], f"{where}.domain") if "domain" in table else None)))
+            domain(table["domain"], f"{where}.domain") if "domain" in table else None,
+            _sweep(table["sweep"], f"{where}.sweep") if "sweep" in table else None)))
     return tuple(out)
 
 
@@ -253,6 +261,7 @@ KEYS: dict[str, tuple[str, Callable[[Any, str], Any], Any]] = {
     "order": ("order", _order, 1),
     "args": ("args", _args, ()),
     "domain": ("domain", domain, None),
+    "sweep": ("sweep", _sweep, None),
     "targets": ("per_target", _targets, ()),
 }
 CLI_FLAGS = {"frameworks": "--framework", "dtypes": "--dtype", "paths": "PATHS", "args": "--arg"}
@@ -397,5 +406,6 @@ _UNSET = {
     "jobs": "one per core",
     "baseline": "no baseline",
     "domain": "every input",
+    "sweep": "each target's first argument",
 }
 

@@ -17,7 +17,6 @@ from fnmatch import fnmatchcase
 
 from gradsafe.gate import baseline, suppressions
 from gradsafe.model.types import (
-    SEVERITIES,
     Finding,
     Options,
     Status,
@@ -99,8 +98,7 @@ def _comment_for(t: TargetResult, f: Finding, used: set[tuple[str, int, str]]
 def _status(t: TargetResult, findings: tuple[Finding, ...], options: Options) -> Status:
     if t.status in ("error", "skipped"):
         return t.status
-    limit = SEVERITIES.index(options.fail_on)
-    return "fail" if any(SEVERITIES.index(f.severity) <= limit for f in findings) else "pass"
+    return "fail" if any(f.fails(options.fail_on) for f in findings) else "pass"
 
 
 def apply(results: Sequence[TargetResult], options: Options) -> Outcome:

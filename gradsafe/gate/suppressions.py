@@ -38,6 +38,8 @@ def read(path: str) -> tuple[Suppression, ...]:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return ()
+    if _DIRECTIVE.search(source) is None:  # most files: no need to tokenize them
+        return ()
     found: list[Suppression] = []
     try:
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):

@@ -27,27 +27,39 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradsafe.backends.base import WIDTH, Backend, Recorder, Tapped
-from gradsafe.check.analyse import describe_range
-from gradsafe.discover.load import namespace_of
-from gradsafe.model.types import DTypeName, Finding, Location, Step, Target
-from gradsafe.numerics.floats import F64, display, info
+from gradsafe.discover.load import load_module, namespace_of
+from gradsafe.discover.reach import parsed, reached
+from gradsafe.model.codes import (
+    BACKWARD_OVERFLOW,
+    BRANCH_LEAK,
+    FORWARD_INACCURATE,
+    FORWARD_OVERFLOW,
+    INFINITE_DERIVATIVE,
+    MASK_MULTIPLY,
+    NO_GRADIENT,
+)
+from gradsafe.model.types import DTypeName, Finding, Location, Step, Target, TargetKind
+from gradsafe.numerics.floats import F64, describe_range, display, info
 
 OUT = "__gradsafe_out__"
 ARG = "__gradsafe_arg__"
 WHERE_OPS = frozenset({"where", "select", "select_n", "masked_fill", "switch", "cond",
                        "piecewise"})
 MUL_OPS = frozenset({"*", "mul", "multiply", "multiply_no_nan"})
-CODES_LOCATED = ("GS101", "GS102", "GS103", "GS104", "GS201", "GS202", "GS203")
+CODES_LOCATED = (BRANCH_LEAK, BACKWARD_OVERFLOW, INFINITE_DERIVATIVE, NO_GRADIENT,
+                 FORWARD_OVERFLOW, MASK_MULTIPLY, FORWARD_INACCURATE)
 
 
 @dataclass(frozen=True)
@@ -73,9 +85,8 @@ class _Instrument(ast.NodeTransformer):
     def __init__(self, source: str) -> None:
         self.source = source
         # ast.get_source_segment splits the whole source on every call: quadratic in the
-        # size of the file (a 3,600-line module took a minute); split it once
-        self.lines = [line.encode() for line in re.split(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)",
-                                                           source)]
+        # size of the file (a 3,600-line module took a minute); split it once per source
+        self.lines = _lines(source)
         self.sites: list[Site] = []
         self.depth = 0
 
@@ -178,6 +189,18 @@ class _Instrument(ast.NodeTransformer):
         return ast.copy_location(self._tap(OUT, site, None, node), node)
 
 
+@lru_cache(maxsize=8)
+def _lines(source: str) -> list[bytes]:
+    """The source's lines as ast counts them (\\n, \\r\\n, \\r), encoded: ast's columns are
+    byte offsets."""
+    if "\r" in source:
+        parts = re.split(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)", source)
+    else:  # the common case, without the regular expression (a tenth of the time)
+        parts = [line + "\n" for line in source.split("\n")]
+        parts[-1] = parts[-1][:-1]
+    return [line.encode() for line in parts]
+
+
 _SYMBOLS: dict[type, str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/",
                              ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
                              ast.MatMult: "@"}
@@ -193,21 +216,41 @@ class Traced:
 
 
 def instrument(target: Target) -> Traced | None:
-    """The target's object from an instrumented copy of its file (None: cannot)."""
-    if target.file is None or target.kind == "builtin":
+    """The target's object from an instrumented copy of what it reaches in its file (None:
+    cannot). Only the top-level statements the target names, directly or through them, are
+    instrumented and executed again, over the imported module's own namespace: the cost of
+    a target does not grow with the size of its file. When that fails, the whole file."""
+    if target.file is None or target.kind == TargetKind.BUILTIN:
         return None
     path = str(Path(target.file).resolve())
     try:
         source = Path(path).read_text(encoding="utf-8")
-        tree = ast.parse(source, path)
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        tree = parsed(source)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
+    scoped = reached(tree, target.name.split(".")[0])
+    if scoped is not None:
+        try:
+            base = load_module(path).__dict__
+        except Exception:
+            base = None
+        if base is not None:
+            body = [copy.deepcopy(s) for s in scoped]  # the parsed tree is shared
+            found = _run(target, path, source, ast.Module(body=body, type_ignores=[]),
+                         dict(base))
+            if found is not None:
+                return found
+    return _run(target, path, source, ast.parse(source, path), dict(namespace_of(path)))
+
+
+def _run(target: Target, path: str, source: str, tree: ast.Module,
+         ns: dict[str, Any]) -> Traced | None:
     tool = _Instrument(source)
     tree = ast.fix_missing_locations(tool.visit(tree))
     recorder = Recorder()
     try:
-        ns: dict[str, Any] = {**namespace_of(path), "__file__": path,
-                              "__builtins__": builtins, OUT: recorder.out, ARG: recorder.arg}
+        ns.update({"__file__": path, "__builtins__": builtins, OUT: recorder.out,
+                   ARG: recorder.arg})
         exec(compile(tree, path, "exec"), ns)  # the user's own file, as load.py imports it
         obj: Any = ns
         for part in target.name.split("."):
@@ -355,18 +398,18 @@ def forward_cause(ops: list[Op], dtype: str, threshold: str,
         return None
     text = (f"{_at_line(first)} {_verb(first)} for {threshold} in {dtype}: "
             f"{_evaluated(first, dtype)}")
-    code = "GS201"
+    code = FORWARD_OVERFLOW
     if nan_op is not None and nan_op.site.short in MUL_OPS and mask(nan_op):
         vals = [v for _, v, _, _ in nan_op.operands]
         if any(v == 0 for v in vals) and any(np.isinf(v) for v in vals):
-            code = "GS202"
+            code = MASK_MULTIPLY
             if nan_op is first:
                 text = (f"{_at_line(first)} multiplies an infinite value by the mask's 0 "
                         f"for {threshold} in {dtype}: {_evaluated(first, dtype)}")
             else:
                 text += (f". {_at_line(nan_op)} multiplies it by the mask's 0 instead of "
                          f"selecting: {_evaluated(nan_op, dtype)}")
-    if code == "GS201" and nan_op is not None and nan_op is not first:
+    if code == FORWARD_OVERFLOW and nan_op is not None and nan_op is not first:
         text += f", then {_at_line(nan_op, full=False)} gives {_evaluated(nan_op, dtype)}"
     return Cause(code, first, text + ".")
 
@@ -432,15 +475,15 @@ def _explain_gradient(ops: list[Op], op: Op, arg: float, contrib: float, dtype: 
         what = f"{_at_line(op)} {_verb(op)} for {threshold} in {dtype}: {_evaluated(op, dtype)}"
     if c != 0:
         if finite_here and d64 is not None and np.isfinite(d64):
-            return Cause("GS102", op, (
+            return Cause(BACKWARD_OVERFLOW, op, (
                 f"{_at_line(op)} is finite at {_num(arg, dtype)} ({threshold} in {dtype}) and "
                 f"so is its backward in float64 ({_num(d64, 'float64')}), but in {dtype} its "
                 f"backward {_inside(contrib, arg)} and turns the cotangent {_num(c, dtype)} "
                 f"into {g}: {_evaluated(op, dtype)}."))
         if finite_here:
-            return Cause("GS103", op, (
+            return Cause(INFINITE_DERIVATIVE, op, (
                 f"{what}, and its backward turns the cotangent {_num(c, dtype)} into {g}."))
-        return Cause("GS102", op, (
+        return Cause(BACKWARD_OVERFLOW, op, (
             f"{what}; the forward recovers from it, but the backward turns the cotangent "
             f"{_num(c, dtype)} into {g}."))
     # a zero cotangent: find the operation that gave it, walking towards the output
@@ -461,13 +504,13 @@ def _explain_gradient(ops: list[Op], op: Op, arg: float, contrib: float, dtype: 
                                 or (stopper.site.short in MUL_OPS and mask(stopper))):
         how = ("discards that branch" if stopper.site.short in WHERE_OPS
                else "multiplies that branch by a mask of 0")
-        return Cause("GS101", op, (
+        return Cause(BRANCH_LEAK, op, (
             f"{what}. {_at_line(stopper, full=False)} {how} in the forward, but its backward "
             f"multiplies the branch's zero cotangent by that {local}: 0 * {local} = NaN "
             f"(path: {path})."), tuple(chain))
     why = (f"{_at_line(stopper, full=False)} saturates and sends back a zero cotangent"
            if stopper is not None else "its cotangent is 0")
-    return Cause("GS102", op, (
+    return Cause(BACKWARD_OVERFLOW, op, (
         f"{what}; the forward recovers from it, but {why}, and the backward multiplies "
         f"that zero by the derivative {local}: 0 * {local} = NaN (path: {path})."),
         tuple(chain))
@@ -477,12 +520,12 @@ def no_gradient_cause(ops: list[Op], records: list[Tapped], dtype: str) -> Cause
     for op in ops:
         r = records[op.record]
         if r.handle is None and any(records[j].handle is not None for j in r.operands):
-            return Cause("GS104", op, (
+            return Cause(NO_GRADIENT, op, (
                 f"{_at_line(op)} turns a float into a non-float value in {dtype}, so no "
                 "gradient flows back through it."))
     for op in ops:
         if op.site.short in ("detach", "stop_gradient"):
-            return Cause("GS104", op, f"{_at_line(op)} cuts the gradient in {dtype}.")
+            return Cause(NO_GRADIENT, op, f"{_at_line(op)} cuts the gradient in {dtype}.")
     return None
 
 
@@ -496,7 +539,7 @@ def inaccurate_cause(ops: list[Op], ops64: list[Op], dtype: str,
         if not np.isfinite(ref.value):
             continue
         if not np.isfinite(op.value) or abs(op.value - ref.value) > 0.5 * abs(ref.value):
-            return Cause("GS203", op, (
+            return Cause(FORWARD_INACCURATE, op, (
                 f"{_at_line(op)} loses the value for {threshold} in {dtype}: "
                 f"{_evaluated(op, dtype)} where float64 gives "
                 f"{display(ref.value, 'float64')}, and the digits lost there never "
@@ -549,11 +592,12 @@ def _trace_dtype(backend: Backend, traced: Traced, make: Instantiate, findings: 
     backend.trace(fn, xs, dtype, rec, grad=True)
     records = rec.records
     records64: list[Tapped] | None = None
-    if any(f.code == "GS203" for f in findings):
+    if any(f.code == FORWARD_INACCURATE for f in findings):
         backend.trace(make(traced.obj, "float64")[0], xs, "float64", rec, grad=False)
         records64 = rec.records
     grads64: list[Tapped] | None = None
-    if dtype != "float64" and any(f.kind == "gradient" and f.code not in ("GS104", "GS203")
+    if dtype != "float64" and any(f.kind == "gradient"
+                                  and f.code not in (NO_GRADIENT, FORWARD_INACCURATE)
                                   for f in findings):
         try:  # the derivative each operation really has (finite or not), see gradient_cause
             backend.trace(make(traced.obj, "float64")[0], xs, "float64", rec, grad=True)
@@ -565,9 +609,9 @@ def _trace_dtype(backend: Backend, traced: Traced, make: Instantiate, findings: 
         i = xs_list.index(f.example_input)
         ops = ops_at(records, traced.sites, i, n)
         cause: Cause | None
-        if f.code == "GS104":
+        if f.code == NO_GRADIENT:
             cause = no_gradient_cause(ops, records, dtype)
-        elif f.code == "GS203" and records64 is not None:
+        elif f.code == FORWARD_INACCURATE and records64 is not None:
             cause = inaccurate_cause(ops, ops_at(records64, traced.sites, i, n), dtype,
                                      threshold(f))
         else:
@@ -592,7 +636,7 @@ def threshold(f: Finding) -> str:
 
 def _apply(f: Finding, cause: Cause, file: str) -> Finding:
     code = cause.code
-    if f.code == "GS203" or f.code == "GS104":
+    if f.code == FORWARD_INACCURATE or f.code == NO_GRADIENT:
         code = f.code
     head = f.message
     path = tuple(Step(_short(o), location(file, o)) for o in cause.chain)

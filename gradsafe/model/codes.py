@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The codes by name: modules that emit or test a code use these, never the string.
+BRANCH_LEAK = "GS101"
+BACKWARD_OVERFLOW = "GS102"
+INFINITE_DERIVATIVE = "GS103"
+NO_GRADIENT = "GS104"
+FORWARD_OVERFLOW = "GS201"
+MASK_MULTIPLY = "GS202"
+FORWARD_INACCURATE = "GS203"
+WRONG_CUSTOM_GRADIENT = "GS301"
+BACKWARD_MUTATES_INPUT = "GS302"
+BACKWARD_CONTRACT = "GS303"
+FRAMEWORK_DISAGREEMENT = "GS401"
+KINK_CONVENTION = "GS402"
+PARAMETER_GRADIENT = "GS501"
+DEGENERATE_PARAMETER = "GS502"
+
 
 @dataclass(frozen=True)
 class Example:
@@ -24,6 +40,15 @@ class Code:
     after: str
     links: tuple[str, ...] = ()
     examples: tuple[Example, ...] = ()  # per framework; `before`/`after` is the short form
+    # what to do when no verified rewrite exists (the suggestion's text then); empty: none
+    advice: str = ""
+    # the rewrites (suggest/rewrite/, by name) that can remove it; each declares the codes
+    # it fixes in turn (tests/test_codes.py checks the two sides agree)
+    rewrites: tuple[str, ...] = ()
+    # every error or warning of this code in a fixture must get a verified rewrite
+    fixable: bool = False
+    # SARIF's default level for the rule: codes that are not bugs by themselves are lower
+    sarif_level: str = "error"
 
     @property
     def all_examples(self) -> tuple[Example, ...]:
@@ -36,11 +61,9 @@ TORCH_WHERE_ISSUE = "https://github.com/pytorch/pytorch/issues/68425"
 TF_WHERE_DOCS = "https://www.tensorflow.org/api_docs/python/tf/where"
 
 
-HELP_URI = "https://github.com/gradsafe/gradsafe#codes"
-
 CODES: tuple[Code, ...] = (
     Code(
-        "GS101",
+        BRANCH_LEAK,
         "branch-leak",
         "gradient is NaN/inf because a where/select discards a branch whose value or "
         "local derivative is not finite (0 x inf in the backward)",
@@ -64,9 +87,15 @@ CODES: tuple[Code, ...] = (
                     "safe = jnp.where(x > 0, 0.0, x)  # the 'double where' of the JAX FAQ\n"
                     "jnp.where(x > 0, x, jnp.expm1(safe))"),
         ),
+        advice=(
+            "compute the discarded branch on a guarded input (where(c, x, safe) inside it), "
+            "clamp its argument to the branch's domain, or give the function a custom "
+            "gradient"),
+        rewrites=("guard_where", "mask_where", "mask_exp", "clamp_arg", "mask_zero"),
+        fixable=True,
     ),
     Code(
-        "GS102",
+        BACKWARD_OVERFLOW,
         "backward-overflow",
         "gradient is NaN/inf from an overflow inside the backward of the selected computation",
         "The forward value is finite, but an intermediate value overflows and the backward "
@@ -85,9 +114,16 @@ CODES: tuple[Code, ...] = (
             Example("jax", "x * jnp.tanh(jnp.log(1 + jnp.exp(x)))",
                     "x * jnp.tanh(jax.nn.softplus(x))"),
         ),
+        advice=(
+            "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
+            "log1p, log_softmax, log_sigmoid), clamp the argument of exp/pow, or define a "
+            "custom gradient"),
+        rewrites=("softplus", "sigmoid", "log_sigmoid", "log_softmax", "tanh", "saturate",
+                  "log_quotient", "sinc", "log_cosh", "widen"),
+        fixable=True,
     ),
     Code(
-        "GS103",
+        INFINITE_DERIVATIVE,
         "infinite-derivative",
         "the derivative is infinite or undefined at a point (sqrt at 0, log at 0)",
         "The function is finite at the point but its derivative is not: sqrt'(0) = inf, "
@@ -101,9 +137,14 @@ CODES: tuple[Code, ...] = (
             Example("tensorflow", "tf.sqrt(x * x)", "tf.sqrt(x * x + 1e-12)"),
             Example("jax", "jnp.sqrt(x * x)", "jnp.sqrt(x * x + 1e-12)"),
         ),
+        advice=(
+            "the derivative is infinite here: guard the input (sqrt(where(u > 0, u, 1))), "
+            "add a small epsilon inside sqrt/log/division, or define a custom gradient that "
+            "returns the limit"),
+        rewrites=("safe_sqrt", "hypot", "sinc", "widen"),
     ),
     Code(
-        "GS104",
+        NO_GRADIENT,
         "no-gradient",
         "the gradient is None, disconnected, or the output is not differentiable",
         "The target's output does not depend differentiably on its input: it returned an "
@@ -122,7 +163,7 @@ CODES: tuple[Code, ...] = (
         ),
     ),
     Code(
-        "GS201",
+        FORWARD_OVERFLOW,
         "forward-overflow",
         "forward is inf/NaN for a finite input where the true value is finite",
         "An intermediate value overflows the dtype, so the forward returns inf or NaN where "
@@ -139,9 +180,15 @@ CODES: tuple[Code, ...] = (
             Example("jax", "(jnp.exp(x) - jnp.exp(-x)) / (jnp.exp(x) + jnp.exp(-x))",
                     "jnp.tanh(x)"),
         ),
+        advice=(
+            "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
+            "log1p, log_softmax), or clamp the argument of exp/pow"),
+        rewrites=("tanh", "softplus", "sigmoid", "log_sigmoid", "log_softmax", "saturate",
+                  "divide_first", "hypot", "log_cosh", "widen"),
+        fixable=True,
     ),
     Code(
-        "GS202",
+        MASK_MULTIPLY,
         "mask-multiply",
         "forward NaN from mask * f(x) where f(x) is inf (0 x inf in the forward)",
         "Selecting with a multiplication, mask * f(x) + (1 - mask) * g(x), computes both "
@@ -160,9 +207,14 @@ CODES: tuple[Code, ...] = (
                     "m = (x > 0).astype(x.dtype)\n"
                     "m * x + (1 - m) * jnp.expm1((1 - m) * x)  # mask inside the exp"),
         ),
+        advice=(
+            "select with where instead of multiplying by a mask, and guard each branch's "
+            "input"),
+        rewrites=("mask_where", "mask_zero"),
+        fixable=True,
     ),
     Code(
-        "GS203",
+        FORWARD_INACCURATE,
         "forward-inaccurate",
         "forward deviates from a float64 evaluation beyond the dtype's tolerance",
         "The forward is finite but wrong: an intermediate overflowed or underflowed and the "
@@ -178,9 +230,14 @@ CODES: tuple[Code, ...] = (
             Example("jax", "x / jnp.sqrt(1 + x * x)",
                     "jnp.tanh(jnp.arcsinh(x))  # the same function, no x * x"),
         ),
+        advice=(
+            "use a formula that does not overflow or cancel (hypot, rsqrt of a scaled value, "
+            "expm1/log1p), or clamp the input to where the formula is exact"),
+        rewrites=("expm1", "log1p", "hypot", "divide_first", "widen"),
+        sarif_level="warning",
     ),
     Code(
-        "GS301",
+        WRONG_CUSTOM_GRADIENT,
         "wrong-custom-gradient",
         "a hand-written backward disagrees with the numeric derivative",
         "The gradient returned by a custom backward differs from autodiff of the forward and "
@@ -189,7 +246,7 @@ CODES: tuple[Code, ...] = (
         "return grad * y * (1 - y)",
     ),
     Code(
-        "GS302",
+        BACKWARD_MUTATES_INPUT,
         "backward-mutates-input",
         "a hand-written backward changes its incoming gradient in place",
         "The incoming gradient array can be shared with other consumers; writing into it "
@@ -198,7 +255,7 @@ CODES: tuple[Code, ...] = (
         "dx = dout.copy()\ndx[self.mask] = 0\nreturn dx",
     ),
     Code(
-        "GS303",
+        BACKWARD_CONTRACT,
         "backward-contract",
         "a hand-written backward returns nothing, or the wrong shape/dtype",
         "A backward must return one gradient per input, with the input's shape and dtype.",
@@ -206,7 +263,7 @@ CODES: tuple[Code, ...] = (
         "return dout * mask",
     ),
     Code(
-        "GS401",
+        FRAMEWORK_DISAGREEMENT,
         "framework-disagreement",
         "the same definition gives different values or gradients in different frameworks",
         "Two ports of one activation (or one portable definition run on two frameworks) "
@@ -216,9 +273,10 @@ CODES: tuple[Code, ...] = (
         "reports how many probes differ, where, and the largest difference.",
         "jnp.where(x > 0, x, 0.1 * x)  vs  torch.where(x > 0, x, 0.01 * x)",
         "use the same constant in both ports",
+        sarif_level="warning",
     ),
     Code(
-        "GS402",
+        KINK_CONVENTION,
         "kink-convention",
         "frameworks pick different valid subgradients at a non-differentiable point",
         "At a kink (abs, max, clip at 0) any subgradient is valid; frameworks differ, which "
@@ -228,9 +286,10 @@ CODES: tuple[Code, ...] = (
         "two; try `gradsafe compare torch.abs jax.numpy.abs tf.abs`.",
         "jnp.abs(x)  # d/dx at 0: 1 in JAX, 0 in torch",
         "document the convention, or use where(x > 0, ...) explicitly",
+        sarif_level="note",
     ),
     Code(
-        "GS501",
+        PARAMETER_GRADIENT,
         "parameter-gradient",
         "non-finite gradient with respect to a learnable parameter",
         "The gradient of a learnable parameter (nn.Parameter, Keras weight, nnx.Param, "
@@ -239,19 +298,33 @@ CODES: tuple[Code, ...] = (
         "the parameter reaches both.",
         "self.alpha * (torch.exp(x) - 1)  # inside a where",
         "self.alpha * torch.expm1(torch.where(x > 0, 0.0, x))",
+        advice=(
+            "compute the discarded branch on a guarded input so the parameter's gradient "
+            "never sees 0 * inf, or give the function a custom gradient"),
+        rewrites=("guard_where", "mask_where", "mask_exp", "clamp_arg"),
+        fixable=True,
     ),
     Code(
-        "GS502",
+        DEGENERATE_PARAMETER,
         "degenerate-parameter",
         "a constructor argument value makes the function non-finite",
         "Some parameter values (alpha = 0, beta = 0) divide by zero and make the function NaN "
         "for every input.",
         "x + torch.sin(a * x) ** 2 / a",
         "x + torch.sin(a * x) ** 2 / (a + 1e-9)",
+        advice=(
+            "reject this constructor value in __init__ or keep it away from it "
+            "(e.g. alpha + 1e-9), or guard the division it reaches"),
+        rewrites=("guard_where",),
     ),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in CODES}
+# codes a rewrite can remove; GS502 (a degenerate constructor value) too when the code
+# already tests the parameter (`where(beta != 0, f(x) / beta, g(x))` gets the double where on
+# beta), else it gets advice
+REWRITE_CODES = frozenset(c.code for c in CODES if c.rewrites)
+ADVICE: dict[str, str] = {c.code: c.advice for c in CODES if c.advice}
 
 
 def lookup(code: str) -> Code:

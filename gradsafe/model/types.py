@@ -7,6 +7,7 @@ reporters format them for the dtype they belong to.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Literal
 
 Framework = str  # "torch", "tensorflow", "jax", "numpy"
@@ -18,15 +19,50 @@ Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 Kind = Literal["gradient", "forward"]
 Status = Literal["pass", "fail", "error", "skipped"]
-TargetKind = str  # "function", "module", "layer", "builtin", ...
+
+
+class TargetKind(str, Enum):
+    """What a target is, as discovery found it. A str (JSON, caches and the worker protocol
+    carry the value; it compares, hashes and formats as its value)."""
+
+    FUNCTION = "function"
+    BUILTIN = "builtin"  # a dotted name of a framework function (torch.nn.functional.elu)
+    MODULE = "module"  # torch.nn.Module subclass
+    LAYER = "layer"  # Keras layer
+    NNX = "nnx"  # Flax NNX module
+    TRAX = "trax"  # Trax-style layer (init_weights_and_state + forward)
+    NUMPY_LAYER = "numpy_layer"  # forward/backward classes in NumPy
+    AUTOGRAD_FUNCTION = "autograd_function"  # torch.autograd.Function
+    CUSTOM_GRADIENT = "custom_gradient"  # tf.custom_gradient
+    CUSTOM_VJP = "custom_vjp"  # jax.custom_vjp
+    CUSTOM_JVP = "custom_jvp"  # jax.custom_jvp
+    KERAS_OPS = "keras_ops"  # written with keras.ops alone, run on every Keras backend
+    ARRAY_API = "array_api"  # def act(x, xp)
+
+    __hash__ = str.__hash__  # Enum hashes the member's name; dicts keyed by the value work
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 # targets with a hand-written gradient (checked by gradcheck) -> the framework they run on
-CUSTOM_KINDS: dict[str, str] = {"autograd_function": "torch", "custom_gradient": "tensorflow",
-                                "custom_vjp": "jax", "custom_jvp": "jax",
-                                "numpy_layer": "numpy"}
+CUSTOM_KINDS: dict[TargetKind, str] = {
+    TargetKind.AUTOGRAD_FUNCTION: "torch", TargetKind.CUSTOM_GRADIENT: "tensorflow",
+    TargetKind.CUSTOM_VJP: "jax", TargetKind.CUSTOM_JVP: "jax",
+    TargetKind.NUMPY_LAYER: "numpy"}
 # targets written once and run on every framework: Keras 3 `keras.ops` code (under each
 # Keras backend) and array-API functions `def act(x, xp)`
-PORTABLE_KINDS: tuple[str, ...] = ("keras_ops", "array_api")
+PORTABLE_KINDS: tuple[TargetKind, ...] = (TargetKind.KERAS_OPS, TargetKind.ARRAY_API)
 PORTABLE: tuple[str, ...] = FRAMEWORKS
+
+
+def fails(severity: str, fail_on: str) -> bool:
+    """The one fail-on rule: a severity at or above --fail-on fails (also for the
+    severities of a JSON report, which shard merging reads as plain strings)."""
+    return SEVERITIES.index(severity) <= SEVERITIES.index(fail_on)
 ParamKind = Literal["float", "int", "count"]
 ParamValue = float | int
 
@@ -66,7 +102,7 @@ class Suggestion:
     transforms: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # built by name: twelve fields, several floats
 class Finding:
     code: str
     kind: Kind
@@ -85,6 +121,9 @@ class Finding:
     # they matter to the cause (the discarding where, the saturating tanh); else empty
     path: tuple[Step, ...] = ()
     order: int = 1  # 2: the finding is about the second derivative f'' (--order 2)
+
+    def fails(self, fail_on: Severity) -> bool:
+        return fails(self.severity, fail_on)
 
 
 @dataclass(frozen=True)
@@ -138,19 +177,25 @@ class Target:
     accepts: tuple[str, ...] = ()  # parameters beyond x ("**": any keyword)
     needs: tuple[str, ...] = ()  # required parameters beyond x (each needs an --arg)
     domain: tuple[float, float] | None = None  # inputs outside are not reported (--domain)
+    inputs: tuple[str, ...] = ()  # required positional parameters, x first (--sweep)
+    sweep: str | None = None  # the parameter swept instead of the first (--sweep NAME)
+    setting: str = ""  # a function's keyword values set by --param: "(radius=0.04)"
 
     @property
     def label(self) -> str:
-        """The name results are reported under (a variant's name carries its values)."""
-        return self.variant.label if self.variant is not None else self.name
+        """The name results are reported under (a variant's name carries its values, a
+        function's its --param keywords; a sweep of another parameter than the first, that
+        parameter's name)."""
+        base = self.variant.label if self.variant is not None else self.name + self.setting
+        return f"{base}[{self.sweep}]" if self.sweep else base
 
     def dialect(self, framework: str) -> str:
         """The names a rewrite of this target is written in: the framework's own, or
         keras_ops / array_api for code written once for every framework (portable functions,
         and Keras layers written with keras.ops alone, which every backend runs)."""
         if self.kind in PORTABLE_KINDS:
-            return self.kind
-        if self.kind == "layer" and self.frameworks == PORTABLE:
+            return self.kind.value
+        if self.kind == TargetKind.LAYER and self.frameworks == PORTABLE:
             return "keras_ops"
         return framework
 
@@ -186,6 +231,7 @@ class Options:
     # --arg NAME=LITERAL: call arguments beyond x, as Python literal source
     args: tuple[tuple[str, str], ...] = ()
     domain: tuple[float, float] | None = None  # --domain LOW,HIGH
+    sweep: str | None = None  # --sweep NAME|all: the parameter swept (default: the first)
     # [tool.gradsafe.targets."Name"]: per-target args, params and domain
     per_target: tuple[tuple[str, TargetSettings], ...] = ()
 
@@ -197,6 +243,7 @@ class TargetSettings:
     args: tuple[tuple[str, str], ...] = ()
     params: tuple[tuple[str, tuple[ParamValue, ...]], ...] = ()
     domain: tuple[float, float] | None = None
+    sweep: str | None = None
 
 
 @dataclass(frozen=True)
@@ -315,3 +362,20 @@ class Report:
     shard: tuple[int, int] | None = None  # (i, n) when this is one shard of a run
     comparisons: tuple[Comparison, ...] = ()  # `gradsafe compare`
     order: int = 1  # the highest derivative order checked (--order)
+
+    @property
+    def exit_code(self) -> int:
+        """Bit 1: findings at or above fail_on. Bit 2: something could not be checked
+        (including a run interrupted with Ctrl-C)."""
+        code = 2 if self.partial else 0
+        for t in self.targets:
+            if t.status == "error":
+                code |= 2
+            if any(f.fails(self.fail_on) for f in t.findings):
+                code |= 1
+        for c in self.comparisons:
+            if c.errors:
+                code |= 2
+            if any(f.fails(self.fail_on) for f in c.findings):
+                code |= 1
+        return code

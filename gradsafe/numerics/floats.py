@@ -206,3 +206,14 @@ def json_number(value: float, dtype: str) -> float | str:
         return "inf" if value > 0 else "-inf"
     exact = float(round_to(np.array([value], dtype=np.float64), dtype)[0])
     return exact if math.isfinite(exact) else ("inf" if exact > 0 else "-inf")
+
+
+def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
+    lo, hi = display(low, dtype), display(high, dtype)
+    if low == high:
+        return f"x = {lo}"
+    if abs(high) >= d.max and high > 0 and not np.isinf(low):
+        return f"x >= {lo}"
+    if abs(low) >= d.max and low < 0 and not np.isinf(high):
+        return f"x <= {hi}"
+    return f"{lo} <= x <= {hi}"

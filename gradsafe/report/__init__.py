@@ -20,7 +20,8 @@ Renderer = Callable[[Report, bool], str]
 
 
 def renderer(fmt: Format) -> Renderer:
-    """The reporter for a format (every Format member has one; a test checks it)."""
+    """The reporter for a format (every Format member has one; a test checks it).
+    Each is imported when chosen: text loads rich, the others need none of it."""
     if fmt is Format.TEXT:
         from gradsafe.report.text import render as text
 

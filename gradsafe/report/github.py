@@ -8,11 +8,10 @@ project root, which in a workflow is normally the checkout (the repository root)
 
 from __future__ import annotations
 
-from gradsafe.check.analyse import describe_range
 from gradsafe.gate.baseline import relative_path
 from gradsafe.model.codes import BY_CODE
 from gradsafe.model.types import Finding, Report, TargetResult
-from gradsafe.numerics.floats import info
+from gradsafe.numerics.floats import describe_range, info
 
 _COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
 

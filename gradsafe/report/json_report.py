@@ -19,7 +19,6 @@ from gradsafe.model.types import (
     Variant,
 )
 from gradsafe.numerics.floats import json_number
-from gradsafe.run.engine import exit_code
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
@@ -99,7 +98,7 @@ def report_data(report: Report) -> dict[str, Any]:
         "summary": {"targets": len(statuses), "passed": statuses.count("pass"),
                     "failed": statuses.count("fail"), "errors": statuses.count("error"),
                     "skipped": statuses.count("skipped"),
-                    "findings": counts, "exit_code": exit_code(report)},
+                    "findings": counts, "exit_code": report.exit_code},
         "targets": [target_data(t) for t in report.targets],
         "suppressed": [suppressed_data(s) for s in report.suppressed],
         "unused_suppressions": [{"file": s.file, "line": s.line, "codes": list(s.codes)}

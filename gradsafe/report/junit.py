@@ -11,11 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from gradsafe.check.analyse import describe_range
 from gradsafe.gate.baseline import relative_path
 from gradsafe.model.codes import BY_CODE
-from gradsafe.model.types import SEVERITIES, Finding, Report, TargetResult
-from gradsafe.numerics.floats import info
+from gradsafe.model.types import Finding, Report, TargetResult
+from gradsafe.numerics.floats import describe_range, info
 
 
 def _line(f: Finding) -> str:
@@ -51,11 +50,10 @@ def _cases(t: TargetResult, report: Report, rel: str) -> Iterable[ET.Element]:
         ET.SubElement(case, "skipped", {"message": t.reason or "skipped"})
         yield case
         return
-    limit = SEVERITIES.index(report.fail_on)
     for dtype in report.dtypes:
         case = ET.Element("testcase", {"name": f"{t.name}[{t.framework}-{dtype}]", **attrs})
         found = [f for f in t.findings if f.dtype == dtype]
-        failing = [f for f in found if SEVERITIES.index(f.severity) <= limit]
+        failing = [f for f in found if f.fails(report.fail_on)]
         rest = [f for f in found if f not in failing]
         if failing:
             codes = sorted({f.code for f in failing})

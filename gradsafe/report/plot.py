@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from gradsafe.compare.groups import GroupData
+from gradsafe.model.codes import FRAMEWORK_DISAGREEMENT
+from gradsafe.model.samples import GroupData
 from gradsafe.model.types import DTypeName, Finding, Report
 from gradsafe.numerics.floats import F64, display, info
 
@@ -246,8 +247,9 @@ def compare_panels(report: Report, data: Sequence[GroupData]) -> list[Panel]:
     for c, gd in zip(report.comparisons, data, strict=True):
         for dtype, x in gd.xs.items():
             spans = tuple(Span(f.range.low, f.range.high, f"differ {f.kind}",
-                               f"GS401: {f.framework} differ")
-                          for f in c.findings if f.code == "GS401" and f.dtype == dtype)
+                               f"{FRAMEWORK_DISAGREEMENT}: {f.framework} differ")
+                          for f in c.findings
+                          if f.code == FRAMEWORK_DISAGREEMENT and f.dtype == dtype)
             marks = tuple(Mark(k.x, f"kink x = {display(k.x, dtype)}: " + ", ".join(
                 f"{lab} {display(v, dtype)}" for lab, v in k.gradients))
                           for k in c.kinks if k.dtype == dtype)

@@ -15,22 +15,22 @@ from typing import Any
 
 from gradsafe import __version__
 from gradsafe.gate.baseline import fingerprint, relative_path
-from gradsafe.model.codes import BY_CODE, CODES, HELP_URI
+from gradsafe.model.codes import BY_CODE, CODES
 from gradsafe.model.types import Finding, Report, Suppressed, TargetResult
 from gradsafe.numerics.floats import json_number
-from gradsafe.run.engine import exit_code
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/gradsafe/gradsafe"
+# the documentation site (mkdocs.yml's site_url): each code has its page at codes/<code>/
+DOCS_URL = "https://gradsafe.github.io/gradsafe/"
 FINGERPRINT_KEY = "gradsafe/v1"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _RULE_INDEX = {c.code: i for i, c in enumerate(CODES)}
-# codes that are not bugs by themselves; the level of each result still follows its severity
-_DEFAULT_LEVEL = {"GS203": "warning", "GS401": "warning", "GS402": "note"}
 
 
 def help_uri(code: str) -> str:
-    return f"{HELP_URI.split('#', 1)[0]}#{code.lower()}"
+    """The code's page on the documentation site (docs/codes/<code>.md)."""
+    return f"{DOCS_URL}codes/{code.lower()}/"
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -49,7 +49,8 @@ def _rules() -> list[dict[str, Any]]:
             "fullDescription": {"text": c.explanation},
             "help": {"text": text, "markdown": markdown},
             "helpUri": help_uri(c.code),
-            "defaultConfiguration": {"level": _DEFAULT_LEVEL.get(c.code, "error")},
+            # codes that are not bugs by themselves are lower; each result follows its severity
+            "defaultConfiguration": {"level": c.sarif_level},
             "properties": {"tags": ["numerics", "gradients", c.name]},
         })
     return rules
@@ -144,7 +145,7 @@ def sarif_data(report: Report) -> dict[str, Any]:
     results += [_result(s.target, s.file, s.line, s.finding, report.root, s)
                 for s in report.suppressed]
     errors = [_notification(t, report.root) for t in report.targets if t.status == "error"]
-    code = exit_code(report)
+    code = report.exit_code
     invocation: dict[str, Any] = {"executionSuccessful": not code & 2, "exitCode": code}
     if errors:
         invocation["toolExecutionNotifications"] = errors

@@ -12,8 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from gradsafe.check.analyse import describe_range
-from gradsafe.model.codes import BY_CODE
+from gradsafe.model.codes import BY_CODE, FRAMEWORK_DISAGREEMENT, NO_GRADIENT, PARAMETER_GRADIENT
 from gradsafe.model.types import (
     Comparison,
     Difference,
@@ -23,8 +22,7 @@ from gradsafe.model.types import (
     Report,
     TargetResult,
 )
-from gradsafe.numerics.floats import display, info
-from gradsafe.run.engine import exit_code
+from gradsafe.numerics.floats import describe_range, display, info
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -104,8 +102,8 @@ def _block(console: Console, results: list[TargetResult], show_info: bool,
         if f.code.startswith("GS30"):  # hand-written backward: NaN there means "none returned"
             what = "backward"
         if f.order == 2:  # --order 2: about f'', whose value the gradient field holds
-            what = ("dθ f' " if f.code == "GS501" else "f'' ") + (
-                "none" if f.code == "GS104" else _nan_or_inf(f.gradient))
+            what = ("dθ f' " if f.code == PARAMETER_GRADIENT else "f'' ") + (
+                "none" if f.code == NO_GRADIENT else _nan_or_inf(f.gradient))
         table.add_row(Text(f.severity, style=_STYLE[f.severity]), f.code, f.framework,
                       f.dtype, what.strip(), _range_text(f), _example(f))
     console.print(table)
@@ -275,7 +273,7 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
     counts = {s: sum(f.severity == s for t in report.targets for f in t.findings)
               for s in ("error", "warning", "info")}
     summary = Text()
-    code = exit_code(report)
+    code = report.exit_code
     summary.append("\n" if report.targets else "")
     # counts that add up: checked (passed or failed) + skipped + could not be checked
     checked = statuses.count("pass") + statuses.count("fail")
@@ -357,7 +355,7 @@ def _comparison(console: Console, c: Comparison, verbose: bool) -> None:
                        *[display(got[label], k.dtype) if label in got else "-"
                          for label in labels])
         console.print(kt)
-    shown = [f for f in c.findings if f.code == "GS401"]
+    shown = [f for f in c.findings if f.code == FRAMEWORK_DISAGREEMENT]
     for f in shown if verbose else shown[:2]:
         console.print(Text(f"    {f.code} {f.dtype}: {f.message}"))
     if len(shown) > 2 and not verbose:
@@ -372,5 +370,5 @@ def _compare_summary(report: Report) -> Text:
     text.append(f"{len(report.comparisons)} compared", style="bold")
     text.append(f", {len(rows)} pair rows: {counts['agree']} agree, {counts['kink']} differ only "
                 f"at kinks, {counts['differ']} differ, {counts['error']} could not be "
-                f"evaluated (dtypes {', '.join(report.dtypes)}; exit {exit_code(report)})")
+                f"evaluated (dtypes {', '.join(report.dtypes)}; exit {report.exit_code})")
     return text

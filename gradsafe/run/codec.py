@@ -17,6 +17,7 @@ from gradsafe.model.types import (
     Step,
     Suggestion,
     Target,
+    TargetKind,
     TargetResult,
     Variant,
 )
@@ -40,14 +41,16 @@ def _location(d: dict[str, Any] | None) -> Location | None:
 def finding(d: dict[str, Any]) -> Finding:
     s = d.get("suggestion")
     return Finding(
-        d["code"], d["kind"], d["severity"], d["dtype"], d["framework"],
-        float(d["example_input"]), float(d["forward"]), float(d["gradient"]),
-        Range(float(d["range"]["low"]), float(d["range"]["high"])), float(d["boundary"]),
-        _location(d.get("location")), d["message"],
-        Suggestion(s["title"], s["diff"], bool(s["verified"]),
-                   tuple(s.get("transforms", ()))) if s else None,
-        tuple(Step(p["op"], Location(**p["location"])) for p in d.get("path", ())),
-        int(d.get("order", 1)),
+        code=d["code"], kind=d["kind"], severity=d["severity"], dtype=d["dtype"],
+        framework=d["framework"], example_input=float(d["example_input"]),
+        forward=float(d["forward"]), gradient=float(d["gradient"]),
+        range=Range(float(d["range"]["low"]), float(d["range"]["high"])),
+        boundary=float(d["boundary"]), location=_location(d.get("location")),
+        message=d["message"],
+        suggestion=Suggestion(s["title"], s["diff"], bool(s["verified"]),
+                              tuple(s.get("transforms", ()))) if s else None,
+        path=tuple(Step(p["op"], Location(**p["location"])) for p in d.get("path", ())),
+        order=int(d.get("order", 1)),
     )
 
 
@@ -82,12 +85,14 @@ def _domain(d: Any) -> tuple[float, float] | None:
 
 
 def target(d: dict[str, Any]) -> Target:
-    return Target(d["name"], d["file"], d["line"], d["kind"], tuple(d["frameworks"]),
-                  tuple(d["constants"]), frozenset(d["features"]), d["error"],
-                  tuple(param_spec(p) for p in d.get("params", ())), variant(d.get("variant")),
+    return Target(d["name"], d["file"], d["line"], TargetKind(d["kind"]),
+                  tuple(d["frameworks"]), tuple(d["constants"]), frozenset(d["features"]),
+                  d["error"], tuple(param_spec(p) for p in d.get("params", ())),
+                  variant(d.get("variant")),
                   explicit=bool(d.get("explicit", False)), args=_pairs(d.get("args")),
                   accepts=tuple(d.get("accepts", ())), needs=tuple(d.get("needs", ())),
-                  domain=_domain(d.get("domain")))
+                  domain=_domain(d.get("domain")), inputs=tuple(d.get("inputs", ())),
+                  sweep=d.get("sweep"), setting=str(d.get("setting", "")))
 
 
 def options(d: dict[str, Any]) -> Options:
@@ -101,7 +106,7 @@ def options(d: dict[str, Any]) -> Options:
         param_sweep=bool(d.get("param_sweep", True)), suggest=bool(d.get("suggest", True)),
         exhaustive=bool(d.get("exhaustive", False)), device=str(d.get("device", "cpu")),
         args=_pairs(d.get("args")), domain=_domain(d.get("domain")),
-        order=int(d.get("order", 1)))
+        order=int(d.get("order", 1)), sweep=d.get("sweep"))
 
 
 def encode_array(a: F64) -> str:

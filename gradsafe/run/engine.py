@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from gradsafe.discover import selection, variants
 from gradsafe.discover.targets import discover
 from gradsafe.gate import filters
-from gradsafe.model.types import FRAMEWORKS, SEVERITIES, Options, Report, Target, TargetResult
+from gradsafe.model.samples import Group, GroupData
+from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetKind, TargetResult
 from gradsafe.run import cache, pool, shard
 from gradsafe.run.interrupt import is_partial
-
-if TYPE_CHECKING:
-    from gradsafe.compare.groups import GroupData
+from gradsafe.run.samples import collect, plot_groups, sample_jobs
 
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
 
@@ -33,7 +31,7 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
         if missing:
             errors.append(selection.stopped(t, selection.needs_text(missing)))
             continue
-        if t.kind == "numpy_layer":  # runs in a NumPy-only lane, no ML framework imported
+        if t.kind == TargetKind.NUMPY_LAYER:  # runs in a NumPy-only lane, no ML framework imported
             if options.frameworks is None or "numpy" in options.frameworks:
                 jobs.append(pool.Job(len(jobs), t, "numpy"))
             continue
@@ -73,12 +71,11 @@ def check_and_plot(paths: Iterable[str], options: Options,
                    plot_limit: int = 0) -> tuple[Report, list[GroupData], int]:
     """`check`, plus (plot_limit > 0) f and f' of up to plot_limit checked functions on the
     probe plan, sampled by the same workers; and how many functions were not sampled."""
-    from gradsafe.compare.groups import Group, collect, plot_groups, sample_jobs
-
     store = cache.Cache(cache.default_dir()) if options.cache else None
     found = store.discover(tuple(paths)) if store else discover(paths)
     targets = [t for t in found if not filters.excluded(t, options)]
     targets = [selection.bind(t, options) for t in selection.pick(targets, options)]
+    targets = [s for t in targets for s in selection.sweeps(t, options)]
     variants.check_param_names(targets, options)
     if options.shard is not None:
         targets = shard.select(targets, options.shard)
@@ -104,12 +101,6 @@ def check_and_plot(paths: Iterable[str], options: Options,
                     shard=options.shard, order=options.order)
     return report, samples, left_out
 
-
-def compare(specs: Iterable[str], options: Options) -> tuple[Report, list[GroupData]]:
-    """`gradsafe compare`: the report (comparisons) and the measured values (for plots)."""
-    from gradsafe.compare.groups import compare as run
-
-    return run(specs, options)
 
 
 def _run_cached(jobs: list[pool.Job], options: Options, store: cache.Cache | None,
@@ -144,18 +135,5 @@ def _run_cached(jobs: list[pool.Job], options: Options, store: cache.Cache | Non
 
 
 def exit_code(report: Report) -> int:
-    """Bit 1: findings at or above fail_on. Bit 2: something could not be checked
-    (including a run interrupted with Ctrl-C)."""
-    limit = SEVERITIES.index(report.fail_on)
-    code = 2 if report.partial else 0
-    for t in report.targets:
-        if t.status == "error":
-            code |= 2
-        if any(SEVERITIES.index(f.severity) <= limit for f in t.findings):
-            code |= 1
-    for c in report.comparisons:
-        if c.errors:
-            code |= 2
-        if any(SEVERITIES.index(f.severity) <= limit for f in c.findings):
-            code |= 1
-    return code
+    """See Report.exit_code (kept for the CLI and the testing API)."""
+    return report.exit_code

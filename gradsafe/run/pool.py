@@ -22,7 +22,9 @@ from typing import IO, Any
 
 from gradsafe.model.types import Options, Target, TargetResult
 from gradsafe.run import codec
+from gradsafe.run.cache import default_dir
 from gradsafe.run.interrupt import INTERRUPTED
+from gradsafe.suggest.policy import SUGGEST_BUDGET
 
 STARTUP_TIMEOUT = 180.0
 
@@ -213,8 +215,6 @@ class _Shared:
 def suggest_timeout(options: Options) -> float:
     """Verification re-sweeps: gradsafe.suggest.propose stops starting new candidates after
     SUGGEST_BUDGET x --timeout; one more check's worth of time is the margin."""
-    from gradsafe.suggest.policy import SUGGEST_BUDGET
-
     return options.timeout * (SUGGEST_BUDGET + 1)
 
 
@@ -222,8 +222,6 @@ def _compile_cache(options: Options) -> str | None:
     """JAX's compiled programs live beside the result cache, and not at all with --no-cache."""
     if not options.cache:
         return None
-    from gradsafe.run.cache import default_dir
-
     return str(default_dir() / "xla")
 
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from gradsafe.model.types import FRAMEWORKS, SEVERITIES, Target
+from gradsafe.model.types import FRAMEWORKS, SEVERITIES, Target, fails
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 FRAMEWORK_ORDER: dict[str, int] = {fw: i for i, fw in enumerate((*FRAMEWORKS, "numpy"))}
@@ -102,14 +102,13 @@ def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _summary(targets: list[dict[str, Any]], fail_on: str, partial: bool) -> dict[str, Any]:
     counts = {s: 0 for s in SEVERITIES}
-    limit = SEVERITIES.index(fail_on)
     code = 2 if partial else 0
     for t in targets:
         if t["status"] == "error":
             code |= 2
         for f in t["findings"]:
             counts[f["severity"]] += 1
-            if SEVERITIES.index(f["severity"]) <= limit:
+            if fails(f["severity"], fail_on):
                 code |= 1
     statuses = [t["status"] for t in targets]
     return {"targets": len(statuses), "passed": statuses.count("pass"),

@@ -36,6 +36,8 @@ def main(argv: list[str]) -> int:
     # own framework (the numpy lane keeps Keras on TensorFlow, which it never imports)
     os.environ["KERAS_BACKEND"] = framework if framework in ("torch", "jax") else "tensorflow"
     out = _protocol_stream()
+    # gradsafe's modules load only now: KERAS_BACKEND is read at import, and what a
+    # framework prints while loading must go to the redirected stream
     from gradsafe.discover.load import LoadError, one_line
     from gradsafe.model.types import TargetResult
     from gradsafe.run import codec
@@ -131,7 +133,8 @@ def inside(res: Any, domain: tuple[float, float] | None) -> Any:
 
 
 def _sample(backend: Any, target: Any, xs: dict[str, str]) -> dict[str, Any]:
-    """Forward and gradient of a target at given inputs per dtype (compare, plots)."""
+    """Forward and gradient of a target at given inputs per dtype (compare, plots).
+    Imports here for the reason main gives (they are loaded by then)."""
     from gradsafe.backends.base import TargetError
     from gradsafe.check.sweep import sample
     from gradsafe.discover.load import LoadError, one_line

@@ -5,18 +5,13 @@ libcst (about 0.1 s)."""
 
 from __future__ import annotations
 
+from gradsafe.model.codes import ADVICE
 from gradsafe.model.types import TargetResult
 
-# codes a rewrite can remove; GS502 (a degenerate constructor value) too when the code
-# already tests the parameter (`where(beta != 0, f(x) / beta, g(x))` gets the double where on
-# beta), else it gets advice
-REWRITE_CODES = frozenset({"GS101", "GS102", "GS103", "GS201", "GS202", "GS203", "GS501",
-                           "GS502"})
-ADVICE_CODES = REWRITE_CODES
 # verification may take this many times --timeout after the check itself (the pool's
 # separate limit for it is pool.suggest_timeout)
 SUGGEST_BUDGET = 1.5
 
 
 def wanted(result: TargetResult) -> bool:
-    return result.file is not None and any(f.code in ADVICE_CODES for f in result.findings)
+    return result.file is not None and any(f.code in ADVICE for f in result.findings)

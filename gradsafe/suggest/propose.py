@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from gradsafe.backends.base import Backend
+from gradsafe.check.common import resolve
+from gradsafe.check.function import check
 from gradsafe.discover.load import register_copy
+from gradsafe.model.codes import ADVICE, REWRITE_CODES
 from gradsafe.model.types import (
-    SEVERITIES,
     Finding,
     Options,
     Severity,
@@ -37,7 +39,7 @@ from gradsafe.model.types import (
 from gradsafe.numerics.floats import F64, display
 from gradsafe.numerics.probes import plan
 from gradsafe.suggest import rewrite
-from gradsafe.suggest.policy import ADVICE_CODES, REWRITE_CODES, SUGGEST_BUDGET, wanted
+from gradsafe.suggest.policy import SUGGEST_BUDGET, wanted
 from gradsafe.suggest.rewrite.verify import Agreement, agree, disagree
 
 # dtype -> (probe inputs, forward values, float64 forward values or None)
@@ -59,27 +61,6 @@ CANDIDATES: tuple[tuple[str, ...], ...] = (
     # square that overflows, a built-in's own kernel); the re-sweep decides, as for the rest
     ("widen",),
 )
-ADVICE = {
-    "GS101": "compute the discarded branch on a guarded input (where(c, x, safe) inside it), "
-             "clamp its argument to the branch's domain, or give the function a custom "
-             "gradient",
-    "GS501": "compute the discarded branch on a guarded input so the parameter's gradient "
-             "never sees 0 * inf, or give the function a custom gradient",
-    "GS102": "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
-             "log1p, log_softmax, log_sigmoid), clamp the argument of exp/pow, or define a "
-             "custom gradient",
-    "GS201": "use a formula whose intermediates cannot overflow (softplus/logaddexp, expm1, "
-             "log1p, log_softmax), or clamp the argument of exp/pow",
-    "GS203": "use a formula that does not overflow or cancel (hypot, rsqrt of a scaled value, "
-             "expm1/log1p), or clamp the input to where the formula is exact",
-    "GS103": "the derivative is infinite here: guard the input (sqrt(where(u > 0, u, 1))), "
-             "add a small epsilon inside sqrt/log/division, or define a custom gradient that "
-             "returns the limit",
-    "GS202": "select with where instead of multiplying by a mask, and guard each branch's "
-             "input",
-    "GS502": "reject this constructor value in __init__ or keep it away from it "
-             "(e.g. alpha + 1e-9), or guard the division it reaches",
-}
 
 _TMP: list[str] = []
 
@@ -103,9 +84,8 @@ class Verdict:
     @property
     def verified(self) -> bool:
         """Clean as `check` judges it (nothing at or above --fail-on), and the same values."""
-        limit = SEVERITIES.index(self.fail_on)
         return self.error is None and all(a.ok for a in self.agreements) and not any(
-            SEVERITIES.index(f.severity) <= limit for f in self.findings)
+            f.fails(self.fail_on) for f in self.findings)
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -132,8 +112,6 @@ def candidates(source: str, framework: str, target: str
 def forwards(backend: Backend, target: Target, options: Options,
              dtypes: tuple[str, ...]) -> Forwards:
     """Forward values at each dtype's probe plan (dtypes that cannot run are left out)."""
-    from gradsafe.check.sweep import resolve
-
     obj = resolve(target, backend)
     v = target.variant
     constants = target.constants
@@ -160,7 +138,7 @@ def _copy(original: str, source: str) -> str:
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     path = _tmpdir() / f"{Path(original).stem}_{digest}.py"
     if not path.exists():
-        path.write_text(source, encoding="utf-8")
+        path.write_text(rewrite.importable(source), encoding="utf-8")
     register_copy(str(path), original)  # imported into the original's package
     return str(path)
 
@@ -168,8 +146,6 @@ def _copy(original: str, source: str) -> str:
 def verify(backend: Backend, target: Target, options: Options, transforms: tuple[str, ...],
            source: str, before: Forwards) -> Verdict:
     """Re-sweep the rewritten copy; its forwards come from that same sweep."""
-    from gradsafe.check.sweep import check
-
     assert target.file is not None
     copy = dataclasses.replace(target, file=_copy(target.file, source))
     after: Forwards = {}
@@ -222,8 +198,6 @@ def at_infinity(backend: Backend, target: Target, options: Options, source: str,
 
 
 def _forward_at(backend: Backend, target: Target, dtype: str, xs: F64) -> F64:
-    from gradsafe.check.sweep import resolve
-
     obj = resolve(target, backend)
     if target.variant is not None:
         inst = backend.build(obj, target.kind, dtype, target.variant)
@@ -254,11 +228,10 @@ def clean_dtypes(v: Verdict, result: TargetResult) -> tuple[str, ...]:
     (widen fixes float16 and bfloat16, and cannot touch a float32 finding)."""
     if v.error is not None:
         return ()
-    limit = SEVERITIES.index(v.fail_on)
-    left = {f.dtype for f in v.findings if SEVERITIES.index(f.severity) <= limit}
+    left = {f.dtype for f in v.findings if f.fails(v.fail_on)}
     agreed = {a.dtype for a in v.agreements if a.ok}
     had = dict.fromkeys(f.dtype for f in result.findings
-                        if f.code in ADVICE_CODES and SEVERITIES.index(f.severity) <= limit)
+                        if f.code in ADVICE and f.fails(v.fail_on))
     return tuple(d for d in had if d in agreed and d not in left)
 
 
@@ -274,9 +247,7 @@ def problems(v: Verdict, skip: tuple[str, ...] = ()) -> str:
             parts.append(f"changes finite values (largest difference {display(a.worst, a.dtype)}"
                          f" at x = {display(a.at, a.dtype)} in {a.dtype})")
             break
-    limit = SEVERITIES.index(v.fail_on)
-    left = [f for f in v.findings if SEVERITIES.index(f.severity) <= limit
-            and f.dtype not in skip]
+    left = [f for f in v.findings if f.fails(v.fail_on) and f.dtype not in skip]
     if left:
         f = left[0]
         parts.append(f"still {f.code} in {f.dtype}: {f.message}")
@@ -370,5 +341,5 @@ def attach(backend: Backend, target: Target, options: Options, result: TargetRes
         return result
     clean, verified = partial or ((), s)
     findings = tuple(dataclasses.replace(f, suggestion=verified if f.dtype in clean else s)
-                     if f.code in ADVICE_CODES else f for f in result.findings)
+                     if f.code in ADVICE else f for f in result.findings)
     return dataclasses.replace(result, findings=findings)

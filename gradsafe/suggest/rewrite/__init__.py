@@ -7,11 +7,15 @@ code as it was. `suggest.py` chooses and verifies combinations.
 
 from __future__ import annotations
 
+import ast
 import difflib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import libcst as cst
 
+from gradsafe.discover.reach import parsed, reached
 from gradsafe.suggest.rewrite.base import (
     DropAssignments,
     Names,
@@ -28,6 +32,7 @@ from gradsafe.suggest.rewrite.expm1 import Expm1
 from gradsafe.suggest.rewrite.guard_where import GuardWhere
 from gradsafe.suggest.rewrite.hypot import Hypot
 from gradsafe.suggest.rewrite.log1p import Log1p
+from gradsafe.suggest.rewrite.log_cosh import LogCosh
 from gradsafe.suggest.rewrite.log_quotient import LogQuotient
 from gradsafe.suggest.rewrite.log_sigmoid import LogSigmoid
 from gradsafe.suggest.rewrite.log_softmax import LogSoftmax
@@ -45,10 +50,10 @@ from gradsafe.suggest.rewrite.widen import Widen
 TRANSFORMS: dict[str, type[Rewrite]] = {t.name: t for t in (
     GuardWhere, MaskExp, ClampArg, Expm1, Log1p, Softplus, Sigmoid, LogSigmoid, LogSoftmax,
     Tanh, SafeSqrt, Sinc, MaskWhere, Saturate, Hypot, DivideFirst, MaskZero, LogQuotient,
-    Widen)}
+    LogCosh, Widen)}
 # formula rewrites that are exact or more accurate and never hurt: applied together
-FORMULAS: tuple[str, ...] = ("tanh", "sigmoid", "log_sigmoid", "log_softmax", "softplus",
-                             "log1p", "expm1", "saturate", "hypot", "divide_first",
+FORMULAS: tuple[str, ...] = ("log_cosh", "tanh", "sigmoid", "log_sigmoid", "log_softmax",
+                             "softplus", "log1p", "expm1", "saturate", "hypot", "divide_first",
                              "log_quotient")
 
 
@@ -147,12 +152,134 @@ def _assigns(stmt: cst.CSTNode, name: str) -> bool:
 def apply(source: str, framework: str, transforms: Sequence[str],
           target: str | None = None) -> tuple[str, tuple[str, ...]]:
     """The rewritten source and the transforms that changed something (with NARROW among
-    them when it was asked for and made a guard narrower)."""
-    narrow = NARROW in transforms
+    them when it was asked for and made a guard narrower).
+
+    With a target, libcst sees only the part of the file a rewrite reads or touches (see
+    `excerpt`) and the changed lines go back into the file: parsing a 4,000-line module
+    with libcst takes seconds, once per candidate."""
+    part = excerpt(source, target) if target is not None else None
+    if part is None:
+        return _apply(_parse(source), framework, transforms, target, source)
+    new, used = _apply(_parse(part.text), framework, transforms, target, part.text)
+    if not used:
+        return source, used
+    full, sparse = part.splice(new)
+    if len(_SPARSE) >= 64:
+        _SPARSE.pop(next(iter(_SPARSE)))
+    _SPARSE[full] = sparse
+    return full, used
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """Some whole top-level statements of a file, as text, and where each line came from."""
+
+    text: str
+    origin: tuple[int, ...]  # per line of text: its index in the file's lines
+    lines: tuple[str, ...]  # the file's lines (with their endings)
+    indent: str  # the first indentation of both (libcst's default for new blocks)
+
+    def splice(self, new: str) -> tuple[str, str]:
+        """The file with the excerpt's changed lines replaced by the new excerpt's; and the
+        same with every line outside the excerpt left blank: a copy to import for the
+        verifying sweep, with the same line numbers and a fraction of the code."""
+        old = self.text.splitlines(keepends=True)
+        kept = set(self.origin)
+        out = [(line, i in kept) for i, line in enumerate(self.lines)]
+        edits: list[tuple[int, int, list[str]]] = []  # (first, end) file lines -> new lines
+        lines = new.splitlines(keepends=True)
+        matcher = difflib.SequenceMatcher(None, old, lines, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                continue
+            repl = lines[j1:j2]
+            if i1 < i2:
+                edits.append((self.origin[i1], self.origin[i2 - 1] + 1, repl))
+            else:  # an insertion goes right after the line before it (an added import)
+                at = self.origin[i1 - 1] + 1 if i1 > 0 else self.origin[0]
+                edits.append((at, at, repl))
+        for first, end, repl in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
+            out[first:end] = [(line, True) for line in repl]
+        full = "".join(line for line, _ in out)
+        sparse = "".join(line if keep else line[len(line.rstrip("\r\n")):]
+                         for line, keep in out)
+        return full, sparse
+
+
+# rewritten file -> its sparse copy (Excerpt.splice), for the candidates being verified
+_SPARSE: dict[str, str] = {}
+
+
+def importable(source: str) -> str:
+    """What to write for importing a rewritten file: its sparse copy when `apply` made one
+    (only the statements the target reaches, at their lines), else the file itself."""
+    return _SPARSE.get(source, source)
+
+
+@lru_cache(maxsize=8)
+def excerpt(source: str, target: str) -> Excerpt | None:
+    """What a rewrite of `target` reads: the file's simple top-level statements (imports and
+    aliases: `Names`; `f.defvjp(...)`: `_rules`) and every top-level definition or
+    assignment of a name the target reaches (`_definition`'s helpers are among them). None
+    when the file does not parse as Python or an excerpt would not be smaller."""
     try:
-        module = cst.parse_module(source)
+        tree = parsed(source)
+    except (SyntaxError, ValueError):
+        return None
+    head = target.split(".")[0]
+    chosen = reached(tree, head)
+    if chosen is None:
+        return None
+    keep = {id(s) for s in chosen}
+    lines = source.splitlines(keepends=True)
+    spans: list[tuple[int, int]] = []
+    for stmt in tree.body:
+        if id(stmt) in keep or not isinstance(stmt, _BLOCKS):
+            first = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+            spans.append((first - 1, (stmt.end_lineno or stmt.lineno)))
+    taken: list[int] = []
+    for first, end in spans:
+        taken.extend(i for i in range(first, end) if not taken or i > taken[-1])
+    if len(taken) >= len(lines):
+        return None
+    text = "".join(lines[i] for i in taken)
+    if text and not text.endswith(("\n", "\r")):
+        text += "\n"
+    indent = _first_indent(tree.body, lines)
+    if _first_indent([s for s in tree.body if id(s) in keep], lines) != indent:
+        return None  # libcst would infer another default indentation from the excerpt
+    return Excerpt(text, tuple(taken), tuple(lines), indent)
+
+
+_BLOCKS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While,
+           ast.Try, ast.With, ast.AsyncFor, ast.AsyncWith, ast.Match)
+
+
+def _first_indent(body: list[ast.stmt], lines: list[str]) -> str:
+    """The indentation of the first indented block (libcst's default_indent)."""
+    for stmt in body:
+        inner: list[ast.stmt] = getattr(stmt, "body", None) or []
+        if not isinstance(stmt, _BLOCKS) or not inner:
+            continue
+        lead = lines[inner[0].lineno - 1][:inner[0].col_offset]
+        if lead and not lead.strip():
+            return lead
+    return "    "
+
+
+@lru_cache(maxsize=16)
+def _parse(source: str) -> cst.Module:
+    """Parsed once per source: candidates rewrite the same file many times (libcst's nodes
+    are immutable)."""
+    try:
+        return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
         raise RewriteError(f"cannot parse: {exc.message}") from None
+
+
+def _apply(module: cst.Module, framework: str, transforms: Sequence[str],
+           target: str | None, source: str) -> tuple[str, tuple[str, ...]]:
+    narrow = NARROW in transforms
     names = Names(module, framework)
     body = list(module.body)
     used: list[str] = []
@@ -215,4 +342,5 @@ def unified_diff(path: str, old: str, new: str) -> str:
                                         f"a/{shown}", f"b/{shown}", n=2))
 
 
-__all__ = ["FORMULAS", "NARROW", "TRANSFORMS", "RewriteError", "apply", "unified_diff"]
+__all__ = ["FORMULAS", "NARROW", "TRANSFORMS", "RewriteError", "apply", "importable",
+           "unified_diff"]

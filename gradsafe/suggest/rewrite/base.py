@@ -704,6 +704,7 @@ class Rewrite(Tracker):
 
     name = ""
     title = ""
+    fixes: frozenset[str] = frozenset()  # the codes it can remove (model/codes.py lists it back)
 
     def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
                  narrow: bool = False) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BRANCH_LEAK, PARAMETER_GRADIENT
 from gradsafe.suggest.rewrite.base import Rewrite, condition, occurrences, replace
 from gradsafe.suggest.rewrite.guard_where import where_parts
 
@@ -18,6 +19,7 @@ POWERS = ("exp", "expm1", "exp2", "pow", "power")
 class ClampArg(Rewrite):
     name = "clamp_arg"
     title = "clamp the argument of exp/pow to the branch's domain"
+    fixes = frozenset({BRANCH_LEAK, PARAMETER_GRADIENT})
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         parts = where_parts(updated, self.names)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import FORWARD_INACCURATE, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Rewrite, code, number, strip_parens
 
 BOUNDED = frozenset({"clamp", "clip", "clip_by_value", "relu6", "hardtanh", "sigmoid", "tanh",
@@ -20,6 +21,7 @@ BOUNDED = frozenset({"clamp", "clip", "clip_by_value", "relu6", "hardtanh", "sig
 class DivideFirst(Rewrite):
     name = "divide_first"
     title = "divide the bounded factor first (x * (relu6(x + 3) / 6))"
+    fixes = frozenset({FORWARD_OVERFLOW, FORWARD_INACCURATE})
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:

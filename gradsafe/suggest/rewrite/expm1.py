@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import FORWARD_INACCURATE
 from gradsafe.suggest.rewrite.base import Rewrite, code, is_one, strip_parens
 
 
 class Expm1(Rewrite):
     name = "expm1"
     title = "use expm1 for exp(u) - 1"
+    fixes = frozenset({FORWARD_INACCURATE})
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BRANCH_LEAK, DEGENERATE_PARAMETER, PARAMETER_GRADIENT
 from gradsafe.suggest.rewrite.base import (
     Condition,
     Names,
@@ -106,6 +107,7 @@ def where_parts(call: cst.Call, names: Names) -> tuple[cst.BaseExpression, ...] 
 class GuardWhere(Rewrite):
     name = "guard_where"
     title = "guard the input of the discarded where branch (double where)"
+    fixes = frozenset({BRANCH_LEAK, PARAMETER_GRADIENT, DEGENERATE_PARAMETER})
 
     def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
                  narrow: bool = False) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import libcst as cst
 
+from gradsafe.model.codes import FORWARD_INACCURATE, FORWARD_OVERFLOW, INFINITE_DERIVATIVE
 from gradsafe.suggest.rewrite.base import Rewrite, code, literal, number, squared, strip_parens
 
 
@@ -35,6 +36,7 @@ def _sum_of_squares(node: cst.BaseExpression,
 class Hypot(Rewrite):
     name = "hypot"
     title = "hypot/abs instead of the root of a square"
+    fixes = frozenset({INFINITE_DERIVATIVE, FORWARD_OVERFLOW, FORWARD_INACCURATE})
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         arg = self.names.arg(updated)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import FORWARD_INACCURATE
 from gradsafe.suggest.rewrite.base import Rewrite, code, is_one, strip_parens
 
 
@@ -22,6 +23,7 @@ def one_plus(node: cst.BaseExpression) -> cst.BaseExpression | None:
 class Log1p(Rewrite):
     name = "log1p"
     title = "use log1p for log(1 + u)"
+    fixes = frozenset({FORWARD_INACCURATE})
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         arg = self.names.arg(updated)

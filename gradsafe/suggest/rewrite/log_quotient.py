@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Rewrite, code, squared, strip_parens
 
 _BACKWARD = ("backward", "bwd", "grad", "vjp", "jvp")
@@ -19,6 +20,7 @@ _BACKWARD = ("backward", "bwd", "grad", "vjp", "jvp")
 class LogQuotient(Rewrite):
     name = "log_quotient"
     title = "one exponential for exp(u) / (v * v) in the backward (no 0 / 0)"
+    fixes = frozenset({BACKWARD_OVERFLOW})
 
     def _in_backward(self) -> bool:
         for node in reversed(self._stack):

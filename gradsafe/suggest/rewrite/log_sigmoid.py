@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Rewrite, code, strip_parens
 
 
 class LogSigmoid(Rewrite):
     name = "log_sigmoid"
     title = "use log_sigmoid for log(sigmoid(u))"
+    fixes = frozenset({BACKWARD_OVERFLOW, FORWARD_OVERFLOW})
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         arg = self.names.arg(updated)

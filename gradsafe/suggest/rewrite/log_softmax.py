@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Rewrite, strip_parens
 
 
 class LogSoftmax(Rewrite):
     name = "log_softmax"
     title = "use log_softmax for log(softmax(z))"
+    fixes = frozenset({BACKWARD_OVERFLOW, FORWARD_OVERFLOW})
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if self.names.op(updated) != "log" or len(updated.args) != 1:

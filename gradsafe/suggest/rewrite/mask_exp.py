@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BRANCH_LEAK, PARAMETER_GRADIENT
 from gradsafe.suggest.rewrite.base import (
     Condition,
     Hoisting,
@@ -29,6 +30,7 @@ from gradsafe.suggest.rewrite.guard_where import where_parts
 class MaskExp(Hoisting):
     name = "mask_exp"
     title = "mask inside the exponential (seed 000's form)"
+    fixes = frozenset({BRANCH_LEAK, PARAMETER_GRADIENT})
 
     def _exp_side(self, a: cst.BaseExpression, b: cst.BaseExpression,
                   cond: Condition) -> bool | None:

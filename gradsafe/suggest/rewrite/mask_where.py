@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BRANCH_LEAK, MASK_MULTIPLY, PARAMETER_GRADIENT
 from gradsafe.suggest.rewrite.base import (
     Rewrite,
     atom,
@@ -72,6 +73,7 @@ class _Unmask(cst.CSTTransformer):
 class MaskWhere(Rewrite):
     name = "mask_where"
     title = "select with a where instead of multiplying by a mask, with guarded inputs"
+    fixes = frozenset({BRANCH_LEAK, MASK_MULTIPLY, PARAMETER_GRADIENT})
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BRANCH_LEAK, MASK_MULTIPLY
 from gradsafe.suggest.rewrite.base import (
     Compound,
     Condition,
@@ -59,6 +60,7 @@ def _stores(stmt: cst.CSTNode, name: str) -> bool:
 class MaskZero(Rewrite):
     name = "mask_zero"
     title = "select with a where instead of multiplying by a mask, on a guarded input"
+    fixes = frozenset({BRANCH_LEAK, MASK_MULTIPLY})
 
     def leave_FunctionDef(self, original: cst.FunctionDef,
                           updated: cst.FunctionDef) -> cst.FunctionDef:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import INFINITE_DERIVATIVE
 from gradsafe.suggest.rewrite.base import Hoisting, code, strip_parens
 from gradsafe.suggest.rewrite.bindings import reads, stores
 
@@ -16,6 +17,7 @@ from gradsafe.suggest.rewrite.bindings import reads, stores
 class SafeSqrt(Hoisting):
     name = "safe_sqrt"
     title = "guard sqrt at 0 (where(u > 0, sqrt(where(u > 0, u, 1)), 0))"
+    fixes = frozenset({INFINITE_DERIVATIVE})
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         arg = self.names.arg(updated)

@@ -17,6 +17,7 @@ from collections import Counter
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import (
     PROTECTING,
     Names,
@@ -52,6 +53,7 @@ class _Rebind(cst.CSTTransformer):
 class Saturate(Rewrite):
     name = "saturate"
     title = "clamp the input where the tanh/sigmoid/erf around it is already flat"
+    fixes = frozenset({BACKWARD_OVERFLOW, FORWARD_OVERFLOW})
 
     def __init__(self, names: Names, defs: dict[str, cst.BaseExpression],
                  narrow: bool = False) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Names, Rewrite, code, expr, is_one, strip_parens
 from gradsafe.suggest.rewrite.log1p import one_plus
 
@@ -28,6 +29,7 @@ def negated_exp(node: cst.BaseExpression, names: Names) -> cst.BaseExpression | 
 class Sigmoid(Rewrite):
     name = "sigmoid"
     title = "use sigmoid for 1 / (1 + exp(-u)) (and a / (1 + exp(-u)))"
+    fixes = frozenset({BACKWARD_OVERFLOW, FORWARD_OVERFLOW})
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:

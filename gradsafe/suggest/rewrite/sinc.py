@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, INFINITE_DERIVATIVE
 from gradsafe.suggest.rewrite.base import Hoisting, code, norm, strip_parens
 
 NEAR_ZERO = "0.01"
@@ -25,6 +26,7 @@ NEAR_ZERO = "0.01"
 class Sinc(Hoisting):
     name = "sinc"
     title = "sin(u) / u as a series near u = 0 (guarded inputs)"
+    fixes = frozenset({BACKWARD_OVERFLOW, INFINITE_DERIVATIVE})
 
     def leave_BinaryOperation(self, original: cst.BinaryOperation,
                               updated: cst.BinaryOperation) -> cst.BaseExpression:

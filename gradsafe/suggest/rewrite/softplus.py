@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Rewrite, code, strip_parens
 from gradsafe.suggest.rewrite.log1p import one_plus
 
@@ -15,6 +16,7 @@ from gradsafe.suggest.rewrite.log1p import one_plus
 class Softplus(Rewrite):
     name = "softplus"
     title = "use softplus (logaddexp) for log(1 + exp(u))"
+    fixes = frozenset({BACKWARD_OVERFLOW, FORWARD_OVERFLOW})
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         op = self.names.op(updated)

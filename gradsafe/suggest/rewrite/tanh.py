@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import BACKWARD_OVERFLOW, FORWARD_OVERFLOW
 from gradsafe.suggest.rewrite.base import Rewrite, code, norm
 from gradsafe.suggest.rewrite.sigmoid import negated_exp
 
@@ -12,6 +13,7 @@ from gradsafe.suggest.rewrite.sigmoid import negated_exp
 class Tanh(Rewrite):
     name = "tanh"
     title = "use tanh for (exp(u) - exp(-u)) / (exp(u) + exp(-u))"
+    fixes = frozenset({BACKWARD_OVERFLOW, FORWARD_OVERFLOW})
 
     def _pair(self, node: cst.BaseExpression, op: type[cst.BaseBinaryOp]) -> str | None:
         """u when node is `exp(u) OP exp(-u)` (either order for +)."""

@@ -15,6 +15,12 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gradsafe.model.codes import (
+    BACKWARD_OVERFLOW,
+    FORWARD_INACCURATE,
+    FORWARD_OVERFLOW,
+    INFINITE_DERIVATIVE,
+)
 from gradsafe.suggest.rewrite.base import Names, Rewrite, Unavailable, atom, code, fresh_names
 from gradsafe.suggest.rewrite.bindings import _targets
 
@@ -27,6 +33,9 @@ _CONVERSIONS = frozenset({"asarray", "array", "convert_to_tensor", "as_tensor", 
 
 class Widen(Rewrite):
     name = "widen"
+    # what only the dtype breaks: an overflow or underflow in float16/bfloat16 intermediates
+    fixes = frozenset({BACKWARD_OVERFLOW, INFINITE_DERIVATIVE, FORWARD_OVERFLOW,
+                       FORWARD_INACCURATE})
     title = ("compute in float32 and cast the result back (float16/bfloat16 intermediates "
              "overflow or underflow where the result itself is representable)")
 
