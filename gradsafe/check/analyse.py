@@ -28,6 +28,7 @@ from gradsafe.numerics.floats import (
     display,
     info,
     keys_to_values,
+    nonfinite_name,
     round_to,
     shortest_repr,
 )
@@ -314,24 +315,20 @@ def _message(check: str, low: float, high: float, d: DTypeInfo, dtype: str, x: f
         text = (f"forward is {fs} for {where} in {dtype} where the float64 value is "
                 f"{shortest_repr(ref, 'float64')} (at x = {xs}): the result lost its digits")
     elif check == "gradient":
-        text = (f"gradient is {_what(grad)} for {where} in {dtype} while the forward is "
+        text = (f"gradient is {nonfinite_name(grad)} for {where} in {dtype} while the forward is "
                 f"finite (at x = {xs}: forward {fs}, gradient {gs})")
     else:
-        text = (f"forward is {_what(fwd)} for {where} in {dtype} where the float64 value "
+        text = (f"forward is {nonfinite_name(fwd)} for {where} in {dtype} where the float64 value "
                 f"is {shortest_repr(ref, 'float64')} (at x = {xs})")
         if np.isnan(ref) and np.isfinite(x):  # kept only as a single input, see _forward_runs
-            text = (f"forward is {_what(fwd)} for {where} in {dtype} (at x = {xs}); float64 "
-                    "is NaN there too but finite on both sides: a 0/0 of the formula, not a "
-                    "point outside the function's domain")
+            text = (f"forward is {nonfinite_name(fwd)} for {where} in {dtype} (at x = {xs}); "
+                    "float64 is NaN there too but finite on both sides: a 0/0 of the formula, "
+                    "not a point outside the function's domain")
         if np.isinf(x):
-            text = f"forward is {_what(fwd)} at x = {xs} in {dtype}"
+            text = f"forward is {nonfinite_name(fwd)} at x = {xs} in {dtype}"
     if extra:
         text += f"; {extra} more bad ranges not listed"
     return text
-
-
-def _what(v: float) -> str:
-    return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
 __all__ = ["I64", "Context", "Counter", "Probe", "Sample", "analyse", "bad_masks"]

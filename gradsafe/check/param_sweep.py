@@ -61,6 +61,7 @@ from gradsafe.numerics.floats import (
     display,
     info,
     keys_to_values,
+    nonfinite_name,
     round_to,
 )
 from gradsafe.numerics.probes import ProbePlan
@@ -234,10 +235,6 @@ def _fmt(x: Any) -> str:
     return str(x) if isinstance(x, int) else repr(float(x))
 
 
-def _what(v: float) -> str:
-    return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
-
-
 def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
     """GS502 when (almost) every finite input in the operating range gives a non-finite
     forward or gradient: the constructor values, not an input region, are the problem."""
@@ -262,7 +259,7 @@ def degenerate_finding(s: Sample, ctx: Context, v: Variant) -> Finding | None:
     members = np.flatnonzero(fwd_bad if kind == "forward" else grad_bad)
     i = int(members[readable(s.x[members], ctx.dtype)])
     x, fwd, grad = float(s.x[i]), float(s.forward[i]), float(s.gradient[i])
-    what = _what(fwd if kind == "forward" else grad)
+    what = nonfinite_name(fwd if kind == "forward" else grad)
     msg = (f"{kind} is {what} for {100 * share:.1f}% of the finite inputs with |x| <= "
            f"{ctx.operating_range:g} in {ctx.dtype}: {changed(v)} makes the function "
            f"degenerate (at x = {display(x, ctx.dtype)}: forward {display(fwd, ctx.dtype)}, "
@@ -455,8 +452,8 @@ def _finding(probe: _ParamProbe, p: ProbePlan, s: Sample, members: Any, lo_key: 
     in_grad = float(s.gradient[ex]) if s.gradient is not None else float("nan")
     where = describe_range(low, high, d, ctx.dtype)
     also = ("while the forward and the input gradient are finite" if np.isfinite(in_grad)
-            else f"(the input gradient is {_what(in_grad)} there too)")
-    msg = (f"gradient of parameter '{name}' is {_what(grad)} for {where} in {ctx.dtype} "
+            else f"(the input gradient is {nonfinite_name(in_grad)} there too)")
+    msg = (f"gradient of parameter '{name}' is {nonfinite_name(grad)} for {where} in {ctx.dtype} "
            f"{also} (at x = {display(x, ctx.dtype)}: forward {display(fwd, ctx.dtype)}, "
            f"input gradient {display(in_grad, ctx.dtype)}, '{name}' gradient "
            f"{display(grad, ctx.dtype)})")

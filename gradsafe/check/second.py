@@ -52,6 +52,7 @@ from gradsafe.numerics.floats import (
     display,
     info,
     keys_to_values,
+    nonfinite_name,
     round_to,
 )
 from gradsafe.numerics.probes import ProbePlan
@@ -282,7 +283,7 @@ def _finding(plan: ProbePlan, s: Sample2, pool: npt.NDArray[np.int64], lo_key: i
     ref = float(s.reference[ex])
     truth = (f"; the float64 second derivative is {display(ref, 'float64')}"
              if dtype != "float64" else "")
-    text = (f"second derivative is {_what(second)} for {where} in {dtype} while the first "
+    text = (f"second derivative is {nonfinite_name(second)} for {where} in {dtype} while the first "
             f"derivative is finite (at x = {display(x, dtype)}: first derivative "
             f"{display(first, dtype)}, second derivative {_num(second, dtype)}{truth})")
     if extra:
@@ -298,10 +299,6 @@ def with_forward(backend: Backend, fn: Fn, dtype: DTypeName, multiple: int,
     xs = np.array([f.example_input for f in found], dtype=np.float64)
     fwd = backend.evaluate(fn, xs, dtype, grad=False, multiple=multiple).forward
     return [dataclasses.replace(f, forward=float(v)) for f, v in zip(found, fwd, strict=True)]
-
-
-def _what(v: float) -> str:
-    return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
 def _num(v: float, dtype: str) -> str:

@@ -160,14 +160,15 @@ def class_features(cls: ast.ClassDef) -> set[str]:
         elif isinstance(node, ast.arg) and node.arg in _MODE_NAMES:
             feats.add("modes")
         if isinstance(node, ast.Call):
-            d = _dotted(node.func) or ""
+            d = dotted_name(node.func) or ""
             last = d.rsplit(".", 1)[-1]
             if last in _RANDOM_CALLS or "random" in d.split(".")[:-1]:
                 feats.add("random")
     return feats
 
 
-def _dotted(node: ast.expr) -> str | None:
+def dotted_name(node: ast.expr) -> str | None:
+    """`a.b.c` of an attribute chain on a name, or None."""
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
@@ -271,7 +272,7 @@ def _walk_bases(cls: ast.ClassDef, local: dict[str, ast.ClassDef],
     if depth > _MAX_DEPTH:
         return
     for base in cls.bases:
-        d = _dotted(base)
+        d = dotted_name(base)
         if d is None:
             continue
         if d in local and local[d] is not cls:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradsafe.discover.params import builtin_info, class_info
+from gradsafe.discover.params import builtin_info, class_info, dotted_name
 from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target, TargetKind
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
@@ -413,7 +413,7 @@ def call_arguments(node: ast.ClassDef, kind: str, scope: _Scope,
                 and len(item.args.posonlyargs + item.args.args) > skip:
             return item.args
     for base in node.bases:
-        dotted = _dotted(base)
+        dotted = dotted_name(base)
         if dotted in scope.classes and dotted not in seen:
             seen.add(dotted)
             return call_arguments(scope.classes[dotted], kind, scope, seen)
@@ -502,17 +502,6 @@ def _keras_only(node: ast.AST, scope: _Scope) -> bool:
     return bool(ml) and all(m.split(".", 1)[0] == "keras" for m in ml)
 
 
-def _dotted(node: ast.expr) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
 def resolve(name: str, scope: _Scope) -> str:
     head, _, rest = name.partition(".")
     base = scope.aliases.get(head)
@@ -545,7 +534,7 @@ def _frameworks(node: ast.AST, scope: _Scope, seen: set[str]) -> tuple[str, ...]
 
 def _class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> TargetKind | None:
     for base in node.bases:
-        dotted = _dotted(base)
+        dotted = dotted_name(base)
         if dotted is None:
             continue
         if dotted in scope.classes and dotted not in seen:
@@ -620,7 +609,7 @@ def _features(node: ast.AST, scope: _Scope, seen: set[str] | None = None) -> fro
             masks.update(t.id for t in sub.targets if isinstance(t, ast.Name))
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call):
-            d = _dotted(sub.func)
+            d = dotted_name(sub.func)
             if d and d.rsplit(".", 1)[-1] in _WHERE_NAMES:
                 feats.add("where")
             if d in scope.functions and d not in seen:  # a helper in the same file
@@ -689,11 +678,11 @@ _RULE_METHODS = {"defvjp", "defjvp", "defjvps"}
 def _decorator_kind(expr: ast.expr, scope: _Scope) -> TargetKind | None:
     """`@tf.custom_gradient`, `@jax.custom_vjp`, `@partial(jax.custom_vjp, ...)`."""
     if isinstance(expr, ast.Call):
-        head = _dotted(expr.func)
+        head = dotted_name(expr.func)
         if head and resolve(head, scope).rsplit(".", 1)[-1] == "partial" and expr.args:
             return _decorator_kind(expr.args[0], scope)
         expr = expr.func
-    dotted = _dotted(expr)
+    dotted = dotted_name(expr)
     return _DECORATORS.get(resolve(dotted, scope)) if dotted else None
 
 
@@ -745,7 +734,7 @@ def custom_class_kind(node: ast.ClassDef, scope: _Scope, seen: set[str]) -> Targ
     `forward`/`backward` methods (seed 004)."""
     methods = _methods(node)
     for base in node.bases:
-        dotted = _dotted(base)
+        dotted = dotted_name(base)
         if dotted is None:
             continue
         if dotted in scope.classes and dotted not in seen:

@@ -217,3 +217,8 @@ def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
     if abs(low) >= d.max and low < 0 and not np.isinf(high):
         return f"x <= {hi}"
     return f"{lo} <= x <= {hi}"
+
+
+def nonfinite_name(v: float) -> str:
+    """How a message names a non-finite value: NaN, inf or -inf."""
+    return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
