@@ -38,10 +38,18 @@ SLOW_MODULES = frozenset({
     "test_rows", "test_sample_project", "test_scale"})
 
 
+# Tests of a minute or more on 2 cores: run first, so that under `-n 2` neither worker is left
+# idle at the end while the other finishes one of them
+LONGEST = ("test_rewrite_fix.py", "test_fix.py::test_fix_write_end_to_end", "test_builtins.py",
+           "test_docs.py::test_before_has_the_code")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.stem in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    # a stable sort: the same order in every xdist worker, which the scheduler requires
+    items.sort(key=lambda item: not any(k in item.nodeid for k in LONGEST))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
