@@ -52,6 +52,16 @@ def test_named_constants_are_the_table() -> None:
         assert name == BY_CODE[code].name.replace("-", "_").upper()
 
 
+def test_code_literals_stand_only_in_the_table() -> None:
+    """The rest of the package names codes by their constants (a literal "GS102" elsewhere
+    is a second place to change when the table changes)."""
+    literal = re.compile(r"[\"']GS\d{3}[\"']")
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "gradsafe").rglob("*.py"))
+             if p.name != "codes.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if literal.search(line)]
+    assert not found, found
+
+
 def test_every_codes_rewrites_exist_and_fix_it() -> None:
     for c in CODES:
         for name in c.rewrites:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from gradsafe.backends.base import Backend
-from gradsafe.model.types import Finding, Location, Target
+from gradsafe.model.codes import BACKWARD_OVERFLOW, BRANCH_LEAK
+from gradsafe.model.types import Finding, Location, Target, TargetKind
 
 Make = Callable[[Any, str], tuple[Any, int]]
 WIDTH = 64
@@ -72,10 +73,10 @@ def point_into_backward(backend: Backend, target: Target, obj: Any, findings: li
                         make: Make) -> list[Finding]:
     """Gradient findings of a TF/JAX custom-gradient function, pointed at its backward."""
     if target.file is None or backend.name not in ("tensorflow", "jax") \
-            or target.kind == "builtin":
+            or target.kind == TargetKind.BUILTIN:
         return findings
-    wanted = [f for f in findings if f.kind == "gradient" and f.code in ("GS101", "GS102")
-              and np.isfinite(f.example_input)]
+    wanted = [f for f in findings if f.kind == "gradient"
+              and f.code in (BRANCH_LEAK, BACKWARD_OVERFLOW) and np.isfinite(f.example_input)]
     if not wanted:
         return findings
     found = backward_location(target.file, target.name)
@@ -96,7 +97,7 @@ def point_into_backward(backend: Backend, target: Target, obj: Any, findings: li
             text += (f"; it underflows inside to 0/0 = NaN (its intermediates are too small "
                      f"for {f.dtype} at x = {f.example_input:g}, where the float64 gradient "
                      f"is {true:g})")
-        out.append(dataclasses.replace(f, code="GS102", location=where, message=text))
+        out.append(dataclasses.replace(f, code=BACKWARD_OVERFLOW, location=where, message=text))
     return out
 
 
