@@ -21,6 +21,8 @@ from gradsafe.numerics.floats import F64, bits_to_values
 # in a 16-element tensor and inf in a 64-element one), so sweeps and bisections must see
 # every value in the same kind of vector.
 WIDTH = 1024
+# how a torch module's cast note starts (torch_backend writes it, check/cast.py reads it)
+CAST_NOTE = "module cast with"
 CHUNK = 1 << 16
 RANDOM_STATE = 0  # see Backend.reseed
 

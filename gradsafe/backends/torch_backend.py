@@ -11,6 +11,7 @@ import torch
 
 from gradsafe.backends import keras_layers
 from gradsafe.backends.base import (
+    CAST_NOTE,
     RANDOM_STATE,
     Backend,
     Evaluation,
@@ -281,7 +282,7 @@ def cast_note(module: torch.nn.Module, dtype: torch.dtype) -> str | None:
         return None
     was = sorted({str(t.dtype).removeprefix("torch.") for t in tensors})
     to = str(dtype).removeprefix("torch.")
-    return (f"module cast with .to({to}): {len(tensors)} parameter/buffer "
+    return (f"{CAST_NOTE} .to({to}): {len(tensors)} parameter/buffer "
             f"tensor{'s' * (len(tensors) != 1)} of it ({', '.join(was)}) computed in {to}; "
             "under torch.autocast they would stay float32")
 

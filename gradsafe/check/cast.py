@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gradsafe.backends.base import WIDTH, Backend
+from gradsafe.backends.base import CAST_NOTE, WIDTH, Backend
 from gradsafe.model.types import Finding, Target, Variant
 from gradsafe.numerics.floats import round_to
 
@@ -23,8 +23,11 @@ NARROW = ("float16", "bfloat16")
 
 
 def attribute(backend: Backend, target: Target, obj: Any, findings: list[Finding],
-              variant: Variant | None = None) -> list[Finding]:
-    """Findings with a sentence on whether they come from the cast of the module."""
+              notes: list[str], variant: Variant | None = None) -> list[Finding]:
+    """Findings with a sentence on whether they come from the cast of the module (unchanged
+    when the backend's notes say no module was cast)."""
+    if not any(CAST_NOTE in n for n in notes):
+        return findings
     out = list(findings)
     for dtype in NARROW:
         mine = [i for i, f in enumerate(out) if f.dtype == dtype
@@ -44,15 +47,10 @@ def attribute(backend: Backend, target: Target, obj: Any, findings: list[Finding
             value = ev.forward[k] if f.kind == "forward" else (
                 np.nan if ev.gradient is None else ev.gradient[k])
             finite = bool(np.isfinite(round_to(np.array([value]), dtype))[0])
-            if finite:
-                text = (f" [the module was cast to {dtype} for this check; with its parameters "
-                        f"and buffers kept in float32, as torch.autocast runs it, the {f.kind} "
-                        f"at x = {f.example_input:g} is finite: this finding comes from the "
-                        "cast]")
-            else:
-                text = (f" [the module was cast to {dtype} for this check; with its parameters "
-                        f"and buffers kept in float32, as torch.autocast runs it, the {f.kind} "
-                        f"at x = {f.example_input:g} is still not finite: this finding belongs "
-                        "to the formula]")
+            verdict = ("is finite: this finding comes from the cast" if finite else
+                       "is still not finite: this finding belongs to the formula")
+            text = (f" [the module was cast to {dtype} for this check; with its parameters "
+                    f"and buffers kept in float32, as torch.autocast runs it, the {f.kind} "
+                    f"at x = {f.example_input:g} {verdict}]")
             out[i] = dataclasses.replace(f, message=f.message + text)
     return out

@@ -41,9 +41,7 @@ def check(backend: Backend, target: Target, options: Options,
         if not rows.elementwise(backend, fn64):  # softmax, GLU, normalisations
             res = rows.check_rows(backend, target, options, obj, counter, tick, seen)
             if options.order == 2:  # f'' is swept for elementwise functions only
-                res = dataclasses.replace(res, notes=(
-                    *res.notes, "order 2: not checked: second derivatives are swept for "
-                    "elementwise functions"))
+                res = dataclasses.replace(res, notes=(*res.notes, second.NOT_ELEMENTWISE))
             return res
         if not target.explicit:  # named: a missing gradient is a GS104 finding instead
             require_float(backend, fn64)
@@ -52,8 +50,7 @@ def check(backend: Backend, target: Target, options: Options,
         fn64, counter, tick, seen)
     findings = explain(backend, target, obj, findings,
                        lambda o, dt: (backend.instantiate(o, target.kind, dt)[0], WIDTH))
-    if any("module cast with" in n for n in notes):  # the cast's share, see cast.py
-        findings = cast.attribute(backend, target, obj, findings)
+    findings = cast.attribute(backend, target, obj, findings, notes)
     if options.order == 2:
         more, extra = second.check_order2(backend, target,
                                           second.plain_build(backend, obj, target.kind),

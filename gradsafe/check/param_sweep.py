@@ -172,8 +172,7 @@ def check_variant(backend: Backend, target: Target, options: Options,
         return inst.fn, inst.multiple
 
     findings = explain(backend, target, obj, findings, make)
-    if any("module cast with" in n for n in notes):  # the cast's share, see cast.py
-        findings = cast.attribute(backend, target, obj, findings, v)
+    findings = cast.attribute(backend, target, obj, findings, notes, v)
     if options.order == 2:  # f'' of this configuration (see second.py)
         more, extra = second.check_order2(backend, target, lambda dt: make(obj, dt), options,
                                           location, counter, tick, constants)

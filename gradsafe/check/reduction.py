@@ -11,12 +11,15 @@ A reduction that mixes elements (softmax cross-entropy over a row) is checked ro
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from gradsafe.backends.base import WIDTH, Backend, Fn, ShapeError
+from gradsafe.check import rows, second
 from gradsafe.check.analyse import Counter
+from gradsafe.check.common import explain, require_float, result, sweep_dtypes
 from gradsafe.check.exhaustive import Tick
 from gradsafe.model.types import Options, Target, TargetResult
 
@@ -71,11 +74,6 @@ def separable(backend: Backend, fn64: Fn) -> bool:
 def check_reduction(backend: Backend, target: Target, options: Options, obj: Any,
                     counter: Counter | None, tick: Tick | None,
                     seen: dict[str, Any] | None) -> TargetResult:
-    from dataclasses import replace
-
-    from gradsafe.check import rows
-    from gradsafe.check.common import explain, require_float, result, sweep_dtypes
-
     fn64, _ = backend.instantiate(obj, target.kind, "float64")
     if not separable(backend, fn64):
         res = rows.check_rows(backend, target, options, obj, counter, tick, seen,
@@ -101,6 +99,5 @@ def check_reduction(backend: Backend, target: Target, options: Options, obj: Any
     notes.append("reduction: a sum or mean of per-element terms (separable); each element "
                  "checked alone, as a batch of one")
     if options.order == 2:
-        notes.append("order 2: not checked: second derivatives are swept for elementwise "
-                     "functions")
+        notes.append(second.NOT_ELEMENTWISE)
     return result(target, backend.name, tuple(findings), tuple(notes), options)

@@ -188,6 +188,10 @@ def _disconnected_reason(target: Target) -> str:
             "framework's f'' is silently 0 although f' changes")
 
 
+# the note of a row-wise or reduction target under --order 2
+NOT_ELEMENTWISE = ("order 2: not checked: second derivatives are swept for elementwise "
+                   "functions")
+
 def _varies(s: Sample2) -> bool:
     ok = np.isfinite(s.x) & np.isfinite(s.first)
     vals = s.first[ok]
