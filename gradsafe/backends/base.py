@@ -24,6 +24,9 @@ WIDTH = 1024
 # how a torch module's cast note starts (torch_backend writes it, check/cast.py reads it)
 CAST_NOTE = "module cast with"
 CHUNK = 1 << 16
+# the layout of a row-wise class (softmax over the last axis): (N, channels) rows, checked
+# by check/rows.py; set inside the worker, never by discovery
+ROWS = "rows"
 RANDOM_STATE = 0  # see Backend.reseed
 
 
@@ -210,9 +213,15 @@ def bind_namespace(fn: Any, xp: Any) -> Fn:
     return bound
 
 
-def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object) -> None:
+def check_output(y_shape: tuple[int, ...], x_shape: tuple[int, ...], y: object,
+                 layout: str = "N") -> None:
+    """The output's shape must be the input's; in the ROWS layout its last axis may differ
+    (GLU halves it)."""
     if y is None:
         raise TargetError("returned None instead of a tensor")
+    if layout == ROWS and len(y_shape) == len(x_shape) == 2 \
+            and tuple(y_shape[:1]) == tuple(x_shape[:1]):
+        return
     if tuple(y_shape) != tuple(x_shape):
         raise ShapeError(f"returned shape {tuple(y_shape)} for an input of shape "
                           f"{tuple(x_shape)} (expected an elementwise function)", tuple(y_shape))
@@ -247,7 +256,7 @@ def layout_multiple(variant: Variant) -> int:
 
 def layout_shape(variant: Variant, n: int) -> tuple[int, ...]:
     c = variant.channels
-    if variant.layout == "NC":
+    if variant.layout in ("NC", ROWS):
         return (n // c, c)
     if variant.layout == "NCHW":
         return (n // (4 * c), c, 2, 2)

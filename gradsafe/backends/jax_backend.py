@@ -214,7 +214,7 @@ class JaxBackend(Backend):
             y = call(w, shaped)
             if y is None or not hasattr(y, "shape"):
                 raise TargetError(f"returned {type(y).__name__} instead of an array")
-            check_output(tuple(y.shape), tuple(shaped.shape), y)
+            check_output(tuple(y.shape), tuple(shaped.shape), y, variant.layout)
             return y.reshape(-1)
 
         def fn(x: Any) -> Any:

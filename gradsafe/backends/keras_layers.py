@@ -72,7 +72,7 @@ def build(obj: Any, dtype: str, variant: Variant | None, zeros: Callable[[int], 
         y = layer(shaped, **kw)
         if y is None or not hasattr(y, "shape"):
             raise TargetError(f"returned {type(y).__name__} instead of a tensor")
-        check_output(tuple(y.shape), tuple(shaped.shape), y)
+        check_output(tuple(y.shape), tuple(shaped.shape), y, v.layout)
         return ops.reshape(y, (-1,))
 
     multiple = layout_multiple(v)

@@ -202,7 +202,7 @@ class TensorFlowBackend(Backend):
                 y = layer(shaped)
             if y is None or not hasattr(y, "shape"):
                 raise TargetError(f"returned {type(y).__name__} instead of a tensor")
-            check_output(tuple(y.shape), tuple(shaped.shape), y)
+            check_output(tuple(y.shape), tuple(shaped.shape), y, variant.layout)
             return tf.reshape(y, [-1])
 
         snapshot: list[Any] = []

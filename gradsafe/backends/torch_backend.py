@@ -224,7 +224,7 @@ class TorchBackend(Backend):
             y = module(shaped)
             if not isinstance(y, torch.Tensor):
                 raise TargetError(f"returned {type(y).__name__} instead of a torch.Tensor")
-            check_output(tuple(y.shape), tuple(shaped.shape), y)
+            check_output(tuple(y.shape), tuple(shaped.shape), y, variant.layout)
             return y.reshape(-1)
 
         names = tuple(n for n, _ in params)

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from gradsafe.backends.base import Backend, Instance, TargetError, cotangent_scale
+from gradsafe.backends.base import ROWS, Backend, Instance, TargetError, cotangent_scale
 from gradsafe.backends.derivative import derivative
-from gradsafe.check import cast, second
+from gradsafe.check import cast, rows, second
 from gradsafe.check.analyse import Context, Counter, Sample, analyse
 from gradsafe.check.common import (
     explain,
@@ -116,6 +116,9 @@ def check_variant(backend: Backend, target: Target, options: Options,
         with qualifying(target) if v.params == v.defaults else nullcontext():
             inst64 = backend.build(obj, target.kind, "float64", v)
             if v.seed is None:  # a random mode draws anew for each call: it would look mixed
+                if v.layout == "N" and not rows.elementwise(backend, inst64.fn,
+                                                            inst64.multiple):
+                    return _row_wise(backend, target, options, obj, counter, tick, seen)
                 require_elementwise(backend, inst64.fn, inst64.multiple)
                 if not target.explicit:  # named: no gradient is a GS104 finding instead
                     require_float(backend, inst64.fn, inst64.multiple)
@@ -186,6 +189,32 @@ def check_variant(backend: Backend, target: Target, options: Options,
     if v.mode or v.seed is not None:
         findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
     res = result(target, backend.name, tuple(findings), tuple(notes), options)
+    return dataclasses.replace(res, name=v.label, variant=v)
+
+
+def _row_wise(backend: Backend, target: Target, options: Options, obj: Any,
+              counter: Counter | None, tick: Tick | None,
+              seen: dict[str, tuple[F64, F64, F64 | None]] | None) -> TargetResult:
+    """A row-wise class (nn.Softmax, a Keras Softmax layer): this configuration built in
+    rows of rows.ROW and checked like a row-wise function. Its learnable parameters'
+    gradients (GS501) are not swept row-wise."""
+    v = target.variant
+    assert v is not None
+    in_rows = dataclasses.replace(v, layout=ROWS, channels=rows.ROW)
+
+    def make(o: Any, dtype: str) -> tuple[Any, str | None]:
+        inst = backend.build(o, target.kind, dtype, in_rows)
+        return inst.fn, inst.note
+
+    res = rows.check_rows(backend, target, options, obj, counter, tick, seen,
+                          builder=make)
+    findings = list(res.findings)
+    if v.grid:
+        findings = [at_grid_value(f, v) for f in findings]
+    if v.mode:
+        findings = [dataclasses.replace(f, message=f.message + reproduce(v)) for f in findings]
+    notes = (*res.notes, second.NOT_ELEMENTWISE) if options.order == 2 else res.notes
+    res = result(target, backend.name, tuple(findings), notes, options)
     return dataclasses.replace(res, name=v.label, variant=v)
 
 

@@ -66,9 +66,14 @@ def derive(backend: Backend, fn: Fn, position: int, anchor: Anchor | None) -> Fn
                 columns.append(backend.constant(x, anchor.value, anchor.track))
         y = fn(backend.rows(columns))
         shape = getattr(y, "shape", None)
-        if shape is None or len(shape) != 2 or int(shape[0]) != int(x.shape[0]):
+        n = int(x.shape[0])
+        if shape is not None and len(shape) == 1 and int(shape[0]) % n == 0 \
+                and int(shape[0]) > n:  # a class built for rows returns them flattened
+            width = int(shape[0]) // n
+            return y[(position % width if width != ROW else position)::width]
+        if shape is None or len(shape) != 2 or int(shape[0]) != n:
             raise NotATarget(f"returned shape {tuple(shape) if shape is not None else None} "
-                             f"for rows of shape ({int(x.shape[0])}, {ROW}): neither "
+                             f"for rows of shape ({n}, {ROW}): neither "
                              "elementwise nor row-wise")
         width = int(shape[-1])
         return y[..., position % width if width != ROW else position]
@@ -87,13 +92,24 @@ def require_rowwise(backend: Backend, fn64: Fn) -> None:
         raise NotATarget(f"is neither elementwise nor row-wise ({why})") from None
 
 
+Make = Callable[[Any, str], tuple[Fn, str | None]]  # (object, dtype) -> function of rows
+
+
 def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
                counter: Counter | None, tick: Tick | None,
                seen: dict[str, Any] | None,
-               wrap: Callable[[Fn], Fn] = lambda fn: fn) -> TargetResult:
-    """`wrap` adapts the built function (a reduction: each row alone, see reduction.py)."""
+               wrap: Callable[[Fn], Fn] = lambda fn: fn,
+               builder: Make | None = None) -> TargetResult:
+    """`wrap` adapts the built function (a reduction: each row alone, see reduction.py);
+    `builder` builds it (default: instantiate; a class configuration: param_sweep's build in
+    the ROWS layout)."""
+    def instantiate(o: Any, dtype: str) -> tuple[Fn, str | None]:
+        return backend.instantiate(o, target.kind, dtype)
+
+    made: Make = builder or instantiate
+
     def build(dtype: str) -> tuple[Fn, str | None]:
-        fn, note = backend.instantiate(obj, target.kind, dtype)
+        fn, note = made(obj, dtype)
         return wrap(fn), note
 
     fn64, _ = build("float64")
@@ -121,7 +137,7 @@ def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
                     keys.add(key)
                     fresh.append(f)
             explained = explain(backend, target, obj, fresh, _maker(
-                backend, target, position, anchor, wrap))
+                backend, made, position, anchor, wrap))
             findings.extend(_in_row(f, position, anchor) for f in explained)
     notes.append(f"row-wise: checked in rows of {ROW}, the element at positions 0 and "
                  f"{ROW - 1} swept with the others at 0, equal to it, its negative and "
@@ -129,10 +145,10 @@ def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
     return result(target, backend.name, tuple(findings), tuple(notes), options)
 
 
-def _maker(backend: Backend, target: Target, position: int, anchor: Anchor,
+def _maker(backend: Backend, made: Make, position: int, anchor: Anchor,
            wrap: Callable[[Fn], Fn]) -> Callable[[Any, str], tuple[Any, int]]:
     def make(o: Any, dtype: str) -> tuple[Any, int]:
-        fn, _ = backend.instantiate(o, target.kind, dtype)
+        fn, _ = made(o, dtype)
         return derive(backend, wrap(fn), position, anchor), WIDTH
 
     return make
