@@ -40,9 +40,17 @@ def test_without_options_every_target_is_skipped_with_what_it_needs() -> None:
     for t in skipped:
         assert "needs a value for `" in str(t["reason"]), t
         assert "--arg " in str(t["reason"])
-    assert {str(t["name"]) for t in by_status.get("pass", []) + by_status.get("fail", [])} \
-        == {"quartic_cutoff"}
+    checked = by_status.get("pass", []) + by_status.get("fail", [])
+    assert {str(t["name"]) for t in checked} == {"quartic_cutoff"} | {
+        f"quartic_cutoff(radius={v})" for v in ("0.0", "-1.0", "1e-06", "1000.0")}
     assert code & 2 == 0  # skipped is never "could not be checked"
+    # the automatic grid sweeps a function's keyword like a constructor argument: findings
+    # at its values are warnings naming the value (radius = 1e-06: scale = 1e24 is inf in
+    # float16... and at float32, (radius - x) ** 4 * 1e24 overflows for |x| >= 1.8e-4)
+    grid = [f for t in checked if t["name"] != "quartic_cutoff" for f in t["findings"]]
+    assert grid and {f["severity"] for f in grid} <= {"warning", "info"}
+    assert all("a value of gradsafe's automatic grid" in f["message"] and "radius=" in
+               f["message"] for f in grid if f["severity"] == "warning")
 
 
 @pytest.mark.parametrize("fmt", ["text", "junit"])

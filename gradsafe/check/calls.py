@@ -49,6 +49,15 @@ def _annotated_tensors(fn: Any, names: set[str]) -> set[str]:
     return out
 
 
+def _numeric_defaults(fn: Any) -> set[str]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return set()
+    return {n for n, p in params.items() if isinstance(p.default, (int, float))
+            and not isinstance(p.default, bool)}
+
+
 def _optional(fn: Any, given: dict[str, Any]) -> inspect.Signature | None:
     """fn's signature with the bound parameters optional: Keras binds a layer's call
     arguments by signature before calling it, and would ask for them."""
@@ -83,8 +92,12 @@ class _Caller:
     def __init__(self, fn: Any, given: dict[str, Any], sweep: str | None,
                  fill: Fill | None) -> None:
         self.given, self.sweep, self.fill = given, sweep, fill
+        # a parameter whose default is a number (radius=1.0) is an option, not a tensor:
+        # a value it rejects (radius=0.0: ZeroDivisionError) is not rescued as a tensor
+        options = _numeric_defaults(fn)
         self.numbers = {k for k, v in given.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and k not in options}
         annotated = _annotated_tensors(fn, self.numbers) if fill is not None else set()
         # None: undecided (no annotation says so; try the numbers as given first)
         self.tensors: set[str] | None = annotated or (None if self.numbers else set())

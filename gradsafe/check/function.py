@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradsafe.backends.base import WIDTH, Backend
+from gradsafe.backends.base import WIDTH, Backend, NotATarget
 from gradsafe.check import cast, reduction, rows, second
 from gradsafe.check.analyse import Counter
 from gradsafe.check.common import (
@@ -23,13 +23,35 @@ from gradsafe.check.common import (
     target_location,
 )
 from gradsafe.check.exhaustive import Tick
-from gradsafe.check.param_sweep import check_variant
+from gradsafe.check.param_sweep import at_grid, check_variant
 from gradsafe.model.types import Options, Target, TargetResult
 
 
 def check(backend: Backend, target: Target, options: Options,
           counter: Counter | None = None, tick: Tick | None = None,
           seen: Forwards | None = None) -> TargetResult:
+    if not target.grid:
+        return _check(backend, target, options, counter, tick, seen)
+    # a keyword value of gradsafe's automatic grid (see variants.function_settings): as for
+    # a constructor's, findings are warnings naming it, and a value the function rejects
+    # is a note, not an error
+    values = dict(target.args)
+    which = ", ".join(f"{k}={values[k]}" for k in target.grid)
+    try:
+        res = _check(backend, target, options, counter, tick, seen)
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        why = (text[0] if isinstance(exc, NotATarget) else
+               f"{type(exc).__name__}: {text[0]}") if text else type(exc).__name__
+        return result(target, backend.name, (), (
+            f"not checked: {target.name} rejects {which} ({why})",), options)
+    return result(target, backend.name, tuple(at_grid(f, which) for f in res.findings),
+                  res.notes, options)
+
+
+def _check(backend: Backend, target: Target, options: Options,
+           counter: Counter | None = None, tick: Tick | None = None,
+           seen: Forwards | None = None) -> TargetResult:
     if target.variant is not None:  # one configuration of a class: see param_sweep
         return check_variant(backend, target, options, counter, tick, seen)
     obj = resolve(target, backend)

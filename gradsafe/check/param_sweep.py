@@ -228,7 +228,11 @@ def outside_domain(s: Sample, operating_range: float) -> bool:
 def at_grid_value(f: Finding, v: Variant) -> Finding:
     """A finding at a value the user did not ask for: a warning at most, naming the value."""
     values = dict(v.params)
-    which = ", ".join(f"{k}={_fmt(values[k])}" for k in v.grid)
+    return at_grid(f, ", ".join(f"{k}={_fmt(values[k])}" for k in v.grid))
+
+
+def at_grid(f: Finding, which: str) -> Finding:
+    """at_grid_value for `which` ("radius=0.0"): a function's keyword, or a constructor's."""
     severity: Severity = "warning" if f.severity == "error" else f.severity
     return dataclasses.replace(f, severity=severity, message=(
         f"{f.message} [at {which}, a value of gradsafe's automatic grid, not one you chose: "

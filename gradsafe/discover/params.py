@@ -124,7 +124,32 @@ def init_params(cls: ast.ClassDef) -> tuple[ParamSpec, ...] | None:
     return tuple(specs)
 
 
-def _edges(cls: ast.ClassDef, init: ast.FunctionDef, name: str) -> tuple[float, ...]:
+# a function's keyword arguments that choose an axis, not a value of the formula
+_AXES = {"axis", "dim", "keepdim", "keepdims"}
+
+
+def function_params(fn: ast.FunctionDef) -> tuple[ParamSpec, ...]:
+    """A function's numeric keyword arguments (`radius=1.0`), read like a class's
+    constructor arguments: the automatic grid sweeps them (see variants.function_settings).
+    Only those with a numeric default: the required ones are inputs or need --arg."""
+    a = fn.args
+    positional = a.posonlyargs + a.args
+    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults,
+                     strict=True))
+    pairs += [(k, d) for k, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
+              if d is not None]
+    specs: list[ParamSpec] = []
+    for arg, dnode in pairs:
+        default = number(dnode)
+        if arg.arg in _SKIP or arg.arg in _AXES or default is None:
+            continue
+        kind = _kind(arg.arg, default, _annotation(arg.annotation))
+        if kind is not None:
+            specs.append(ParamSpec(arg.arg, default, kind, _edges(fn, fn, arg.arg)))
+    return tuple(specs)
+
+
+def _edges(cls: ast.AST, init: ast.AST, name: str) -> tuple[float, ...]:
     """Constants the source compares the argument (or the attribute it is stored in) to."""
     aliases = {name}
     for node in ast.walk(init):

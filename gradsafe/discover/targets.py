@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradsafe.discover.params import builtin_info, class_info, dotted_name
+from gradsafe.discover.params import builtin_info, class_info, dotted_name, function_params
 from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target, TargetKind
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
@@ -280,6 +280,7 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
             needs = () if fkind else needs  # gradcheck binds a custom gradient's extra inputs
             targets.append(Target(node.name, path, node.lineno, fkind or TargetKind.FUNCTION,
                                   frameworks, _constants(node, scope), _features(node, scope),
+                                  params=() if fkind else function_params(node),
                                   accepts=accepts, needs=needs,
                                   inputs=() if fkind else inputs_of(node.args)))
         elif isinstance(node, ast.Assign) and (found := _target_lambda(node)):

@@ -102,17 +102,31 @@ def keywords(target: Target) -> tuple[str, ...]:
 
 
 def function_settings(target: Target, options: Options) -> list[Target]:
+    """The function once per combination of the values --param gives its keywords, then
+    (with the grid on) once per grid value of each numeric keyword that neither --param nor
+    --arg sets, one at a time around the defaults, as for constructor arguments."""
     bound = {k for k, _ in target.args}
     chosen = [(name, values) for name, values in options.param_values
               if name in keywords(target) and name not in bound]
-    if not chosen:
-        return [target]
     out = []
     for combo in itertools.product(*(_unique(list(v)) for _, v in chosen)):
         pairs = [(name, repr(v)) for (name, _), v in zip(chosen, combo, strict=True)]
         out.append(dataclasses.replace(
             target, args=tuple(sorted((*target.args, *pairs))),
-            setting="(" + ", ".join(f"{n}={v}" for n, v in pairs) + ")"))
+            setting="(" + ", ".join(f"{n}={v}" for n, v in pairs) + ")") if pairs else target)
+    given = bound | {name for name, _ in chosen}
+    if not options.param_sweep or any(n not in bound for n in target.needs):
+        return out  # a function skipped for a missing argument is skipped once
+    for p in target.params:
+        if p.name in given or p.default is None or p.name not in keywords(target):
+            continue
+        for v in _unique(grid(p)):
+            v = float(v) if p.kind == "float" else v
+            if len(out) >= MAX_PARAM_SETS or (v == p.default and type(v) is type(p.default)):
+                continue
+            out.append(dataclasses.replace(
+                target, args=tuple(sorted((*target.args, (p.name, repr(v))))),
+                setting=f"({p.name}={fmt(v)})", grid=(p.name,)))
     return out
 
 

@@ -180,6 +180,7 @@ class Target:
     inputs: tuple[str, ...] = ()  # required positional parameters, x first (--sweep)
     sweep: str | None = None  # the parameter swept instead of the first (--sweep NAME)
     setting: str = ""  # a function's keyword values set by --param: "(radius=0.04)"
+    grid: tuple[str, ...] = ()  # keywords whose value here the automatic grid chose
 
     @property
     def label(self) -> str:

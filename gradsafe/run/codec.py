@@ -92,7 +92,8 @@ def target(d: dict[str, Any]) -> Target:
                   explicit=bool(d.get("explicit", False)), args=_pairs(d.get("args")),
                   accepts=tuple(d.get("accepts", ())), needs=tuple(d.get("needs", ())),
                   domain=_domain(d.get("domain")), inputs=tuple(d.get("inputs", ())),
-                  sweep=d.get("sweep"), setting=str(d.get("setting", "")))
+                  sweep=d.get("sweep"), setting=str(d.get("setting", "")),
+                  grid=tuple(d.get("grid", ())))
 
 
 def options(d: dict[str, Any]) -> Options:
