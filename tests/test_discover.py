@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gradsafe.discover.targets import discover_file
+from gradsafe.model.types import TargetKind
 
 MASKED = {
     "compare": "m = x > 0\n    return m * x",
@@ -57,3 +58,29 @@ def test_module_level_lambdas_of_one_tensor_are_targets(tmp_path: Path) -> None:
     assert found == {"elu": (4, "function", ("torch",), ()),
                      "scaled": (5, "function", ("jax",), ()),
                      "pair": (7, "function", (), ("y",))}
+
+
+def test_base_classes_behind_star_reexports_and_aliases(tmp_path: Path) -> None:
+    """Bases that one file's syntax does not show, followed by parsing (no import): a star
+    re-export in a package's __init__, a module-level alias of a framework class
+    (`AliasBase = _Loss`, re-exported), a local alias (`Base = torch.nn.Module`), and a
+    base named through a module (`from . import core` then `core.StarBase`)."""
+    core = tmp_path / "proj" / "core"
+    core.mkdir(parents=True)
+    (tmp_path / "proj" / "__init__.py").write_text("", encoding="utf-8")
+    (core / "__init__.py").write_text("from .bases import *\n", encoding="utf-8")
+    (core / "bases.py").write_text(
+        "import torch\nfrom torch.nn.modules.loss import _Loss\n\n"
+        "class StarBase(torch.nn.Module):\n    def forward(self, x):\n"
+        "        return self.f(x)\n\nAliasBase = _Loss\n", encoding="utf-8")
+    body = "    def forward(self, x):\n        return torch.log(torch.exp(x) + 1)\n\n"
+    (tmp_path / "proj" / "losses.py").write_text(
+        "import torch\nfrom proj.core import StarBase, AliasBase\nfrom . import core\n"
+        "Base = torch.nn.Module\n\n"
+        "class ViaStar(StarBase):\n" + body + "class ViaAlias(AliasBase):\n" + body +
+        "class ViaLocalAlias(Base):\n" + body + "class ViaModuleAttr(core.StarBase):\n" +
+        body, encoding="utf-8")
+    found = {t.name: (t.kind, t.frameworks)
+             for t in discover_file(str(tmp_path / "proj" / "losses.py"))}
+    assert found == {n: (TargetKind.MODULE, ("torch",)) for n in (
+        "ViaStar", "ViaAlias", "ViaLocalAlias", "ViaModuleAttr")}

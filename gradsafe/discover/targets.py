@@ -171,6 +171,7 @@ class _Scope:
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
+    stars: list[str] = field(default_factory=list)  # modules of `from X import *`
     root: Path | None = None  # the folder above the file's top-level package
     depth: int = 0  # how many imports away from the file discovery was given
     _imports_framework: bool | None = None
@@ -230,7 +231,19 @@ def _external_class(full: str, scope: _Scope) -> tuple[ast.ClassDef, _Scope] | N
     if name in other.classes:
         return other.classes[name], other
     if name in other.aliases:  # re-exported: `from .base import BaseLoss` in __init__
-        return _external_class(other.aliases[name], other)
+        real = other.aliases[name]
+        if framework_of_module(real.rpartition(".")[0]) is not None:
+            # a framework class under another name (`AliasBase = _Loss`, re-exported):
+            # a stand-in `class name(real)` that _class_kind resolves like any base
+            stand_in = ast.parse(f"class {name}({real}): pass").body[0]
+            assert isinstance(stand_in, ast.ClassDef)
+            other.aliases.setdefault(real.split(".", 1)[0], real.split(".", 1)[0])
+            return stand_in, other
+        return _external_class(real, other)
+    for star in other.stars:  # `from .bases import *` in a package's __init__
+        found = _external_class(f"{star}.{name}", other)
+        if found is not None:
+            return found
     return None
 
 
@@ -339,6 +352,9 @@ def _collect(tree: ast.Module, module: str = "") -> _Scope:
                     scope.aliases[root] = root
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for a in node.names:
+                if a.name == "*":
+                    scope.stars.append(node.module)
+                    continue
                 scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
         elif isinstance(node, ast.ImportFrom) and node.level > 0 and module:
             package = module.rsplit(".", node.level)[0] if module.count(".") >= node.level \
@@ -347,6 +363,8 @@ def _collect(tree: ast.Module, module: str = "") -> _Scope:
             for a in node.names:
                 if source and a.name != "*":
                     scope.aliases.setdefault(a.asname or a.name, f"{source}.{a.name}")
+                elif source:
+                    scope.stars.append(source)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             scope.functions[node.name] = node
@@ -356,6 +374,15 @@ def _collect(tree: ast.Module, module: str = "") -> _Scope:
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     scope.constants[t.id] = node.value
+    for node in tree.body:  # another name for a class: `Base = nn.Module`, `Alias = Local`
+        if isinstance(node, ast.Assign) and (d := dotted_name(node.value)) is not None:
+            for t in node.targets:
+                if not isinstance(t, ast.Name) or t.id in scope.aliases:
+                    continue
+                if d in scope.classes:
+                    scope.classes.setdefault(t.id, scope.classes[d])
+                elif d.split(".", 1)[0] in scope.aliases:
+                    scope.aliases[t.id] = resolve(d, scope)
     return scope
 
 
