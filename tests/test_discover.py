@@ -84,3 +84,22 @@ def test_base_classes_behind_star_reexports_and_aliases(tmp_path: Path) -> None:
              for t in discover_file(str(tmp_path / "proj" / "losses.py"))}
     assert found == {n: (TargetKind.MODULE, ("torch",)) for n in (
         "ViaStar", "ViaAlias", "ViaLocalAlias", "ViaModuleAttr")}
+
+
+def test_bases_inside_frameworks_and_fallback_bases(tmp_path: Path) -> None:
+    """A framework's own intermediate class as the base (keras.layers.Softmax, nnx.Linear:
+    their sources are parsed through the frameworks' re-exports, nothing imported), and a
+    base defined in an `else:` branch when an optional package is missing (torchmetrics
+    1.9.0 image/fid.py: `NoTrainInceptionV3(_FeatureExtractorInceptionV3)`)."""
+    (tmp_path / "fw.py").write_text(
+        "import keras\nimport torch\nfrom flax import nnx\nHAVE = False\n"
+        "if HAVE:\n    from not_installed import Extractor as _Base\nelse:\n"
+        "    class _Base(torch.nn.Module):\n        pass\n\n"
+        "class MySoftmax(keras.layers.Softmax):\n    def call(self, x):\n"
+        "        return super().call(2.0 * x)\n\n"
+        "class MyLinear(nnx.Linear):\n    pass\n\n"
+        "class Fallback(_Base):\n    def forward(self, x):\n        return x\n",
+        encoding="utf-8")
+    kinds = {t.name: t.kind for t in discover_file(str(tmp_path / "fw.py"))}
+    assert kinds == {"MySoftmax": TargetKind.LAYER, "MyLinear": TargetKind.NNX,
+                     "Fallback": TargetKind.MODULE}

@@ -206,6 +206,11 @@ def dotted_name(node: ast.expr) -> str | None:
 
 # --- framework sources ---------------------------------------------------------------------
 
+def framework_file(module: str) -> Path | None:
+    """The source file of a framework module, located without importing it."""
+    return _module_file(module)
+
+
 def _module_file(module: str) -> Path | None:
     top, *rest = module.split(".")
     try:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradsafe.discover.params import builtin_info, class_info, dotted_name, function_params
+from gradsafe.discover.params import (
+    builtin_info,
+    class_info,
+    dotted_name,
+    find_class,
+    framework_file,
+    function_params,
+)
 from gradsafe.model.types import CUSTOM_KINDS, PORTABLE, Target, TargetKind
 
 # module prefix -> framework; keras 3 runs on the TensorFlow backend unless told otherwise
@@ -216,10 +223,18 @@ def _external_class(full: str, scope: _Scope) -> tuple[ast.ClassDef, _Scope] | N
     """A base class imported from another module of the project (or an installed
     package), found by parsing that module: `from .base import BaseLoss`."""
     module, _, name = full.rpartition(".")
-    if not module or scope.root is None or scope.depth >= _MAX_BASES \
-            or framework_of_module(module) is not None:
+    if not module or scope.root is None or scope.depth >= _MAX_BASES:
         return None
-    path = _module_path(module, scope.root)
+    if framework_of_module(module) is not None:
+        # a framework's own intermediate class (keras.layers.Softmax, nnx.Linear,
+        # keras.src...BasePooling): its source, found through the framework's re-exports
+        located = find_class(full)
+        if located is None:
+            return None
+        module, name = located[1], located[0].name
+        path = framework_file(module)
+    else:
+        path = _module_path(module, scope.root)
     if path is None:
         return None
     try:
@@ -374,6 +389,9 @@ def _collect(tree: ast.Module, module: str = "") -> _Scope:
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     scope.constants[t.id] = node.value
+    for node in _conditional(tree.body):  # `if HAVE_X: from x import B` / `else: class B`
+        if isinstance(node, ast.ClassDef):
+            scope.classes.setdefault(node.name, node)
     for node in tree.body:  # another name for a class: `Base = nn.Module`, `Alias = Local`
         if isinstance(node, ast.Assign) and (d := dotted_name(node.value)) is not None:
             for t in node.targets:
@@ -384,6 +402,22 @@ def _collect(tree: ast.Module, module: str = "") -> _Scope:
                 elif d.split(".", 1)[0] in scope.aliases:
                     scope.aliases[t.id] = resolve(d, scope)
     return scope
+
+
+def _conditional(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements inside module-level if/try blocks (a fallback base class defined when an
+    optional package is missing, as torchmetrics' image/fid.py does)."""
+    for node in body:
+        if isinstance(node, ast.If):
+            blocks = [node.body, node.orelse]
+        elif isinstance(node, ast.Try):
+            blocks = [node.body, *(h.body for h in node.handlers), node.orelse,
+                      node.finalbody]
+        else:
+            continue
+        for block in blocks:
+            yield from block
+            yield from _conditional(block)
 
 
 def _is_target_function(node: ast.FunctionDef) -> bool:
