@@ -140,3 +140,22 @@ def one_per_file(results: Iterable[TargetResult]) -> list[TargetResult]:
                                        findings=(), notes=()))
     return out
 
+
+
+def grid_of_skipped(targets: Iterable[Target],
+                    results: Iterable[TargetResult]) -> list[TargetResult]:
+    """Results less the automatic-grid settings of a function that is skipped as written
+    (a helper that raises on a float vector): it is listed once, with its reason, not once
+    more per grid value with a "not checked" note."""
+    by_label = {(t.file, t.label): t for t in targets}
+    results = list(results)
+
+    def key(t: Target) -> tuple[str | None, str, str | None]:
+        return t.file, t.name, t.sweep
+
+    # per framework (None: skipped before any worker, for every framework)
+    skipped = {(key(t), r.framework) for r in results if r.status == "skipped"
+               and (t := by_label.get((r.file, r.name))) is not None and not t.grid}
+    return [r for r in results
+            if not ((t := by_label.get((r.file, r.name))) and t.grid and (
+                (key(t), r.framework) in skipped or (key(t), None) in skipped))]
