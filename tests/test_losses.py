@@ -219,3 +219,29 @@ def test_param_sets_a_functions_keyword_arguments() -> None:
     variants.check_param_names([t], opts)
     with pytest.raises(variants.VariantError):
         variants.check_param_names([t], Options(param_values=(("radiu", (1.0,)),)))
+
+
+def test_grid_of_a_functions_keywords() -> None:
+    """With the grid on (the default), each numeric keyword not set by --param or --arg is
+    varied one at a time around its default, as constructor arguments are, each value marked
+    as the grid's; a function skipped for a missing argument gets no grid, and a function
+    skipped as written is listed once (its grid settings are left out of the report)."""
+    from gradsafe.discover import variants
+    from gradsafe.model.types import TargetResult
+
+    found = {t.name: t for t in discover_file(str(LOSSES / "losses_torch.py"))}
+    cutoff = found["quartic_cutoff"]
+    got = variants.function_settings(cutoff, Options())
+    assert [(s.label, s.grid) for s in got] == [("quartic_cutoff", ())] + [
+        (f"quartic_cutoff(radius={v})", ("radius",)) for v in ("0.0", "-1.0", "1e-06", "1000.0")]
+    assert variants.function_settings(cutoff, Options(param_sweep=False)) == [cutoff]
+    assert variants.function_settings(found["focal_loss"], Options()) == [found["focal_loss"]]
+    bound = dataclasses.replace(found["focal_loss"], args=(("labels", "1.0"),))
+    assert [s.label for s in variants.function_settings(bound, Options())][:2] == [
+        "focal_loss", "focal_loss(gamma=0.0)"]
+    results = [TargetResult(s.label, s.file, s.line, "torch", "pass", None, (), ())
+               for s in got]
+    results[0] = dataclasses.replace(results[0], status="skipped", reason="raised")
+    assert [r.name for r in selection.grid_of_skipped(got, results)] == ["quartic_cutoff"]
+    results[0] = dataclasses.replace(results[0], status="pass")
+    assert len(selection.grid_of_skipped(got, results)) == 5
