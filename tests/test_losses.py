@@ -243,5 +243,7 @@ def test_grid_of_a_functions_keywords() -> None:
                for s in got]
     results[0] = dataclasses.replace(results[0], status="skipped", reason="raised")
     assert [r.name for r in selection.grid_of_skipped(got, results)] == ["quartic_cutoff"]
+    results[0] = dataclasses.replace(results[0], status="error", reason=None)
+    assert [r.name for r in selection.grid_of_skipped(got, results)] == ["quartic_cutoff"]
     results[0] = dataclasses.replace(results[0], status="pass")
     assert len(selection.grid_of_skipped(got, results)) == 5

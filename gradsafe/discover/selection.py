@@ -145,8 +145,8 @@ def one_per_file(results: Iterable[TargetResult]) -> list[TargetResult]:
 def grid_of_skipped(targets: Iterable[Target],
                     results: Iterable[TargetResult]) -> list[TargetResult]:
     """Results less the automatic-grid settings of a function that is skipped as written
-    (a helper that raises on a float vector): it is listed once, with its reason, not once
-    more per grid value with a "not checked" note."""
+    (a helper that raises on a float vector) or could not be checked (it timed out): it is
+    listed once, with its reason, not once more per grid value."""
     by_label = {(t.file, t.label): t for t in targets}
     results = list(results)
 
@@ -154,7 +154,7 @@ def grid_of_skipped(targets: Iterable[Target],
         return t.file, t.name, t.sweep
 
     # per framework (None: skipped before any worker, for every framework)
-    skipped = {(key(t), r.framework) for r in results if r.status == "skipped"
+    skipped = {(key(t), r.framework) for r in results if r.status in ("skipped", "error")
                and (t := by_label.get((r.file, r.name))) is not None and not t.grid}
     return [r for r in results
             if not ((t := by_label.get((r.file, r.name))) and t.grid and (

@@ -296,10 +296,13 @@ def discover_file(path: str, only: str | None = None) -> list[Target]:
                 and node.name not in helpers and decorated_kind(node, scope) is None:
             # one source, every framework: keras.ops under each Keras backend, or an
             # array-API function handed each framework's namespace
-            accepts, needs = signature(node.args) if pkind == TargetKind.KERAS_OPS else ((), ())
+            ops = pkind == TargetKind.KERAS_OPS  # array-API: `def act(x, xp)`, nothing else
+            accepts, needs = signature(node.args) if ops else ((), ())
             targets.append(Target(node.name, path, node.lineno, pkind, PORTABLE,
                                   _constants(node, scope), _features(node, scope),
-                                  accepts=accepts, needs=needs))
+                                  params=function_params(node) if ops else (),
+                                  accepts=accepts, needs=needs,
+                                  inputs=inputs_of(node.args) if ops else ()))
         elif isinstance(node, ast.FunctionDef) and _is_target_function(node) \
                 and node.name not in helpers:
             fkind = decorated_kind(node, scope)

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from gradsafe.discover.params import COUNT_NAMES
+from gradsafe.discover.selection import missing_args
 from gradsafe.model.types import Options, ParamSpec, ParamValue, Target, TargetKind, Variant
 
 TINY = 1e-6
@@ -115,7 +116,7 @@ def function_settings(target: Target, options: Options) -> list[Target]:
             target, args=tuple(sorted((*target.args, *pairs))),
             setting="(" + ", ".join(f"{n}={v}" for n, v in pairs) + ")") if pairs else target)
     given = bound | {name for name, _ in chosen}
-    if not options.param_sweep or any(n not in bound for n in target.needs):
+    if not options.param_sweep or missing_args(target):
         return out  # a function skipped for a missing argument is skipped once
     for p in target.params:
         if p.name in given or p.default is None or p.name not in keywords(target):
