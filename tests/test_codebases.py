@@ -111,7 +111,7 @@ def test_target_filters_classes_that_need_constructor_values(tmp_path: Path) -> 
 
 def test_extra_arguments_int_and_float_and_a_basis_expansion() -> None:
     args = ("--arg", "cutoff=5.0", "--arg", "number=8", "--arg", "start=0.0",
-            "--arg", "end=5.0", "--dtype", "float32", "--no-suggest")
+            "--arg", "end=5.0", "--dtype", "float32", "--no-suggest", "--no-param-sweep")
     code, report = run_json("check", CUTOFFS, *args)
     targets = _by_name(report)
     # soft_one_hot's torch.linspace needs number as an int: 8, not 8.0
