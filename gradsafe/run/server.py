@@ -38,10 +38,13 @@ from typing import IO, Any
 
 IDLE_VAR = "GRADSAFE_WORKER_IDLE"
 DEFAULT_IDLE = 600.0
-# environment read at import by a framework or by Python itself: a server serves clients
+# environment read at import by each framework or by Python itself: a server serves clients
 # whose values are the same (thread counts and XLA_FLAGS are read later, in each worker)
-KEY_PREFIXES = ("JAX_", "KERAS_", "TF_CPP_", "TF_ENABLE_", "CUDA_", "PYTHON", "LD_",
-                "OMP_WAIT_POLICY", "XLA_PYTHON_", "MKL_", "KMP_")
+KEY_PREFIXES: dict[str, tuple[str, ...]] = {
+    "torch": ("TORCH_", "OMP_WAIT_POLICY", "MKL_", "KMP_"),
+    "tensorflow": ("TF_CPP_", "TF_ENABLE_", "TF_USE_"),
+    "jax": ("JAX_", "XLA_PYTHON_")}
+COMMON_PREFIXES = ("PYTHON", "LD_", "CUDA_", "KERAS_")
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 
 
@@ -63,7 +66,8 @@ def key(framework: str, env: dict[str, str]) -> str:
     from gradsafe.run.cache import framework_versions, own_fingerprint
 
     h = hashlib.sha256()
-    fixed = sorted((k, v) for k, v in env.items() if k.startswith(KEY_PREFIXES))
+    prefixes = (*COMMON_PREFIXES, *KEY_PREFIXES[framework])
+    fixed = sorted((k, v) for k, v in env.items() if k.startswith(prefixes))
     h.update(json.dumps([sys.executable, sys.version, own_fingerprint(),
                          framework_versions(framework), framework, fixed]).encode())
     return h.hexdigest()[:20]
