@@ -86,6 +86,16 @@ def socket_path(framework: str, env: dict[str, str]) -> Path:
     return path
 
 
+def _private(folder: Path) -> bool:
+    """Ours and closed to others: a folder someone else made under that name could hand
+    our runs to a server of theirs."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 # ---------------------------------------------------------------- client side (the pool)
 
 _spawning: dict[str, threading.Lock] = {}
@@ -187,6 +197,7 @@ def _spawn(framework: str, env: dict[str, str], path: Path) -> subprocess.Popen[
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
         start_new_session=True)  # the terminal's Ctrl-C is for the run, not the server
     log.close()
+    _servers[:] = [p for p in _servers if p.poll() is None]  # reap those that quit
     _servers.append(proc)
     return proc
 
@@ -196,6 +207,8 @@ def fork_worker(framework: str, env: dict[str, str], log: IO[bytes],
     """A worker forked by this framework's server, started first if there is none; None
     when there cannot be one (the pool then starts a worker of its own)."""
     path = socket_path(framework, env)
+    if not _private(path.parent):
+        return None
     with _spawning_lock:
         lock = _spawning.setdefault(str(path), threading.Lock())
     with lock:  # one spawn per server, whatever the number of lanes
