@@ -247,3 +247,15 @@ def test_grid_of_a_functions_keywords() -> None:
     assert [r.name for r in selection.grid_of_skipped(got, results)] == ["quartic_cutoff"]
     results[0] = dataclasses.replace(results[0], status="pass")
     assert len(selection.grid_of_skipped(got, results)) == 5
+    # a grid value's findings that the defaults already have are not repeated
+    from gradsafe.model.types import Finding, Range
+    leak = Finding(code="GS101", kind="gradient", severity="error", dtype="float16",
+                   framework="torch", example_input=26.5, forward=0.0, gradient=float("nan"),
+                   range=Range(26.40625, 65504.0), boundary=26.40625, location=None, message="")
+    new = dataclasses.replace(leak, range=Range(-0.3, 0.04), severity="warning")
+    results[0] = dataclasses.replace(results[0], status="fail", findings=(leak,))
+    results[1] = dataclasses.replace(results[1], status="pass", findings=(
+        dataclasses.replace(leak, severity="warning"), new))
+    folded = selection.grid_repeats(got, results, "warning")
+    assert folded[0] == results[0] and folded[1].findings == (new,)
+    assert "1 finding the same as at the defaults" in folded[1].notes[-1]

@@ -11,7 +11,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from gradsafe.model.types import Options, Target, TargetResult, TargetSettings
+from gradsafe.model.types import (
+    Finding,
+    Options,
+    Status,
+    Target,
+    TargetResult,
+    TargetSettings,
+    fails,
+)
 
 FILE_LEVEL = "<module>"  # discovery's name for errors about a whole file
 LOAD_FAILED = "importing "  # how load.py's import errors begin
@@ -159,3 +167,43 @@ def grid_of_skipped(targets: Iterable[Target],
     return [r for r in results
             if not ((t := by_label.get((r.file, r.name))) and t.grid and (
                 (key(t), r.framework) in skipped or (key(t), None) in skipped))]
+
+
+def grid_repeats(targets: Iterable[Target], results: Iterable[TargetResult],
+                 fail_on: str) -> list[TargetResult]:
+    """At a grid value of a function's keyword, the findings its defaults already have
+    (same code, kind, dtype and range: `elu(x, alpha)` leaks from x = 88.72284 at every
+    alpha) are not repeated; a note says how many were left out. Findings that the value
+    changes or brings stay, as warnings naming it."""
+    by_label = {(t.file, t.label): t for t in targets}
+    results = list(results)
+
+    def key(t: Target) -> tuple[str | None, str, str | None]:
+        return t.file, t.name, t.sweep
+
+    def same(f: Finding) -> tuple[object, ...]:
+        return f.code, f.kind, f.dtype, f.range, f.order
+
+    at_defaults: dict[tuple[object, ...], set[tuple[object, ...]]] = {}
+    for r in results:
+        t = by_label.get((r.file, r.name))
+        if t is not None and not t.grid and not t.setting:
+            at_defaults[(key(t), r.framework)] = {same(f) for f in r.findings}
+    out = []
+    for r in results:
+        t = by_label.get((r.file, r.name))
+        seen = at_defaults.get((key(t), r.framework)) if t is not None and t.grid else None
+        if not seen or r.status not in ("pass", "fail"):
+            out.append(r)
+            continue
+        kept = tuple(f for f in r.findings if same(f) not in seen)
+        if len(kept) == len(r.findings):
+            out.append(r)
+            continue
+        left = len(r.findings) - len(kept)
+        note = (f"{left} finding{'s' * (left != 1)} the same as at the defaults not repeated "
+                "here (see the defaults' result)")
+        status: Status = "fail" if any(fails(f.severity, fail_on) for f in kept) else "pass"
+        out.append(dataclasses.replace(r, findings=kept, notes=(*r.notes, note),
+                                       status=status))
+    return out

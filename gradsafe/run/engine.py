@@ -93,8 +93,9 @@ def check_and_plot(paths: Iterable[str], options: Options,
     results, partial = _run_cached(jobs, options, store, progress, ticks, sjobs, raw)
     samples = [gd for gd, _ in collect(gs, xs_of, raw, results, len(jobs))]
     results = {i: r for i, r in results.items() if i < len(jobs)}
-    ordered = sorted(selection.one_per_file(selection.grid_of_skipped(
-        targets, [*errors, *results.values()])), key=sort_key)
+    ordered = sorted(selection.one_per_file(selection.grid_repeats(
+        targets, selection.grid_of_skipped(targets, [*errors, *results.values()]),
+        options.fail_on)), key=sort_key)
     kept = filters.apply(ordered, options)  # select/ignore, suppressions, baseline
     report = Report(kept.results, options.dtypes, options.operating_range, options.fail_on,
                     suppressed=kept.suppressed, unused_suppressions=kept.unused,
