@@ -270,7 +270,8 @@ def suggest(backend: Backend, target: Target, options: Options, result: TargetRe
         return advice(result), None
     source = Path(target.file).read_text(encoding="utf-8")
     options = dataclasses.replace(options, suggest=False)
-    if target.variant is not None and target.variant.grid and options.fail_on == "error":
+    at_grid = target.grid or (target.variant is not None and target.variant.grid)
+    if at_grid and options.fail_on == "error":
         # findings at grid values are warnings: a rewrite for them must remove those too,
         # or every candidate would pass as verified
         options = dataclasses.replace(options, fail_on="warning")
