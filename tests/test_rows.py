@@ -16,7 +16,8 @@ from conftest import FIXTURES, ROOT, run_json
 
 ROWWISE = FIXTURES / "rowwise"
 FRAMEWORKS = ("torch", "tf", "jax")
-STABLE_CLASSES = ("SoftmaxStable(temperature=1.0)", "SoftmaxStableLayer", "LogSoftmaxStable")
+STABLE_CLASSES = ("SoftmaxStable(temperature=1.0)", "SoftmaxStableLayer", "LogSoftmaxStable",
+                  "SoftmaxLearnableStable")
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +118,16 @@ def test_row_wise_class_grid(reports: dict[str, tuple[int, dict[str, Any]]]) -> 
     assert {f["severity"] for f in t["findings"]} <= {"warning", "info"}
     assert all("temperature=1000.0" in f["message"] for f in t["findings"]
                if f["severity"] == "warning")
+
+
+def test_row_wise_class_parameter_gradient(
+        reports: dict[str, tuple[int, dict[str, Any]]]) -> None:
+    """A learnable scale inside a naive softmax: its gradient is NaN in rows whose exp
+    underflows (x <= -88.72284 in float32, the other elements at its negative; float64 gives
+    a tiny finite value), GS501 in the row-wise message; the stable twin has none."""
+    targets = _targets(reports["torch"][1])
+    found = [f for f in targets["SoftmaxLearnable"]["findings"] if f["code"] == "GS501"]
+    highs = {(f["dtype"], np.float32(float(f["range"]["high"]))) for f in found}
+    assert ("float32", np.float32(-88.72284)) in highs, found
+    assert all("'scale'" in f["message"] and "row-wise" in f["message"] for f in found)
+    assert not [f for f in targets["SoftmaxLearnableStable"]["findings"] if f["code"] == "GS501"]

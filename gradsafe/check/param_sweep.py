@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from gradsafe.backends.base import ROWS, Backend, Instance, TargetError, cotangent_scale
+from gradsafe.backends.base import (
+    ROWS,
+    WIDTH,
+    Backend,
+    Instance,
+    TargetError,
+    cotangent_scale,
+)
 from gradsafe.backends.derivative import derivative
 from gradsafe.check import cast, rows, second
 from gradsafe.check.analyse import Context, Counter, Sample, analyse
@@ -196,8 +203,8 @@ def _row_wise(backend: Backend, target: Target, options: Options, obj: Any,
               counter: Counter | None, tick: Tick | None,
               seen: dict[str, tuple[F64, F64, F64 | None]] | None) -> TargetResult:
     """A row-wise class (nn.Softmax, a Keras Softmax layer): this configuration built in
-    rows of rows.ROW and checked like a row-wise function. Its learnable parameters'
-    gradients (GS501) are not swept row-wise."""
+    rows of rows.ROW and checked like a row-wise function, its learnable parameters'
+    gradients (GS501) in the same rows."""
     v = target.variant
     assert v is not None
     in_rows = dataclasses.replace(v, layout=ROWS, channels=rows.ROW)
@@ -208,7 +215,9 @@ def _row_wise(backend: Backend, target: Target, options: Options, obj: Any,
 
     res = rows.check_rows(backend, target, options, obj, counter, tick, seen,
                           builder=make)
-    findings = list(res.findings)
+    more, extra = _row_params(backend, target, options, obj, in_rows, tick)
+    findings = [*res.findings, *more]
+    res = dataclasses.replace(res, notes=(*res.notes, *extra))
     if v.grid:
         findings = [at_grid_value(f, v) for f in findings]
     if v.mode:
@@ -216,6 +225,52 @@ def _row_wise(backend: Backend, target: Target, options: Options, obj: Any,
     notes = (*res.notes, second.NOT_ELEMENTWISE) if options.order == 2 else res.notes
     res = result(target, backend.name, tuple(findings), notes, options)
     return dataclasses.replace(res, name=v.label, variant=v)
+
+
+def _row_params(backend: Backend, target: Target, options: Options, obj: Any,
+                in_rows: Variant, tick: Tick | None) -> tuple[list[Finding], list[str]]:
+    """GS501 of a row-wise class: in each of the rows rows.check_rows sweeps (one element
+    swept, the others at an anchor), the parameters' gradients probed as param_findings
+    does for an elementwise class, the rows built in NumPy for param_grad."""
+    inst64 = backend.build(obj, target.kind, "float64", in_rows)
+    if inst64.param_grad is None:
+        return [], []
+    location = target_location(target)
+    findings: list[Finding] = []
+    notes: list[str] = []
+    keys: set[tuple[Any, ...]] = set()
+    for dtype in options.dtypes:
+        inst = backend.build(obj, target.kind, dtype, in_rows)
+        if inst.param_grad is None:
+            continue
+        ctx = Context(dtype, backend.name, options.operating_range, location, target.features)
+        for position in (0, rows.ROW - 1):
+            for anchor in rows.ANCHORS:
+                one = _one_row(backend, inst, position, anchor)
+                one64 = _one_row(backend, inst64, position, anchor)
+                probes, _ = probe_plan(backend, one.fn, dtype, target.constants, options, tick)
+                ev = backend.evaluate(one.fn, probes.values, dtype)
+                ref = backend.evaluate(one64.fn, probes.values, "float64", grad=False).forward
+                sample = Sample(probes.values, ev.forward, ev.gradient, ref)
+                for f in param_findings(probes, sample, one, ctx, one64, notes):
+                    key = (f.dtype, f.range, f.message.split(" is ")[0])
+                    if key not in keys:
+                        keys.add(key)
+                        findings.append(rows.in_row(f, position, anchor))
+    return findings, notes
+
+
+def _one_row(backend: Backend, inst: Instance, position: int, anchor: rows.Anchor
+             ) -> Instance:
+    """The instance as a function of the element swept in rows with that anchor."""
+    grad = inst.param_grad
+    assert grad is not None
+
+    def param_grad(xs: F64) -> dict[str, F64]:
+        return grad(rows.numpy_rows(xs, position, anchor).ravel())
+
+    return dataclasses.replace(inst, fn=rows.derive(backend, inst.fn, position, anchor),
+                               param_grad=param_grad, multiple=WIDTH, mixed_grad=None)
 
 
 def outside_domain(s: Sample, operating_range: float) -> bool:

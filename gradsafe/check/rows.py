@@ -81,6 +81,15 @@ def derive(backend: Backend, fn: Fn, position: int, anchor: Anchor | None) -> Fn
     return g
 
 
+def numpy_rows(xs: Any, position: int, anchor: Anchor) -> Any:
+    """The rows `derive` builds, in NumPy: (n,) -> (n, ROW), for feeding a class's
+    parameter gradient (param_sweep), which takes flat NumPy inputs."""
+    columns = [xs if j == position else (anchor.value * xs if anchor.track
+                                         else np.full(xs.shape, anchor.value))
+               for j in range(ROW)]
+    return np.stack(columns, axis=-1)
+
+
 def require_rowwise(backend: Backend, fn64: Fn) -> None:
     """Rows must not mix: with the rest of each row fixed, changing one row's element may
     change that row's output only."""
@@ -138,7 +147,7 @@ def check_rows(backend: Backend, target: Target, options: Options, obj: Any,
                     fresh.append(f)
             explained = explain(backend, target, obj, fresh, _maker(
                 backend, made, position, anchor, wrap))
-            findings.extend(_in_row(f, position, anchor) for f in explained)
+            findings.extend(in_row(f, position, anchor) for f in explained)
     notes.append(f"row-wise: checked in rows of {ROW}, the element at positions 0 and "
                  f"{ROW - 1} swept with the others at 0, equal to it, its negative and "
                  f"{LARGE:g}")
@@ -154,7 +163,7 @@ def _maker(backend: Backend, made: Make, position: int, anchor: Anchor,
     return make
 
 
-def _in_row(f: Finding, position: int, anchor: Anchor) -> Finding:
+def in_row(f: Finding, position: int, anchor: Anchor) -> Finding:
     where = f" [row-wise: x is element {position} of a row of {ROW}, {anchor.words}]"
     return dataclasses.replace(f, message=f.message + where)
 
