@@ -36,7 +36,7 @@ def test_without_options_every_target_is_skipped_with_what_it_needs() -> None:
     for t in report["targets"]:
         by_status.setdefault(str(t["status"]), []).append(t)
     skipped = by_status["skipped"]
-    assert len(skipped) == 3 * 5 + 1  # 5 per framework, softmax_xent in torch
+    assert len(skipped) == 3 * 5 + 1 + 3  # 5 per framework, softmax_xent in torch, boxes_rows
     for t in skipped:
         assert "needs a value for `" in str(t["reason"]), t
         assert "--arg " in str(t["reason"])
