@@ -28,7 +28,7 @@ BOXES = str(LOSSES / "boxes_torch.py")
 def test_without_options_every_target_is_skipped_with_what_it_needs() -> None:
     """Every function of several tensors in the group, in all three frameworks, is listed
     as skipped with the argument it needs; only the one whose extra argument has a default
-    (quartic_cutoff's radius) is checked as written."""
+    (quartic_cutoff's radius) and the one-tensor smooth-AP sigmoid are checked as written."""
     files = sorted(str(p) for p in LOSSES.glob("*.py"))
     code, report = run_json("check", *files, "--framework", "torch", "--dtype", "float32",
                             "--no-suggest")
@@ -41,7 +41,7 @@ def test_without_options_every_target_is_skipped_with_what_it_needs() -> None:
         assert "needs a value for `" in str(t["reason"]), t
         assert "--arg " in str(t["reason"])
     assert {str(t["name"]) for t in by_status.get("pass", []) + by_status.get("fail", [])} \
-        == {"quartic_cutoff"}
+        == {"quartic_cutoff", "sigmoid_temp_torch"}
     assert code & 2 == 0  # skipped is never "could not be checked"
 
 
