@@ -8,10 +8,12 @@ With --sweep NAME the swept tensor is passed as NAME (by keyword) and the first 
 is one of the bound ones. With --sweep NAME[..., C] the target becomes a function of one
 vector x (N,): NAME is the (N, K) tensor whose rows are the given row (--arg NAME=[...])
 with column C replaced by x, so every elementwise check (and the reductions') applies as is
-and the gradient is the one with respect to that coordinate (a box's y2). A number bound to a parameter that must be a tensor (annotated
-as one, or rejected as a Python scalar on the first call) becomes a tensor like the swept
-one, filled with the number: same shape and dtype, so shape checks such as
-`_check_same_shape(preds, target)` pass.
+and the gradient is the one with respect to that coordinate (a box's y2).
+
+A number bound to a parameter that must be a tensor (annotated as one, or rejected as a
+Python scalar on the first call) becomes a tensor like the swept one, filled with the
+number: same shape and dtype, so shape checks such as `_check_same_shape(preds, target)`
+pass; a list of numbers becomes (N, K) rows of it, like x.
 """
 
 from __future__ import annotations

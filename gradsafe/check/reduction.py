@@ -92,8 +92,8 @@ def check_reduction(backend: Backend, target: Target, options: Options, obj: Any
                               wrap=backend.per_element)
         mixed = ("reduction: it mixes the elements it reduces (not a sum or mean of "
                  f"per-element terms): each row of {rows.ROW} checked alone, as a batch of one")
-        more = (MIXED_ORDER2,) if options.order == 2 else ()
-        return replace(res, notes=(*res.notes, mixed, *more))
+        order2 = (MIXED_ORDER2,) if options.order == 2 else ()
+        return replace(res, notes=(*res.notes, mixed, *order2))
 
     def build(dtype: str) -> tuple[Fn, str | None]:
         fn, note = backend.instantiate(obj, target.kind, dtype)
