@@ -22,6 +22,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Tests never read or fill the user's result cache: one fresh directory per test
     process (in-process engine runs and CLI subprocesses inherit it)."""
     os.environ["GRADSAFE_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradsafe-test-cache-")
+    # the suite's persistent workers (gradsafe/run/server.py) outlive it by a minute only
+    os.environ.setdefault("GRADSAFE_WORKER_IDLE", "60")
     # one directory for the whole run, made by the controller before it starts the xdist
     # workers (they inherit it): batch reports shared between workers (tests/batch.py)
     if "GRADSAFE_TEST_SHARED" not in os.environ:

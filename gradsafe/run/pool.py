@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from gradsafe.model.types import Options, Target, TargetResult
-from gradsafe.run import codec
+from gradsafe.run import codec, server
 from gradsafe.run.cache import default_dir
 from gradsafe.run.interrupt import INTERRUPTED
 from gradsafe.suggest.policy import SUGGEST_BUDGET
@@ -90,7 +90,9 @@ class Worker:
         self.framework = framework
         self.log: IO[bytes] = tempfile.TemporaryFile()
         env = worker_env(threads, device, compile_cache)
-        self.proc = subprocess.Popen(
+        forked = (server.fork_worker(framework, env, self.log, STARTUP_TIMEOUT)
+                  if server.usable(framework, device) else None)
+        self.proc: subprocess.Popen[str] | server.Forked = forked or subprocess.Popen(
             [sys.executable, "-m", "gradsafe.run.worker", framework],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env,
             text=True, bufsize=1, start_new_session=True,
