@@ -96,7 +96,7 @@ def test_bad_sweep_value_is_one_line(sweep: str, row: str | None, says: str) -> 
     """Bad syntax, an index out of range, a column sweep without its row: one line, exit 2
     (before any framework starts)."""
     extra = ["--arg", f"boxes1={row}"] if row else []
-    proc = run_cli("check", str(LOSSES / "boxes_rows.py"), "--sweep", sweep, *extra)
+    proc = run_cli("check", str(LOSSES / "boxes_rows_torch.py"), "--sweep", sweep, *extra)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -107,7 +107,7 @@ def test_column_sweep_binds_the_row(tmp_path: Path) -> None:
     a target without that parameter sweeps its first as before."""
     from gradsafe.gate import config
 
-    found = {t.name: t for t in discover_file(str(LOSSES / "boxes_rows.py"))}
+    found = {t.name: t for t in discover_file(str(LOSSES / "boxes_rows_torch.py"))}
     t = found["aspect_torch"]
     row = (("boxes1", "[0.0, 0.0, 1.0, 1.0]"), ("boxes2", "(0.0, 0.0, 1.0, 1.0)"))
     bound = selection.bind(t, Options(args=row, sweep="boxes1[..., 3]"))
