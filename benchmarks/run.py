@@ -59,6 +59,9 @@ def env(cache_dir: str | None = None) -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     e["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    # every worker a child of the run, so that its CPU time is counted (warm_repo.py measures
+    # the persistent worker, in wall time)
+    e["GRADSAFE_WORKER_IDLE"] = "0"
     if cache_dir:
         e["GRADSAFE_CACHE_DIR"] = cache_dir
     return e

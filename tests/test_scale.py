@@ -43,6 +43,8 @@ def test_lanes_one_per_framework_then_by_work() -> None:
     assert pool.lane_sizes({"torch": 20, "jax": 2}, 4) == {"torch": 3, "jax": 1}
     assert pool.lane_sizes({"torch": 5}, 16) == {"torch": 2}  # one worker per 3 targets
     assert pool.lane_sizes({"torch": 100}, 1) == {"torch": 1}
+    # a worker forked by the persistent worker costs no import: one per target
+    assert pool.lane_sizes({"torch": 2, "jax": 5}, 4, {"torch": 1}) == {"torch": 2, "jax": 2}
 
 
 def test_report_order_does_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:

@@ -79,3 +79,11 @@ def test_socket_path_falls_back_to_tmp_when_too_long(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(tempfile, "tempdir", "/tmp/" + "x" * 120)
     path = server.socket_path("torch", {})
     assert str(path).startswith("/tmp/gradsafe-") and len(os.fsencode(path)) <= 100
+
+
+def test_a_folder_open_to_others_is_not_used(tmp_path: Path) -> None:
+    folder = tmp_path / "sockets"
+    folder.mkdir(mode=0o700)
+    assert server._private(folder)
+    folder.chmod(0o777)
+    assert not server._private(folder)

@@ -192,7 +192,10 @@ class Worker:
         self.log.close()
 
 
-MIN_JOBS_PER_WORKER = 3  # another worker costs a framework import: only worth it with work
+# another worker started by the pool costs a framework import: only worth it with work; one
+# forked by a persistent worker (run/server.py) costs a fork
+MIN_JOBS_PER_WORKER = 3
+MIN_JOBS_PER_FORKED_WORKER = 1
 
 
 Progress = Callable[[Job], None]
@@ -292,14 +295,17 @@ def _lane(framework: str, jobs: queue.Queue[Job], shared: _Shared) -> None:
         worker.close()
 
 
-def lane_sizes(counts: dict[str, int], jobs: int | None) -> dict[str, int]:
+def lane_sizes(counts: dict[str, int], jobs: int | None,
+               per_worker: dict[str, int] | None = None) -> dict[str, int]:
     """Workers per framework: one each, then the rest of --jobs (default: the cores) to the
-    frameworks with the most targets, never more than one per MIN_JOBS_PER_WORKER targets."""
+    frameworks with the most targets, never more than one per `per_worker[fw]` targets
+    (default MIN_JOBS_PER_WORKER)."""
     total = jobs or os.cpu_count() or 1
     sizes = {fw: 1 for fw in counts}
+    least = {fw: (per_worker or {}).get(fw, MIN_JOBS_PER_WORKER) for fw in counts}
     spare = total - len(sizes)
     while spare > 0:
-        room = [fw for fw in counts if sizes[fw] * MIN_JOBS_PER_WORKER < counts[fw]]
+        room = [fw for fw in counts if sizes[fw] * least[fw] < counts[fw]]
         if not room:
             break
         fw = max(room, key=lambda f: (counts[f] / sizes[f], f))
@@ -333,7 +339,8 @@ def run(jobs: list[Job], options: Options, progress: Progress | None = None,
         finally:
             finished.release()
 
-    sizes = lane_sizes(counts, options.jobs)
+    sizes = lane_sizes(counts, options.jobs, {
+        fw: MIN_JOBS_PER_FORKED_WORKER for fw in counts if server.usable(fw, options.device)})
     shared.threads = threads_per_worker(sum(sizes.values()))
     threads = [threading.Thread(target=lane, args=(fw,), daemon=True)
                for fw, n in sizes.items() for _ in range(n)]

@@ -38,10 +38,13 @@ from typing import IO, Any
 
 IDLE_VAR = "GRADSAFE_WORKER_IDLE"
 DEFAULT_IDLE = 600.0
-# environment read at import by a framework or by Python itself: a server serves clients
+# environment read at import by each framework or by Python itself: a server serves clients
 # whose values are the same (thread counts and XLA_FLAGS are read later, in each worker)
-KEY_PREFIXES = ("JAX_", "KERAS_", "TF_CPP_", "TF_ENABLE_", "CUDA_", "PYTHON", "LD_",
-                "OMP_WAIT_POLICY", "XLA_PYTHON_", "MKL_", "KMP_")
+KEY_PREFIXES: dict[str, tuple[str, ...]] = {
+    "torch": ("TORCH_", "OMP_WAIT_POLICY", "MKL_", "KMP_"),
+    "tensorflow": ("TF_CPP_", "TF_ENABLE_", "TF_USE_"),
+    "jax": ("JAX_", "XLA_PYTHON_")}
+COMMON_PREFIXES = ("PYTHON", "LD_", "CUDA_", "KERAS_")
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 
 
@@ -63,7 +66,8 @@ def key(framework: str, env: dict[str, str]) -> str:
     from gradsafe.run.cache import framework_versions, own_fingerprint
 
     h = hashlib.sha256()
-    fixed = sorted((k, v) for k, v in env.items() if k.startswith(KEY_PREFIXES))
+    prefixes = (*COMMON_PREFIXES, *KEY_PREFIXES[framework])
+    fixed = sorted((k, v) for k, v in env.items() if k.startswith(prefixes))
     h.update(json.dumps([sys.executable, sys.version, own_fingerprint(),
                          framework_versions(framework), framework, fixed]).encode())
     return h.hexdigest()[:20]
@@ -80,6 +84,16 @@ def socket_path(framework: str, env: dict[str, str]) -> Path:
         path = Path("/tmp") / name
     path.parent.mkdir(mode=0o700, exist_ok=True)
     return path
+
+
+def _private(folder: Path) -> bool:
+    """Ours and closed to others: a folder someone else made under that name could hand
+    our runs to a server of theirs."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 # ---------------------------------------------------------------- client side (the pool)
@@ -183,6 +197,7 @@ def _spawn(framework: str, env: dict[str, str], path: Path) -> subprocess.Popen[
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
         start_new_session=True)  # the terminal's Ctrl-C is for the run, not the server
     log.close()
+    _servers[:] = [p for p in _servers if p.poll() is None]  # reap those that quit
     _servers.append(proc)
     return proc
 
@@ -192,6 +207,8 @@ def fork_worker(framework: str, env: dict[str, str], log: IO[bytes],
     """A worker forked by this framework's server, started first if there is none; None
     when there cannot be one (the pool then starts a worker of its own)."""
     path = socket_path(framework, env)
+    if not _private(path.parent):
+        return None
     with _spawning_lock:
         lock = _spawning.setdefault(str(path), threading.Lock())
     with lock:  # one spawn per server, whatever the number of lanes
