@@ -108,9 +108,11 @@ def _config_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--domain", "domain", metavar="LOW,HIGH", default=None,
                      help="Inputs the function is meant for (e.g. 0,inf for distances): "
                           "findings outside are not reported."),
-        click.option("--sweep", "sweep", metavar="NAME|all", default=None,
+        click.option("--sweep", "sweep", metavar="NAME|NAME[C]|all", default=None,
                      help="The argument to sweep (default: the first); the others are "
-                          "bound with --arg. 'all': each required argument in turn."),
+                          "bound with --arg. NAME[C]: column C of NAME's last axis, the "
+                          "rest of each row from --arg NAME=[...]. 'all': each required "
+                          "argument in turn."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)

@@ -28,7 +28,7 @@ BOXES = str(LOSSES / "boxes_torch.py")
 def test_without_options_every_target_is_skipped_with_what_it_needs() -> None:
     """Every function of several tensors in the group, in all three frameworks, is listed
     as skipped with the argument it needs; only the one whose extra argument has a default
-    (quartic_cutoff's radius) is checked as written."""
+    (quartic_cutoff's radius) and the one-tensor smooth-AP sigmoid are checked as written."""
     files = sorted(str(p) for p in LOSSES.glob("*.py"))
     code, report = run_json("check", *files, "--framework", "torch", "--dtype", "float32",
                             "--no-suggest")
@@ -36,12 +36,12 @@ def test_without_options_every_target_is_skipped_with_what_it_needs() -> None:
     for t in report["targets"]:
         by_status.setdefault(str(t["status"]), []).append(t)
     skipped = by_status["skipped"]
-    assert len(skipped) == 3 * 5 + 1  # 5 per framework, softmax_xent in torch
+    assert len(skipped) == 3 * 5 + 1 + 3  # 5 per framework, softmax_xent in torch, boxes_rows
     for t in skipped:
         assert "needs a value for `" in str(t["reason"]), t
         assert "--arg " in str(t["reason"])
     checked = by_status.get("pass", []) + by_status.get("fail", [])
-    assert {str(t["name"]) for t in checked} == {"quartic_cutoff"} | {
+    assert {str(t["name"]) for t in checked} == {"quartic_cutoff", "sigmoid_temp_torch"} | {
         f"quartic_cutoff(radius={v})" for v in ("0.0", "-1.0", "1e-06", "1000.0")}
     assert code & 2 == 0  # skipped is never "could not be checked"
     # the automatic grid sweeps a function's keyword like a constructor argument: findings
@@ -95,10 +95,42 @@ def test_sweep_from_config_finds_the_height_boundary(tmp_path: Path) -> None:
     assert code == 1
 
 
-def test_bad_sweep_value_is_one_line() -> None:
-    proc = run_cli("check", BOXES, "--sweep", "1x")
+@pytest.mark.parametrize("sweep, row, says", [
+    ("1x", None, "expected a parameter name, NAME[INDEX]"),
+    ("boxes1[4]", "[0.0, 0.0, 1.0, 1.0]", "index 4 is out of range for a row of 4"),
+    ("boxes1[..., 1]", None, "needs the rest of the row: pass --arg boxes1=[...]"),
+])
+def test_bad_sweep_value_is_one_line(sweep: str, row: str | None, says: str) -> None:
+    """Bad syntax, an index out of range, a column sweep without its row: one line, exit 2
+    (before any framework starts)."""
+    extra = ["--arg", f"boxes1={row}"] if row else []
+    proc = run_cli("check", str(LOSSES / "boxes_rows_torch.py"), "--sweep", sweep, *extra)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "sweep" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_column_sweep_binds_the_row(tmp_path: Path) -> None:
+    """--sweep boxes1[3] and per-target config `sweep = "boxes1[-1]"`: the same canonical
+    column, reported as boxes1[..., 3]; the row stays bound (it is the rest of the tensor);
+    a target without that parameter sweeps its first as before."""
+    from gradsafe.gate import config
+
+    found = {t.name: t for t in discover_file(str(LOSSES / "boxes_rows_torch.py"))}
+    t = found["aspect_torch"]
+    row = (("boxes1", "[0.0, 0.0, 1.0, 1.0]"), ("boxes2", "(0.0, 0.0, 1.0, 1.0)"))
+    bound = selection.bind(t, Options(args=row, sweep="boxes1[..., 3]"))
+    assert bound.sweep == "boxes1[..., 3]" and bound.label == "aspect_torch[boxes1[..., 3]]"
+    assert dict(bound.args) == dict(row) and selection.missing_args(bound) == ()
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.gradsafe.targets."aspect_torch"]\nsweep = "boxes1[-1]"\n'
+        'args = { boxes1 = [0.0, 0.0, 1.0, 1.0], boxes2 = [0.0, 0.0, 1.0, 1.0] }\n',
+        encoding="utf-8")
+    opts = config.resolve({}, cwd=tmp_path).options
+    assert dict(opts.per_target)["aspect_torch"].sweep == "boxes1[..., -1]"
+    assert selection.bind(t, opts).sweep == "boxes1[..., 3]"
+    assert selection.bind(_box(), Options(sweep="boxes1[3]")).sweep is None  # type: ignore[arg-type]
+    with pytest.raises(selection.SelectionError, match="is not a list of numbers"):
+        selection.bind(t, Options(args=(("boxes1", "'a'"),), sweep="boxes1[..., 0]"))
 
 
 def _box() -> object:

@@ -5,10 +5,15 @@ calls (forward, call, __call__) receives them, which keeps construction, modes, 
 and dtype policies exactly as for a class without arguments.
 
 With --sweep NAME the swept tensor is passed as NAME (by keyword) and the first parameter
-is one of the bound ones. A number bound to a parameter that must be a tensor (annotated
-as one, or rejected as a Python scalar on the first call) becomes a tensor like the swept
-one, filled with the number: same shape and dtype, so shape checks such as
-`_check_same_shape(preds, target)` pass.
+is one of the bound ones. With --sweep NAME[..., C] the target becomes a function of one
+vector x (N,): NAME is the (N, K) tensor whose rows are the given row (--arg NAME=[...])
+with column C replaced by x, so every elementwise check (and the reductions') applies as is
+and the gradient is the one with respect to that coordinate (a box's y2).
+
+A number bound to a parameter that must be a tensor (annotated as one, or rejected as a
+Python scalar on the first call) becomes a tensor like the swept one, filled with the
+number: same shape and dtype, so shape checks such as `_check_same_shape(preds, target)`
+pass; a list of numbers becomes (N, K) rows of it, like x.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from gradsafe.backends.base import TargetError
 from gradsafe.discover.variants import literal
-from gradsafe.model.types import TargetKind
+from gradsafe.model.types import TargetKind, column_sweep
 
 _METHODS: dict[str, str] = {TargetKind.MODULE: "forward", TargetKind.LAYER: "call",
                             TargetKind.NNX: "__call__", TargetKind.TRAX: "forward"}
@@ -32,6 +38,7 @@ def values(args: tuple[tuple[str, str], ...]) -> dict[str, Any]:
 
 Reduce = Callable[[Any, int], Any]  # Backend.sum_trailing
 Fill = Callable[[Any, float], Any]  # Backend.constant: a tensor like x holding a value
+Stack = Callable[[list[Any]], Any]  # Backend.rows: columns stacked along a new last axis
 _TENSOR_WORDS = ("Tensor", "Array", "ndarray")  # annotations that ask for a tensor
 
 
@@ -90,13 +97,17 @@ class _Caller:
     tensors where the target needs them (decided on the first call, then kept)."""
 
     def __init__(self, fn: Any, given: dict[str, Any], sweep: str | None,
-                 fill: Fill | None) -> None:
-        self.given, self.sweep, self.fill = given, sweep, fill
+                 fill: Fill | None, stack: Stack | None = None) -> None:
+        self.given, self.sweep, self.fill, self.stack = given, sweep, fill, stack
+        self.column = column_sweep(sweep)
+        if self.column is not None and (fill is None or stack is None):
+            raise TargetError(f"sweeping {sweep} needs a framework that builds tensors")
         # a parameter whose default is a number (radius=1.0) is an option, not a tensor:
         # a value it rejects (radius=0.0: ZeroDivisionError) is not rescued as a tensor
         options = _numeric_defaults(fn)
         self.numbers = {k for k, v in given.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        if (_number(v) or (stack is not None and _row(v)))
+                        and (self.column is None or k != self.column[0])
                         and k not in options}
         annotated = _annotated_tensors(fn, self.numbers) if fill is not None else set()
         # None: undecided (no annotation says so; try the numbers as given first)
@@ -119,12 +130,34 @@ class _Caller:
               kw: dict[str, Any], tensors: set[str]) -> Any:
         values = dict(self.given)
         for k in tensors:
-            assert self.fill is not None
-            values[k] = self.fill(x, float(self.given[k]))
+            values[k] = self._like(x, self.given[k])
         values.update(kw)
+        if self.column is not None:
+            name, col = self.column
+            row = [self._like(x, v) for v in self.given[name]]
+            row[col] = x
+            assert self.stack is not None
+            return call(*rest, **{**values, name: self.stack(row)})
         if self.sweep is not None:
             return call(*rest, **{self.sweep: x}, **values)
         return call(x, *rest, **values)
+
+
+    def _like(self, x: Any, value: Any) -> Any:
+        """A number as a tensor like x; a row of numbers as (N, K) rows like x's."""
+        assert self.fill is not None
+        if isinstance(value, (list, tuple)):
+            assert self.stack is not None
+            return self.stack([self.fill(x, float(v)) for v in value])
+        return self.fill(x, float(value))
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _row(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and bool(v) and all(_number(e) for e in v)
 
 
 def _per_element(y: Any, x: Any, reduce: Reduce | None) -> Any:
@@ -140,10 +173,11 @@ def _per_element(y: Any, x: Any, reduce: Reduce | None) -> Any:
 
 def bind(obj: Any, kind: str, args: tuple[tuple[str, str], ...],
          reduce: Reduce | None = None, sweep: str | None = None,
-         fill: Fill | None = None) -> Any:
+         fill: Fill | None = None, stack: Stack | None = None) -> Any:
     """`obj` called with the target's extra arguments; with `reduce`, outputs that add
     trailing axes per element become one value per element; with `sweep`, x is passed as
-    that parameter; with `fill`, numbers become tensors like x where needed."""
+    that parameter (or as that column of it); with `fill` (and `stack`), numbers (and rows
+    of numbers) become tensors like x where needed."""
     if not args and reduce is None and sweep is None:
         return obj
     given = values(args)
@@ -153,7 +187,7 @@ def bind(obj: Any, kind: str, args: tuple[tuple[str, str], ...],
         method = _METHODS.get(kind) or next(
             (m for m in ("forward", "call", "__call__") if m in vars(obj)), "__call__")
         inner = getattr(obj, method)
-        caller = _Caller(inner, given, sweep, fill)
+        caller = _Caller(inner, given, sweep, fill, stack)
 
         @functools.wraps(inner)  # frameworks read the signature (Keras: training, mask)
         def call(self: Any, x: Any, *rest: Any, **kw: Any) -> Any:
@@ -167,7 +201,7 @@ def bind(obj: Any, kind: str, args: tuple[tuple[str, str], ...],
     if not callable(obj):
         return obj
 
-    caller = _Caller(obj, given, sweep, fill)
+    caller = _Caller(obj, given, sweep, fill, stack)
 
     @functools.wraps(obj)
     def bound(x: Any, *rest: Any, **kw: Any) -> Any:

@@ -50,12 +50,13 @@ from gradsafe.numerics.floats import F64, info
 def resolve(target: Target, backend: Backend | None = None) -> Any:
     reduce = backend.sum_trailing if backend is not None and not _custom(target) else None
     fill = backend.constant if backend is not None else None
+    stack = backend.rows if backend is not None else None
     if target.kind == TargetKind.BUILTIN:
         return calls.bind(resolve_dotted(target.name), target.kind, target.args, reduce,
-                          target.sweep, fill)
+                          target.sweep, fill, stack)
     assert target.file is not None
     obj = calls.bind(load_target(target.file, target.name), target.kind, target.args, reduce,
-                     target.sweep, fill)
+                     target.sweep, fill, stack)
     if target.kind == TargetKind.ARRAY_API and backend is not None:
         return bind_namespace(obj, backend.array_namespace())
     return obj
@@ -206,7 +207,7 @@ def explain(backend: Backend, target: Target, obj: Any, findings: list[Finding],
     if traced is not None:
         traced.obj = calls.bind(traced.obj, target.kind, target.args,
                                 None if _custom(target) else backend.sum_trailing,
-                                target.sweep, backend.constant)
+                                target.sweep, backend.constant, backend.rows)
     if traced is not None and target.kind == TargetKind.ARRAY_API:
         traced.obj = bind_namespace(traced.obj, backend.array_namespace())
     found = locate.refine(backend, target, traced, make, findings)

@@ -19,11 +19,23 @@ import numpy as np
 from gradsafe.backends.base import WIDTH, Backend, Fn, ShapeError
 from gradsafe.check import rows, second
 from gradsafe.check.analyse import Counter
-from gradsafe.check.common import explain, require_float, result, sweep_dtypes
+from gradsafe.check.common import (
+    explain,
+    require_float,
+    result,
+    sweep_dtypes,
+    target_location,
+)
 from gradsafe.check.exhaustive import Tick
 from gradsafe.model.types import Options, Target, TargetResult
 
 _SMALL = 8  # elements in the vectors the tests below use
+# --order 2 on a reduction that mixes its elements: its second derivatives form a full
+# Hessian, not one f'' per element
+MIXED_ORDER2 = ("order 2: not checked: this reduction mixes its elements, so its second "
+                "derivative is a full Hessian (d2/dx_i dx_j != 0), not one f'' per element; "
+                "second derivatives are swept for elementwise functions and separable "
+                "reductions")
 
 
 def reduces(backend: Backend, fn64: Fn) -> bool:
@@ -78,9 +90,10 @@ def check_reduction(backend: Backend, target: Target, options: Options, obj: Any
     if not separable(backend, fn64):
         res = rows.check_rows(backend, target, options, obj, counter, tick, seen,
                               wrap=backend.per_element)
-        return replace(res, notes=(*res.notes, "reduction: it mixes the elements it reduces "
-                                   "(not a sum or mean of per-element terms): each row of "
-                                   f"{rows.ROW} checked alone, as a batch of one"))
+        mixed = ("reduction: it mixes the elements it reduces (not a sum or mean of "
+                 f"per-element terms): each row of {rows.ROW} checked alone, as a batch of one")
+        order2 = (MIXED_ORDER2,) if options.order == 2 else ()
+        return replace(res, notes=(*res.notes, mixed, *order2))
 
     def build(dtype: str) -> tuple[Fn, str | None]:
         fn, note = backend.instantiate(obj, target.kind, dtype)
@@ -99,5 +112,14 @@ def check_reduction(backend: Backend, target: Target, options: Options, obj: Any
     notes.append("reduction: a sum or mean of per-element terms (separable); each element "
                  "checked alone, as a batch of one")
     if options.order == 2:
-        notes.append(second.NOT_ELEMENTWISE)
+        # separable: the Hessian is diagonal and its diagonal is each term's own f'', the
+        # double backward of the term of each element alone (the same per-element map)
+        def build2(dtype: str) -> tuple[Fn, int]:
+            return build(dtype)[0], WIDTH
+
+        more, extra = second.check_order2(backend, target, build2, options,
+                                          target_location(target), counter, tick)
+        findings += second.explain2(backend, target, obj, more, lambda o, dt: (
+            spread(backend, backend.instantiate(o, target.kind, dt)[0]), WIDTH))
+        notes += extra
     return result(target, backend.name, tuple(findings), tuple(notes), options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from gradsafe.discover.variants import literal
 from gradsafe.model.types import (
     Finding,
     Options,
@@ -18,6 +19,8 @@ from gradsafe.model.types import (
     Target,
     TargetResult,
     TargetSettings,
+    column_sweep,
+    column_text,
     fails,
 )
 
@@ -65,9 +68,35 @@ def bind(target: Target, options: Options) -> Target:
     domain = own.domain or options.domain
     bound = dataclasses.replace(target, args=tuple(sorted(args.items())), domain=domain)
     sweep = own.sweep or options.sweep
+    column = column_sweep(sweep)
+    if column is not None:
+        return _column(bound, *column) if column[0] in (*target.inputs, *target.accepts) \
+            else swept(bound, None)
     # the first parameter is swept by default; another only where the target has it
     return swept(bound, sweep if sweep in target.inputs[1:] or sweep in target.accepts
                  else None)
+
+
+def _column(target: Target, name: str, col: int) -> Target:
+    """The target with column `col` of `name` swept: the rest of each row is the value
+    given for `name` (a list of numbers), which must be there and long enough."""
+    where = f"--sweep {column_text(name, col)} ({target.name})"
+    given = dict(target.args)
+    if name not in given:
+        raise SelectionError(f"{where}: needs the rest of the row: pass --arg "
+                             f"{name}=[...] (e.g. {name}=[0.0, 0.0, 1.0, 1.0])")
+    try:
+        row = literal(given[name])
+    except ValueError:
+        row = None
+    if not isinstance(row, (list, tuple)) or not row or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
+        raise SelectionError(f"{where}: {name}={given[name]} is not a list of numbers")
+    if not -len(row) <= col < len(row):
+        raise SelectionError(f"{where}: index {col} is out of range for a row of "
+                             f"{len(row)}")
+    col %= len(row)
+    return dataclasses.replace(target, sweep=column_text(name, col))
 
 
 def swept(target: Target, name: str | None) -> Target:
@@ -107,7 +136,9 @@ def missing_args(target: Target) -> tuple[str, ...]:
     itself when another one is swept."""
     given = {k for k, _ in target.args}
     needs = target.needs
-    if target.sweep is not None and target.inputs:
+    if column_sweep(target.sweep) is not None and target.inputs:
+        needs = tuple(dict.fromkeys((target.inputs[0], *needs)))  # the row is given
+    elif target.sweep is not None and target.inputs:
         needs = (target.inputs[0], *(n for n in needs if n != target.sweep))
     return tuple(n for n in needs if n not in given)
 

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 import numpy as np
 
 from gradsafe.discover.params import COUNT_NAMES
-from gradsafe.discover.selection import missing_args
 from gradsafe.model.types import Options, ParamSpec, ParamValue, Target, TargetKind, Variant
 
 TINY = 1e-6
@@ -115,6 +114,9 @@ def function_settings(target: Target, options: Options) -> list[Target]:
         out.append(dataclasses.replace(
             target, args=tuple(sorted((*target.args, *pairs))),
             setting="(" + ", ".join(f"{n}={v}" for n, v in pairs) + ")") if pairs else target)
+    # selection imports this module (literal): imported here, where it is used
+    from gradsafe.discover.selection import missing_args
+
     given = bound | {name for name, _ in chosen}
     if not options.param_sweep or missing_args(target):
         return out  # a function skipped for a missing argument is skipped once

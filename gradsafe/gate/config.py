@@ -27,6 +27,8 @@ from gradsafe.model.types import (
     Options,
     ParamValue,
     TargetSettings,
+    column_sweep,
+    column_text,
 )
 
 if sys.version_info >= (3, 11):
@@ -149,9 +151,14 @@ def _string(value: Any, key: str) -> str:
 
 
 def _sweep(value: Any, key: str) -> str:
-    """A parameter name, or `all`."""
+    """A parameter name, `all`, or a column of one, `NAME[C]` / `NAME[..., C]` (kept in the
+    canonical spelling `NAME[..., C]`)."""
+    column = column_sweep(value) if isinstance(value, str) else None
+    if column is not None:
+        return column_text(*column)
     if not isinstance(value, str) or not value.isidentifier():
-        raise ConfigError(f"{key}: expected a parameter name or 'all', got {json.dumps(value)}")
+        raise ConfigError(f"{key}: expected a parameter name, NAME[INDEX] or 'all', got "
+                          f"{json.dumps(value)}")
     return value
 
 

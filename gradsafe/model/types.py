@@ -6,6 +6,7 @@ reporters format them for the dtype they belong to.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
@@ -178,7 +179,9 @@ class Target:
     needs: tuple[str, ...] = ()  # required parameters beyond x (each needs an --arg)
     domain: tuple[float, float] | None = None  # inputs outside are not reported (--domain)
     inputs: tuple[str, ...] = ()  # required positional parameters, x first (--sweep)
-    sweep: str | None = None  # the parameter swept instead of the first (--sweep NAME)
+    # the parameter swept instead of the first (--sweep NAME), or one column of it along
+    # the last axis, "boxes1[..., 3]" (see column_sweep)
+    sweep: str | None = None
     setting: str = ""  # a function's keyword values set by --param: "(radius=0.04)"
     grid: tuple[str, ...] = ()  # keywords whose value here the automatic grid chose
 
@@ -199,6 +202,21 @@ class Target:
         if self.kind == TargetKind.LAYER and self.frameworks == PORTABLE:
             return "keras_ops"
         return framework
+
+
+_COLUMN = re.compile(r"^\s*([A-Za-z_]\w*)\s*\[\s*(?:\.\.\.\s*,\s*)?(-?\d+)\s*\]\s*$")
+
+
+def column_sweep(sweep: str | None) -> tuple[str, int] | None:
+    """`NAME[C]` or `NAME[..., C]`: sweep column C of NAME's last axis (a box's y2); None
+    for a plain parameter name."""
+    m = _COLUMN.match(sweep or "")
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def column_text(name: str, col: int) -> str:
+    """The canonical spelling reports use: boxes1[..., 3]."""
+    return f"{name}[..., {col}]"
 
 
 @dataclass(frozen=True)

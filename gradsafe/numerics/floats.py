@@ -210,8 +210,8 @@ def json_number(value: float, dtype: str) -> float | str:
 
 def describe_range(low: float, high: float, d: DTypeInfo, dtype: str) -> str:
     lo, hi = display(low, dtype), display(high, dtype)
-    if low == high:
-        return f"x = {lo}"
+    if low == high:  # -0.0 == 0.0: a range of both zeros names both
+        return f"x = {lo}" if lo == hi else f"x = {lo} or {hi}"
     if abs(high) >= d.max and high > 0 and not np.isinf(low):
         return f"x >= {lo}"
     if abs(low) >= d.max and low < 0 and not np.isinf(high):
