@@ -135,3 +135,18 @@ def test_github_escaping() -> None:
     line = command("warning", {"file": "dir,1/a:b.py", "line": 3, "title": "GS203"},
                    "two\nlines")
     assert line == "::warning file=dir%2C1/a%3Ab.py,line=3,title=GS203::two%0Alines"
+
+
+def test_a_grid_value_with_only_repeated_findings_is_listed_with_verbose_only() -> None:
+    from gradsafe.model.types import REPEATS_NOTE, TargetResult
+    from gradsafe.report.text import render
+
+    repeat = TargetResult("elu(alpha=0.0)", "act.py", 5, "torch", "pass", None,
+                          notes=(f"3 findings {REPEATS_NOTE}",))
+    other = TargetResult("elu(alpha=1e-06)", "act.py", 5, "torch", "pass", None,
+                         notes=("rejected alpha=1e-06: not checked",))
+    report = Report((repeat, other), ("float32",), 1e4, "error")
+    plain = render(report)
+    assert "elu(alpha=0.0)" not in plain and "elu(alpha=1e-06)" in plain
+    assert "2 checked" in plain  # still counted
+    assert "elu(alpha=0.0)" in render(report, verbose=True)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from gradsafe.discover.variants import literal
 from gradsafe.model.types import (
+    REPEATS_NOTE,
     Finding,
     Options,
     Status,
@@ -232,8 +233,7 @@ def grid_repeats(targets: Iterable[Target], results: Iterable[TargetResult],
             out.append(r)
             continue
         left = len(r.findings) - len(kept)
-        note = (f"{left} finding{'s' * (left != 1)} the same as at the defaults not repeated "
-                "here (see the defaults' result)")
+        note = f"{left} finding{'s' * (left != 1)} {REPEATS_NOTE}"
         status: Status = "fail" if any(fails(f.severity, fail_on) for f in kept) else "pass"
         out.append(dataclasses.replace(r, findings=kept, notes=(*r.notes, note),
                                        status=status))

@@ -265,6 +265,12 @@ class TargetSettings:
     sweep: str | None = None
 
 
+# the note on a grid value's result whose findings the defaults already have (see
+# discover.selection.grid_repeats); the text report lists such a result only with -v when
+# nothing else is left in it
+REPEATS_NOTE = "the same as at the defaults not repeated here (see the defaults' result)"
+
+
 @dataclass(frozen=True)
 class TargetResult:
     name: str

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from gradsafe.model.codes import BY_CODE, FRAMEWORK_DISAGREEMENT, NO_GRADIENT, PARAMETER_GRADIENT
 from gradsafe.model.types import (
+    REPEATS_NOTE,
     Comparison,
     Difference,
     Finding,
@@ -251,6 +252,8 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
         if quiet and not any(r.status == "error" or any(
                 f.severity != "info" or show_info for f in r.findings) for r in results):
             continue
+        if not verbose and all(_only_repeats(r) for r in results):
+            continue  # a grid value that brings nothing new: counted in the summary only
         _block(console, results, show_info, verbose)
     for c in report.comparisons:
         _comparison(console, c, verbose)
@@ -292,6 +295,11 @@ def render(report: Report, color: bool = False, *, quiet: bool = False, verbose:
         summary.append(f"; {len(report.suppressed)} suppressed ({by_baseline} by the baseline)")
     console.print(summary)
     return _plain(buf.getvalue(), color)
+
+
+def _only_repeats(r: TargetResult) -> bool:
+    return (r.status == "pass" and not r.findings and bool(r.notes)
+            and all(n.endswith(REPEATS_NOTE) for n in r.notes))
 
 
 def _plain(text: str, color: bool) -> str:
