@@ -19,7 +19,7 @@ from conftest import FIXTURES, run_cli, run_json
 
 from gradsafe.discover import selection
 from gradsafe.discover.targets import discover_file
-from gradsafe.model.types import Options, TargetSettings
+from gradsafe.model.types import Options, TargetSettings, missing_args
 
 LOSSES = FIXTURES / "losses"
 BOXES = str(LOSSES / "boxes_torch.py")
@@ -120,7 +120,7 @@ def test_column_sweep_binds_the_row(tmp_path: Path) -> None:
     row = (("boxes1", "[0.0, 0.0, 1.0, 1.0]"), ("boxes2", "(0.0, 0.0, 1.0, 1.0)"))
     bound = selection.bind(t, Options(args=row, sweep="boxes1[..., 3]"))
     assert bound.sweep == "boxes1[..., 3]" and bound.label == "aspect_torch[boxes1[..., 3]]"
-    assert dict(bound.args) == dict(row) and selection.missing_args(bound) == ()
+    assert dict(bound.args) == dict(row) and missing_args(bound) == ()
     (tmp_path / "pyproject.toml").write_text(
         '[tool.gradsafe.targets."aspect_torch"]\nsweep = "boxes1[-1]"\n'
         'args = { boxes1 = [0.0, 0.0, 1.0, 1.0], boxes2 = [0.0, 0.0, 1.0, 1.0] }\n',
@@ -151,19 +151,19 @@ def test_bind_and_sweeps() -> None:
     opts = Options(args=(("x1", "0"), ("y1", "0"), ("x2", "1"), ("y2", "1")))
     bound = selection.bind(t, opts)  # type: ignore[arg-type]
     assert bound.sweep is None and "x1" not in dict(bound.args)  # x1 is the input
-    assert selection.missing_args(bound) == ()
+    assert missing_args(bound) == ()
     swept = selection.bind(t, dataclasses.replace(opts, sweep="y2"))  # type: ignore[arg-type]
     assert swept.sweep == "y2" and swept.label == "box_aspect_loss[y2]"
     assert dict(swept.args) == {"x1": "0", "y1": "0", "x2": "1"}
     every = selection.sweeps(bound, dataclasses.replace(opts, sweep="all"))
     assert [s.label for s in every] == ["box_aspect_loss", "box_aspect_loss[y1]",
                                         "box_aspect_loss[x2]", "box_aspect_loss[y2]"]
-    assert all(selection.missing_args(s) == () for s in every)
+    assert all(missing_args(s) == () for s in every)
     assert [dict(s.args).get(s.sweep or "x1") for s in every] == [None] * 4
     own = dataclasses.replace(Options(), per_target=(("box_aspect_loss",
                                                       TargetSettings(sweep="x2")),))
     assert selection.bind(t, own).sweep == "x2"  # type: ignore[arg-type]
-    assert selection.missing_args(selection.bind(t, own)) == ("x1", "y1", "y2")  # type: ignore[arg-type]
+    assert missing_args(selection.bind(t, own)) == ("x1", "y1", "y2")  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

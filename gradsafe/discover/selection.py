@@ -132,18 +132,6 @@ def options_for(target: Target, options: Options) -> Options:
     return dataclasses.replace(options, param_values=tuple(merged.items()))
 
 
-def missing_args(target: Target) -> tuple[str, ...]:
-    """Required parameters without a value: those beyond x, and the first parameter
-    itself when another one is swept."""
-    given = {k for k, _ in target.args}
-    needs = target.needs
-    if column_sweep(target.sweep) is not None and target.inputs:
-        needs = tuple(dict.fromkeys((target.inputs[0], *needs)))  # the row is given
-    elif target.sweep is not None and target.inputs:
-        needs = (target.inputs[0], *(n for n in needs if n != target.sweep))
-    return tuple(n for n in needs if n not in given)
-
-
 def needs_text(names: Iterable[str]) -> str:
     names = list(names)
     listed = ", ".join(f"`{n}`" for n in names)

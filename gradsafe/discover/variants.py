@@ -19,7 +19,15 @@ from collections.abc import Iterable
 import numpy as np
 
 from gradsafe.discover.params import COUNT_NAMES
-from gradsafe.model.types import Options, ParamSpec, ParamValue, Target, TargetKind, Variant
+from gradsafe.model.types import (
+    Options,
+    ParamSpec,
+    ParamValue,
+    Target,
+    TargetKind,
+    Variant,
+    missing_args,
+)
 
 TINY = 1e-6
 LARGE = 1e3
@@ -114,8 +122,6 @@ def function_settings(target: Target, options: Options) -> list[Target]:
         out.append(dataclasses.replace(
             target, args=tuple(sorted((*target.args, *pairs))),
             setting="(" + ", ".join(f"{n}={v}" for n, v in pairs) + ")") if pairs else target)
-    # selection imports this module (literal): imported here, where it is used
-    from gradsafe.discover.selection import missing_args
 
     given = bound | {name for name, _ in chosen}
     if not options.param_sweep or missing_args(target):

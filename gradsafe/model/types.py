@@ -404,3 +404,15 @@ class Report:
             if any(f.fails(self.fail_on) for f in c.findings):
                 code |= 1
         return code
+
+
+def missing_args(target: Target) -> tuple[str, ...]:
+    """Required parameters without a value: those beyond x, and the first parameter
+    itself when another one is swept."""
+    given = {k for k, _ in target.args}
+    needs = target.needs
+    if column_sweep(target.sweep) is not None and target.inputs:
+        needs = tuple(dict.fromkeys((target.inputs[0], *needs)))  # the row is given
+    elif target.sweep is not None and target.inputs:
+        needs = (target.inputs[0], *(n for n in needs if n != target.sweep))
+    return tuple(n for n in needs if n not in given)

@@ -8,7 +8,15 @@ from gradsafe.discover import selection, variants
 from gradsafe.discover.targets import discover
 from gradsafe.gate import filters
 from gradsafe.model.samples import Group, GroupData
-from gradsafe.model.types import FRAMEWORKS, Options, Report, Target, TargetKind, TargetResult
+from gradsafe.model.types import (
+    FRAMEWORKS,
+    Options,
+    Report,
+    Target,
+    TargetKind,
+    TargetResult,
+    missing_args,
+)
 from gradsafe.run import cache, pool, shard
 from gradsafe.run.interrupt import is_partial
 from gradsafe.run.samples import collect, plot_groups, sample_jobs
@@ -27,7 +35,7 @@ def plan_jobs(targets: Iterable[Target], options: Options) -> tuple[list[pool.Jo
         if t.error is not None:
             errors.append(selection.stopped(t, t.error))
             continue
-        missing = selection.missing_args(t)
+        missing = missing_args(t)
         if missing:
             errors.append(selection.stopped(t, selection.needs_text(missing)))
             continue

@@ -36,6 +36,9 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
+from gradsafe.run import worker
+from gradsafe.run.cache import framework_versions, own_fingerprint
+
 IDLE_VAR = "GRADSAFE_WORKER_IDLE"
 DEFAULT_IDLE = 600.0
 # environment read at import by each framework or by Python itself: a server serves clients
@@ -63,8 +66,6 @@ def usable(framework: str, device: str) -> bool:
 
 
 def key(framework: str, env: dict[str, str]) -> str:
-    from gradsafe.run.cache import framework_versions, own_fingerprint
-
     h = hashlib.sha256()
     prefixes = (*COMMON_PREFIXES, *KEY_PREFIXES[framework])
     fixed = sorted((k, v) for k, v in env.items() if k.startswith(prefixes))
@@ -297,8 +298,6 @@ def _worker(conn: socket.socket, log_fd: int, header: dict[str, Any], framework:
         sys.argv = [str(Path(__file__).with_name("worker.py")), framework]
         _threads(framework)
         os.write(1, (json.dumps({"pid": os.getpid()}) + "\n").encode())
-        from gradsafe.run import worker
-
         code = worker.main([framework])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
