@@ -60,9 +60,11 @@ def idle_seconds() -> float:
 
 
 def usable(framework: str, device: str) -> bool:
-    """Fork needs a POSIX system; a GPU context must not be shared by forked children."""
-    return (framework in FRAMEWORKS and device == "cpu" and hasattr(os, "fork")
-            and hasattr(socket, "AF_UNIX") and idle_seconds() > 0)
+    """Linux only: macOS system libraries are not safe to use in a child forked after they
+    were loaded (Python's multiprocessing stopped forking there for that reason). A GPU
+    context must not be shared by forked children."""
+    return (framework in FRAMEWORKS and device == "cpu" and sys.platform.startswith("linux")
+            and idle_seconds() > 0)
 
 
 def key(framework: str, env: dict[str, str]) -> str:
