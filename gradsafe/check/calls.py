@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gradsafe.backends.base import TargetError
-from gradsafe.discover.variants import literal
+from gradsafe.discover.variants import is_number, literal
 from gradsafe.model.types import TargetKind, column_sweep
 
 _METHODS: dict[str, str] = {TargetKind.MODULE: "forward", TargetKind.LAYER: "call",
@@ -61,8 +61,7 @@ def _numeric_defaults(fn: Any) -> set[str]:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return set()
-    return {n for n, p in params.items() if isinstance(p.default, (int, float))
-            and not isinstance(p.default, bool)}
+    return {n for n, p in params.items() if is_number(p.default)}
 
 
 def _optional(fn: Any, given: dict[str, Any]) -> inspect.Signature | None:
@@ -106,7 +105,7 @@ class _Caller:
         # a value it rejects (radius=0.0: ZeroDivisionError) is not rescued as a tensor
         options = _numeric_defaults(fn)
         self.numbers = {k for k, v in given.items()
-                        if (_number(v) or (stack is not None and _row(v)))
+                        if (is_number(v) or (stack is not None and _row(v)))
                         and (self.column is None or k != self.column[0])
                         and k not in options}
         annotated = _annotated_tensors(fn, self.numbers) if fill is not None else set()
@@ -142,7 +141,6 @@ class _Caller:
             return call(*rest, **{self.sweep: x}, **values)
         return call(x, *rest, **values)
 
-
     def _like(self, x: Any, value: Any) -> Any:
         """A number as a tensor like x; a row of numbers as (N, K) rows like x's."""
         assert self.fill is not None
@@ -152,12 +150,8 @@ class _Caller:
         return self.fill(x, float(value))
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _row(v: Any) -> bool:
-    return isinstance(v, (list, tuple)) and bool(v) and all(_number(e) for e in v)
+    return isinstance(v, (list, tuple)) and bool(v) and all(is_number(e) for e in v)
 
 
 def _per_element(y: Any, x: Any, reduce: Reduce | None) -> Any:

@@ -23,7 +23,7 @@ from gradsafe.check.common import (
     target_location,
 )
 from gradsafe.check.exhaustive import Tick
-from gradsafe.check.param_sweep import at_grid, check_variant
+from gradsafe.check.param_sweep import at_grid, check_variant, one_line_error, rejected
 from gradsafe.model.types import Options, Target, TargetResult
 
 
@@ -39,12 +39,13 @@ def check(backend: Backend, target: Target, options: Options,
     which = ", ".join(f"{k}={values[k]}" for k in target.grid)
     try:
         res = _check(backend, target, options, counter, tick, seen)
-    except Exception as exc:
+    except NotATarget as exc:  # its text says what the target is not
         text = str(exc).strip().splitlines()
-        why = (text[0] if isinstance(exc, NotATarget) else
-               f"{type(exc).__name__}: {text[0]}") if text else type(exc).__name__
         return result(target, backend.name, (), (
-            f"not checked: {target.name} rejects {which} ({why})",), options)
+            rejected(target.name, which, text[0] if text else type(exc).__name__),), options)
+    except Exception as exc:
+        return result(target, backend.name, (), (
+            rejected(target.name, which, one_line_error(exc)),), options)
     return result(target, backend.name, tuple(at_grid(f, which) for f in res.findings),
                   res.notes, options)
 

@@ -149,7 +149,7 @@ def check_variant(backend: Backend, target: Target, options: Options,
                 if not _unsupported(exc):
                     raise
                 notes.append(f"{dtype}: not checked: the framework has no {dtype} kernel "
-                             f"here ({_one_line(exc)})")
+                             f"here ({one_line_error(exc)})")
                 continue
             if inst.note:
                 notes.append(f"{dtype}: {inst.note}")
@@ -174,7 +174,7 @@ def check_variant(backend: Backend, target: Target, options: Options,
     except Exception as exc:
         if v.params == v.defaults:
             raise
-        note = f"not checked: {target.name} rejects {changed(v)} ({_one_line(exc)})"
+        note = rejected(target.name, changed(v), one_line_error(exc))
         res = result(target, backend.name, (), (note,), options)
         return dataclasses.replace(res, name=v.label, variant=v)
     def make(o: Any, dt: str) -> tuple[Any, int]:
@@ -299,7 +299,12 @@ def _unsupported(exc: Exception) -> bool:
     return "not implemented for" in str(exc)
 
 
-def _one_line(exc: Exception) -> str:
+def rejected(name: str, which: str, why: str) -> str:
+    """The note for a value of the grid (or of --param) that the target rejects."""
+    return f"not checked: {name} rejects {which} ({why})"
+
+
+def one_line_error(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 

@@ -208,10 +208,6 @@ def dotted_name(node: ast.expr) -> str | None:
 
 def framework_file(module: str) -> Path | None:
     """The source file of a framework module, located without importing it."""
-    return _module_file(module)
-
-
-def _module_file(module: str) -> Path | None:
     top, *rest = module.split(".")
     try:
         spec = importlib.util.find_spec(top)  # a top-level name: locates, does not import
@@ -249,7 +245,7 @@ def find_class(dotted: str, depth: int = 0) -> tuple[ast.ClassDef, str] | None:
     module, _, name = dotted.rpartition(".")
     if not module or depth > _MAX_DEPTH:
         return None
-    path = _module_file(module)
+    path = framework_file(module)
     tree = _parse(path) if path else None
     if tree is None or path is None:
         return None
@@ -312,7 +308,7 @@ def _walk_bases(cls: ast.ClassDef, local: dict[str, ast.ClassDef],
         if found is None:
             continue
         fcls, fmodule = found
-        fpath = _module_file(fmodule)
+        fpath = framework_file(fmodule)
         ftree = _parse(fpath) if fpath else None
         if ftree is None:
             continue
@@ -348,7 +344,7 @@ def builtin_info(dotted: str) -> ClassInfo | None:
     if found is None:
         return None
     cls, module = found
-    path = _module_file(module)
+    path = framework_file(module)
     tree = _parse(path) if path else None
     if tree is None:
         return None

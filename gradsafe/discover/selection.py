@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from gradsafe.discover.variants import literal
+from gradsafe.discover.variants import is_number, literal
 from gradsafe.model.types import (
     REPEATS_NOTE,
     Finding,
@@ -90,8 +90,7 @@ def _column(target: Target, name: str, col: int) -> Target:
         row = literal(given[name])
     except ValueError:
         row = None
-    if not isinstance(row, (list, tuple)) or not row or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
+    if not isinstance(row, (list, tuple)) or not row or not all(is_number(v) for v in row):
         raise SelectionError(f"{where}: {name}={given[name]} is not a list of numbers")
     if not -len(row) <= col < len(row):
         raise SelectionError(f"{where}: index {col} is out of range for a row of "
@@ -169,18 +168,23 @@ def one_per_file(results: Iterable[TargetResult]) -> list[TargetResult]:
     return out
 
 
+def _function_key(t: Target) -> tuple[str | None, str, str | None]:
+    """A function as written, whatever its grid value: file, name and swept argument."""
+    return t.file, t.name, t.sweep
+
+
+def _by_label(targets: Iterable[Target]) -> dict[tuple[str | None, str], Target]:
+    return {(t.file, t.label): t for t in targets}
+
 
 def grid_of_skipped(targets: Iterable[Target],
                     results: Iterable[TargetResult]) -> list[TargetResult]:
     """Results less the automatic-grid settings of a function that is skipped as written
     (a helper that raises on a float vector) or could not be checked (it timed out): it is
     listed once, with its reason, not once more per grid value."""
-    by_label = {(t.file, t.label): t for t in targets}
+    by_label = _by_label(targets)
     results = list(results)
-
-    def key(t: Target) -> tuple[str | None, str, str | None]:
-        return t.file, t.name, t.sweep
-
+    key = _function_key
     # per framework (None: skipped before any worker, for every framework)
     skipped = {(key(t), r.framework) for r in results if r.status in ("skipped", "error")
                and (t := by_label.get((r.file, r.name))) is not None and not t.grid}
@@ -195,11 +199,9 @@ def grid_repeats(targets: Iterable[Target], results: Iterable[TargetResult],
     (same code, kind, dtype and range: `elu(x, alpha)` leaks from x = 88.72284 at every
     alpha) are not repeated; a note says how many were left out. Findings that the value
     changes or brings stay, as warnings naming it."""
-    by_label = {(t.file, t.label): t for t in targets}
+    by_label = _by_label(targets)
     results = list(results)
-
-    def key(t: Target) -> tuple[str | None, str, str | None]:
-        return t.file, t.name, t.sweep
+    key = _function_key
 
     def same(f: Finding) -> tuple[object, ...]:
         return f.code, f.kind, f.dtype, f.range, f.order

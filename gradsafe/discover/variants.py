@@ -41,6 +41,11 @@ class VariantError(Exception):
     """A --param value cannot be used (unknown argument)."""
 
 
+def is_number(value: object) -> bool:
+    """An int or a float, not a bool (True is an int to isinstance)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def literal(text: str) -> object:
     """A Python literal as written (1 stays an int, 1.0 a float; strings, bools, tuples,
     None; inf and nan as words); ValueError when it is not one."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradsafe.discover.variants import literal
+from gradsafe.discover.variants import is_number, literal
 from gradsafe.model.codes import CODES
 from gradsafe.model.types import (
     DEFAULT_DTYPES,
@@ -114,7 +114,7 @@ def _codes(value: Any, key: str) -> tuple[str, ...]:
 
 def _positive(kind: type) -> Callable[[Any, str], float]:
     def parse(value: Any, key: str) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = is_number(value)
         if kind is int:
             ok = ok and isinstance(value, int)
         if not ok or not value > 0 or value != value or value == float("inf"):
@@ -223,7 +223,7 @@ def _param_values(value: Any, key: str) -> tuple[tuple[str, tuple[ParamValue, ..
     out = []
     for name, raw in sorted(value.items()):
         items = raw if isinstance(raw, list) else [raw]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+        if not all(is_number(v) for v in items):
             raise ConfigError(f"{key}.{name}: expected a number or a list of numbers")
         out.append((str(name), tuple(items)))
     return tuple(out)

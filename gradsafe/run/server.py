@@ -220,10 +220,13 @@ def fork_worker(framework: str, env: dict[str, str], log: IO[bytes],
             proc = _spawn(framework, env, path)
             deadline = time.monotonic() + timeout
             while conn is None and time.monotonic() < deadline:
+                # read before connecting: a server that quit after another one won the race
+                # for its key has left that one listening
+                ended = proc.poll() is not None
                 conn = _connect(path)
                 if conn is None:
-                    if proc.poll() is not None and _connect(path) is None:
-                        return None  # it could not import the framework, or lost a race
+                    if ended:
+                        return None  # it could not import the framework
                     time.sleep(0.02)
     if conn is None:
         return None
